@@ -1,0 +1,3 @@
+from mnistloc.cli import main
+
+raise SystemExit(main())

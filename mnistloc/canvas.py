@@ -1,0 +1,264 @@
+"""Canvases of MNIST digits for the four cases, made in whole batches.
+
+A canvas is ``size x size`` uint8, black, with 28x28 digits pasted at uniform
+random integer positions fully inside; the digits' 28x28 frames never overlap,
+so neither does their ink. The cases (``../shared/DESIGN.md``):
+
+1. one digit of one class (``digit``, default 1): its box;
+2. empty, one or two digits of any class: presence, and the union box;
+3. one digit of any class: its class and box;
+4. empty, one or two digits of any class: count, and up to two boxes with
+   classes ordered left to right, with a mask for the unused slot.
+
+Every random draw for the whole batch is made up front from one
+``numpy.random.Generator`` (so the same seed gives the same bytes, in chunks
+or not), then digits are written with one fancy-indexed store per slot.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from mnistloc import boxes as B
+from mnistloc.data import load_digits
+
+CASES = (1, 2, 3, 4)
+DIGIT = 28  # side of an MNIST digit in pixels
+SLOTS = 2  # at most two digits a canvas
+BOX_KINDS = ("tight", "frame")
+NUM_CLASSES = 10
+_CHUNK = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class CanvasDataset:
+    """Canvases and their labels; ``n`` canvases, two slots each.
+
+    Attributes:
+        case: 1 to 4.
+        images (uint8[n, size, size]): the canvases.
+        boxes (float32[n, 2, 4]): ``xyxy`` pixels, zeros where a slot is unused.
+        mask (bool[n, 2]): which slots hold a digit.
+        classes (int64[n, 2]): digit classes, -1 where unused.
+        count (int64[n]): digits per canvas.
+        digit_ids (int64[n, 2]): index of each digit in ``load_digits(split)``, -1 where unused.
+        split: ``"train"`` or ``"test"``: where the digit instances came from.
+    """
+
+    case: int
+    images: np.ndarray
+    boxes: np.ndarray
+    mask: np.ndarray
+    classes: np.ndarray
+    count: np.ndarray
+    digit_ids: np.ndarray
+    split: str = "train"
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    def targets(self) -> dict[str, np.ndarray]:
+        """The arrays the case's model trains on, keyed by output name; boxes in ``rel_xyxy``.
+
+        Returns:
+            case 1: ``box`` (n, 4), ``presence`` (n, 1) (always 1);
+            case 2: ``presence`` (n, 1), ``box`` (n, 4): the union box, zeros when empty;
+            case 3: ``class`` (n, 10) one-hot, ``box`` (n, 4);
+            case 4: ``count`` (n, 3) one-hot, ``boxes`` (n, 2, 4), ``classes`` (n, 2, 10)
+            one-hot (zeros where unused), ``mask`` (n, 2).
+            All float32.
+        """
+        rel = B.convert(self.boxes, "xyxy", "rel_xyxy", size=self.size).astype(np.float32)
+        presence = (self.count > 0).astype(np.float32)[:, None]
+        if self.case == 1:
+            return {"box": rel[:, 0], "presence": presence}
+        if self.case == 2:
+            return {"presence": presence,
+                    "box": B.convert(B.union_box(self.boxes, self.mask), "xyxy", "rel_xyxy", size=self.size)
+                    .astype(np.float32)}
+        if self.case == 3:
+            return {"class": one_hot(self.classes[:, 0], NUM_CLASSES), "box": rel[:, 0]}
+        return {"count": one_hot(self.count, SLOTS + 1), "boxes": rel,
+                "classes": one_hot(self.classes, NUM_CLASSES), "mask": self.mask.astype(np.float32)}
+
+    def save(self, path) -> None:
+        """Writes every array and the case to an ``.npz`` file."""
+        np.savez_compressed(path, case=self.case, split=self.split,
+                            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                               if f.name not in ("case", "split")})
+
+    @classmethod
+    def load(cls, path) -> "CanvasDataset":
+        """Reads a dataset written by ``save``."""
+        with np.load(path, allow_pickle=False) as f:
+            kw = {k: f[k] for k in f.files}
+        return cls(case=int(kw.pop("case")), split=str(kw.pop("split")), **kw)
+
+
+def one_hot(labels, num_classes: int) -> np.ndarray:
+    """One-hot rows for integer labels; a label of -1 gives a row of zeros.
+
+    Args:
+        labels (int[...]): classes in ``[0, num_classes)``, or -1 for "none".
+        num_classes: the number of classes.
+
+    Returns:
+        float32[..., num_classes].
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"`labels` should be integers. Got dtype {labels.dtype}.")
+    if labels.size and (labels.min() < -1 or labels.max() >= num_classes):
+        raise ValueError(f"`labels` should lie in [-1, {num_classes}). Got values from "
+                         f"{labels.min()} to {labels.max()}.")
+    return (labels[..., None] == np.arange(num_classes)).astype(np.float32)
+
+
+def _left_to_right(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Slot order (N, K) that sorts used slots by ``x0``, ties by ``y0``, unused last."""
+    x0 = np.where(mask, boxes[..., 0], np.inf)
+    y0 = np.where(mask, boxes[..., 1], np.inf)
+    return np.lexsort((y0, x0), axis=-1)  # primary key x0, then y0
+
+
+def _take_slots(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``a[i, order[i, k], ...]`` for an array ``a`` of shape (N, K, ...)."""
+    return np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1)
+
+
+def order_left_to_right(boxes, classes, mask):
+    """Sorts each canvas's used slots by ``x0`` (ties by ``y0``), unused slots last.
+
+    Args:
+        boxes (float[N, K, 4]): ``xyxy`` boxes.
+        classes (int[N, K]): classes.
+        mask (bool[N, K]): used slots.
+
+    Returns:
+        (boxes, classes, mask) in the new order, same shapes and dtypes.
+    """
+    boxes, classes, mask = np.asarray(boxes), np.asarray(classes), np.asarray(mask, dtype=bool)
+    if boxes.ndim != 3 or boxes.shape[-1] != 4 or classes.shape != boxes.shape[:2] or mask.shape != boxes.shape[:2]:
+        raise ValueError(f"Expected boxes (N, K, 4), classes (N, K) and mask (N, K). "
+                         f"Got {boxes.shape}, {classes.shape} and {mask.shape}.")
+    order = _left_to_right(boxes, mask)
+    return _take_slots(boxes, order), _take_slots(classes, order), _take_slots(mask, order)
+
+
+def place_digit(canvas, digit, x: int, y: int) -> np.ndarray:
+    """Returns a copy of ``canvas`` with ``digit`` written with its top-left pixel at (x, y).
+
+    Args:
+        canvas (uint8[S, S]): the canvas.
+        digit (uint8[28, 28]): the digit.
+        x: column of the digit's left edge; ``0 <= x <= S - 28``.
+        y: row of the digit's top edge; ``0 <= y <= S - 28``.
+
+    Returns:
+        uint8[S, S]: a new canvas; the one given is unchanged.
+    """
+    canvas, digit = np.asarray(canvas), np.asarray(digit)
+    h, w = digit.shape
+    if not (0 <= x <= canvas.shape[1] - w and 0 <= y <= canvas.shape[0] - h):
+        raise ValueError(f"The digit must lie fully inside the canvas: 0 <= x <= {canvas.shape[1] - w} "
+                         f"and 0 <= y <= {canvas.shape[0] - h}. Got x={x}, y={y}.")
+    out = canvas.copy()
+    out[y:y + h, x:x + w] = digit
+    return out
+
+
+def _check_args(case, n, size, mix, digit, box) -> np.ndarray:
+    if case not in CASES:
+        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"`n` should be a whole number >= 0. Got n={n!r}.")
+    if not isinstance(size, (int, np.integer)) or size < 2 * DIGIT:
+        raise ValueError(f"`size` should be an integer >= {2 * DIGIT} so that two digits fit. Got size={size!r}.")
+    if digit not in range(NUM_CLASSES):
+        raise ValueError(f"`digit` should be a class from 0 to 9. Got digit={digit!r}.")
+    if box not in BOX_KINDS:
+        raise ValueError(f"`box` should be one of {BOX_KINDS}. Got box={box!r}.")
+    p = np.asarray(mix, dtype=float)
+    if p.shape != (3,) or (p < 0).any() or not np.isclose(p.sum(), 1):
+        raise ValueError(f"`mix` should be three probabilities (empty, one, two digits) summing to 1. Got mix={mix!r}.")
+    return p
+
+
+def _sample_positions(rng: np.random.Generator, count: np.ndarray, span: int) -> np.ndarray:
+    """Top-left corners (n, 2 slots, 2 = x, y) with non-overlapping frames where count == 2.
+
+    Overlapping pairs are drawn again whole, so pairs are uniform over the valid ones.
+    """
+    xy = rng.integers(0, span + 1, size=(len(count), SLOTS, 2))
+    redo = np.flatnonzero(count == 2)
+    while redo.size:
+        xy[redo] = rng.integers(0, span + 1, size=(redo.size, SLOTS, 2))
+        d = np.abs(xy[redo, 0] - xy[redo, 1])  # [m, 2]
+        redo = redo[(d < DIGIT).all(axis=-1)]  # frames overlap when both gaps are < 28
+    return xy
+
+
+def make_dataset(case: int, n: int, *, seed, split: str = "train", size: int = 128,
+                 digit: int = 1, mix: Sequence[float] = (1 / 3, 1 / 3, 1 / 3), box: str = "tight",
+                 source="auto", progress: bool = False) -> CanvasDataset:
+    """Makes ``n`` canvases of one case.
+
+    Args:
+        case: 1 to 4 (see the module docstring).
+        n: number of canvases.
+        seed: an int or a ``numpy.random.Generator``; same seed, same bytes.
+        split: ``"train"`` or ``"test"``: which digit instances to draw from.
+        size: canvas side in pixels.
+        digit: the class of case 1.
+        mix: probabilities of 0, 1 and 2 digits for cases 2 and 4.
+        box: ``"tight"`` (the ink's extent) or ``"frame"`` (the 28x28 frame).
+        source: passed to ``mnistloc.data.load_digits``.
+        progress: show a progress bar while writing the canvases.
+
+    Returns:
+        CanvasDataset.
+    """
+    p = _check_args(case, n, size, mix, digit, box)
+    rng = np.random.default_rng(seed)
+    images, labels = load_digits(split, source)
+    pool = np.flatnonzero(labels == digit) if case == 1 else np.arange(len(labels))
+
+    count = rng.choice(3, size=n, p=p) if case in (2, 4) else np.ones(n, dtype=np.int64)
+    count = count.astype(np.int64)
+    mask = np.arange(SLOTS) < count[:, None]  # [n, 2]
+    ids = np.where(mask, pool[rng.integers(0, len(pool), size=(n, SLOTS))], -1)
+    xy = _sample_positions(rng, count, size - DIGIT)  # [n, 2, 2]
+
+    local = B.tight_box(images) if box == "tight" else np.tile(np.float32([0, 0, DIGIT, DIGIT]), (len(images), 1))
+    boxes = np.where(mask[..., None], local[ids] + np.tile(xy, 2), 0).astype(np.float32)  # [n, 2, 4]
+    classes = np.where(mask, labels[ids], -1)
+    order = _left_to_right(boxes, mask)
+    boxes, classes, mask, ids, xy = (_take_slots(a, order) for a in (boxes, classes, mask, ids, xy))
+    canvases = _paste(images, ids, xy, mask, size, progress)
+    return CanvasDataset(case=case, images=canvases, boxes=boxes, mask=mask, classes=classes,
+                         count=count, digit_ids=ids, split=split)
+
+
+def _paste(images, ids, xy, mask, size, progress) -> np.ndarray:
+    """Writes digit ``ids[i, k]`` at corner ``xy[i, k]`` of canvas i, in chunks."""
+    n = len(ids)
+    out = np.zeros((n, size, size), dtype=np.uint8)
+    ar = np.arange(DIGIT)
+    starts = range(0, n, _CHUNK)
+    if progress:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, total=len(starts), desc="canvases", unit="chunk")
+    for s in starts:
+        e = min(s + _CHUNK, n)
+        for k in range(SLOTS):
+            rows = s + np.flatnonzero(mask[s:e, k])
+            r = xy[rows, k, 1][:, None] + ar  # [m, 28]
+            c = xy[rows, k, 0][:, None] + ar  # [m, 28]
+            out[rows[:, None, None], r[:, :, None], c[:, None, :]] = images[ids[rows, k]]
+    return out
