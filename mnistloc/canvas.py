@@ -235,7 +235,7 @@ def make_dataset(case: int, n: int, *, seed, split: str = "train", size: int = 1
     ids = np.where(mask, pool[rng.integers(0, len(pool), size=(n, SLOTS))], -1)
     xy = _sample_positions(rng, count, size - DIGIT)  # [n, 2, 2]
 
-    local = B.tight_box(images) if box == "tight" else np.tile(np.float32([0, 0, DIGIT, DIGIT]), (len(images), 1))
+    local = _tight_boxes(images) if box == "tight" else np.tile(np.float32([0, 0, DIGIT, DIGIT]), (len(images), 1))
     boxes = np.where(mask[..., None], local[ids] + np.tile(xy, 2), 0).astype(np.float32)  # [n, 2, 4]
     classes = np.where(mask, labels[ids], -1)
     order = _left_to_right(boxes, mask)
@@ -245,20 +245,41 @@ def make_dataset(case: int, n: int, *, seed, split: str = "train", size: int = 1
                          count=count, digit_ids=ids, split=split)
 
 
+_TIGHT: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(images) -> (images, tight boxes (N, 4))
+
+
+def _tight_boxes(images: np.ndarray) -> np.ndarray:
+    """``B.tight_box(images)``, computed once per read-only digit array (``load_digits`` caches them)."""
+    hit = _TIGHT.get(id(images))
+    if hit is not None and hit[0] is images:
+        return hit[1]
+    local = B.tight_box(images)  # [N, 4]
+    if not images.flags.writeable:  # read-only: cannot change under the cache
+        if len(_TIGHT) >= 4:
+            _TIGHT.pop(next(iter(_TIGHT)))
+        _TIGHT[id(images)] = (images, local)  # holding `images` keeps its id from being reused
+    return local
+
+
 def _paste(images, ids, xy, mask, size, progress) -> np.ndarray:
-    """Writes digit ``ids[i, k]`` at corner ``xy[i, k]`` of canvas i, in chunks."""
+    """Writes digit ``ids[i, k]`` at corner ``xy[i, k]`` of canvas i, in chunks.
+
+    ``win[i, y, x]`` is a writable (28, 28) view of canvas i at corner (x, y), so
+    each chunk is one fancy-indexed store of whole digits; frames never overlap,
+    so no two digits write the same pixel.
+    """
     n = len(ids)
     out = np.zeros((n, size, size), dtype=np.uint8)
-    ar = np.arange(DIGIT)
+    s0, s1, s2 = out.strides
+    span = size - DIGIT + 1
+    win = np.lib.stride_tricks.as_strided(out, shape=(n, span, span, DIGIT, DIGIT),
+                                          strides=(s0, s1, s2, s1, s2))  # [n, y, x, 28, 28]
     starts = range(0, n, _CHUNK)
     if progress:
         from tqdm.auto import tqdm
         starts = tqdm(starts, total=len(starts), desc="canvases", unit="chunk")
     for s in starts:
-        e = min(s + _CHUNK, n)
-        for k in range(SLOTS):
-            rows = s + np.flatnonzero(mask[s:e, k])
-            r = xy[rows, k, 1][:, None] + ar  # [m, 28]
-            c = xy[rows, k, 0][:, None] + ar  # [m, 28]
-            out[rows[:, None, None], r[:, :, None], c[:, None, :]] = images[ids[rows, k]]
+        rows, slots = np.nonzero(mask[s:s + _CHUNK])  # [m], [m]
+        rows += s
+        win[rows, xy[rows, slots, 1], xy[rows, slots, 0]] = images[ids[rows, slots]]
     return out
