@@ -76,7 +76,9 @@ def convert(boxes, src: str, dst: str, size: float | None = None) -> np.ndarray:
     _check_format(src, "src")
     _check_format(dst, "dst")
     b = _as_boxes(boxes, "boxes")
-    if "rel_xyxy" in (src, dst) and src != dst:
+    if src == dst:
+        return b  # nothing to convert: rel_xyxy to rel_xyxy needs no size
+    if "rel_xyxy" in (src, dst):
         if size is None or not np.isscalar(size) or size <= 0:
             raise ValueError(f"`size` should be the canvas side in pixels (> 0) when converting "
                              f"to or from 'rel_xyxy'. Got size={size!r}.")
