@@ -420,6 +420,10 @@ def _read(stream) -> Any:
 def _serve(message, checks, base: dict, funcs: dict) -> tuple[str, Any]:
     """Answers one ("exec" | "call", name, source | case) message with (status, value)."""
     kind, name, payload = message
+    if kind == "exec" and getattr(checks.EXERCISES.get(name), "keras", False):
+        import importlib
+
+        importlib.import_module("mnistloc.models")  # the heads' references, to be trapped
     trap = _Trap(checks.REFERENCES.get(name), name)
     try:
         reply = _attempt(kind, name, payload, checks, base, funcs)
@@ -459,31 +463,46 @@ def _trap_body(*args, **kwargs):
 
 
 class _Trap:
-    """While alive, the reference function itself (every name bound to it) raises when called.
+    """While alive, the reference of one exercise raises ``_ReferenceCalled`` when called.
 
-    Its ``__code__`` is swapped, so a copy taken earlier (``ref = mnistloc.boxes.iou``
-    in another cell) springs the trap too.
+    The trap swaps the ``__code__`` of the function objects themselves, so a copy
+    taken earlier (``ref = mnistloc.boxes.iou`` in another cell) springs it too.
+    Trapped: the reference itself when it is a plain function, and every function
+    of that name in a loaded ``mnistloc`` module (a lazy reference such as
+    ``head_checks._ref("build_box_head")`` stands for ``mnistloc.models.build_box_head``).
     """
+
+    _OWN = ("mnistloc.checks", "mnistloc.head_checks", "mnistloc.ap_checks", __name__)
 
     def __init__(self, reference, name: str):
         self.sprung_flag = False
-        self.reference = reference if isinstance(reference, types.FunctionType) else None
-        if self.reference is None or self.reference.__code__.co_freevars:
-            self.reference = None
+        self.swapped: list[tuple[types.FunctionType, types.CodeType]] = []
+        if reference is None:
             return
-        self.code = self.reference.__code__
 
         def spring():
             self.sprung_flag = True
             raise _ReferenceCalled(name)
 
-        self.reference.__globals__[_TRAP_NAME] = spring
-        self.reference.__code__ = _trap_body.__code__
+        for func in self._targets(reference):
+            func.__globals__[_TRAP_NAME] = spring
+            self.swapped.append((func, func.__code__))
+            func.__code__ = _trap_body.__code__
+
+    def _targets(self, reference) -> list:
+        ref_name = getattr(reference, "__name__", None)
+        found = {id(reference): reference} if isinstance(reference, types.FunctionType) else {}
+        for modname, module in list(sys.modules.items()):
+            if modname.startswith("mnistloc") and modname not in self._OWN and module is not None:
+                value = vars(module).get(ref_name)
+                if isinstance(value, types.FunctionType):
+                    found[id(value)] = value
+        return [f for f in found.values() if not f.__code__.co_freevars]
 
     def undo(self) -> None:
-        if self.reference is not None:
-            self.reference.__code__ = self.code
-            self.reference.__globals__.pop(_TRAP_NAME, None)
+        for func, code in self.swapped:
+            func.__code__ = code
+            func.__globals__.pop(_TRAP_NAME, None)
 
     def sprung(self) -> bool:
         return self.sprung_flag
