@@ -1,0 +1,286 @@
+"""Checks for the canvas exercises: ``place_digit``, ``tight_box``, ``union_box``, ``one_hot``,
+``order_left_to_right``.
+
+Each exercise has fixed public cases (small, with the arithmetic in the
+note), random cases from real test-split digits, and its typical mistakes as
+wrong implementations, so a failing hint can name the mistake.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mnistloc import boxes as B
+from mnistloc import canvas as C
+from mnistloc.checking import LESSONS, RANDOM_CASES, _show, numpy_exercise
+
+L1, L2, L3, L4 = LESSONS
+
+
+def _digits() -> np.ndarray:
+    return C.load_digits("test", "bundled")[0]
+
+
+# place_digit ------------------------------------------------------------------------------------------
+
+def _place_case(canvas, digit, x, y, note) -> dict:
+    return {"args": (canvas, digit, int(x), int(y)), "note": note}
+
+
+def _place_fixed() -> list:
+    d = _digits()
+    grey = np.full((64, 64), 40, np.uint8)
+    return [_place_case(np.zeros((64, 64), np.uint8), d[1], 30, 5, "x=30, y=5 on a black 64x64 canvas"),
+            _place_case(np.zeros((64, 64), np.uint8), d[2], 36, 36, "x=36, y=36 (the bottom-right corner)"),
+            _place_case(grey, d[3], 0, 10, "x=0, y=10 on a grey canvas (pixels 40)")]
+
+
+def _place_random(rng) -> list:
+    d, out = _digits(), []
+    for _ in range(RANDOM_CASES):
+        s = int(rng.integers(28, 129))
+        canvas = rng.integers(0, 60, size=(s, s)).astype(np.uint8)
+        x, y = rng.integers(0, s - 27, size=2)
+        out.append(_place_case(canvas, d[rng.integers(len(d))], x, y, f"x={x}, y={y} on a noisy {s}x{s} canvas"))
+    return out
+
+
+def _run_place(func, case):
+    canvas = np.array(case["args"][0])
+    out = func(canvas, *case["args"][1:])
+    return {"canvas": out, "given canvas unchanged": bool(np.array_equal(canvas, case["args"][0]))}
+
+
+def _place_xy_swapped(canvas, digit, x, y):
+    return C.place_digit(canvas, digit, y, x)
+
+
+def _place_in_place(canvas, digit, x, y):
+    canvas[y:y + 28, x:x + 28] = digit
+    return canvas
+
+
+def _place_added(canvas, digit, x, y):
+    out = canvas.copy()
+    out[y:y + 28, x:x + 28] += digit
+    return out
+
+
+def _place_off_by_one(canvas, digit, x, y):
+    out = canvas.copy()
+    out[y + 1:y + 29, x + 1:x + 29] = digit[: canvas.shape[0] - y - 1, : canvas.shape[1] - x - 1]
+    return out
+
+
+def _place_float(canvas, digit, x, y):
+    return C.place_digit(canvas, digit, x, y).astype(np.float32)
+
+
+# tight_box ------------------------------------------------------------------------------------------
+
+def _tight_fixed() -> list:
+    dot = np.zeros((8, 10), np.uint8)
+    dot[2, 5] = 255  # one pixel at row 2, column 5 -> [5, 2, 6, 3]
+    edge = np.zeros((12, 20), np.uint8)
+    edge[3:12, 14:20] = 9  # ink touching the right and bottom edges -> [14, 3, 20, 12]
+    digit = np.zeros((40, 60), np.uint8)
+    digit[5:33, 20:48] = _digits()[0]
+    return [{"args": (dot,), "note": "one ink pixel at row 2, column 5 of an 8x10 image"},
+            {"args": (edge,), "note": "ink in rows 3-11 and columns 14-19 of a 12x20 image"},
+            {"args": (digit,), "note": "a digit pasted at x=20, y=5 on a 40x60 image"},
+            {"args": (np.zeros((28, 28), np.uint8),), "note": "an image with no ink"}]
+
+
+def _tight_random(rng) -> list:
+    out, digits = [], _digits()
+    for _ in range(RANDOM_CASES):
+        h, w = rng.integers(28, 100, size=2)
+        img = np.zeros((h, w), np.uint8)
+        x, y = rng.integers(0, w - 27), rng.integers(0, h - 27)
+        img[y:y + 28, x:x + 28] = digits[rng.integers(len(digits))]
+        out.append({"args": (img,), "note": f"a digit at x={x}, y={y} on a {h}x{w} image"})
+    return out
+
+
+def _ink(img):
+    return np.argwhere(np.asarray(img) > 0)  # [n, 2] rows, cols
+
+
+def _tight_xy_swapped(img):
+    return B.tight_box(img)[[1, 0, 3, 2]]
+
+
+def _tight_inclusive(img):
+    return B.tight_box(img) - np.float32([0, 0, 1, 1]) * (np.asarray(img) > 0).any()
+
+
+def _tight_whole_image(img):
+    return np.float32([0, 0, img.shape[1], img.shape[0]])
+
+
+def _tight_no_empty(img):
+    rc = _ink(img)
+    return np.float32([rc[:, 1].min(), rc[:, 0].min(), rc[:, 1].max() + 1, rc[:, 0].max() + 1])
+
+
+# union_box ----------------------------------------------------------------------------------------
+
+def _union_fixed() -> list:
+    boxes = np.float32([[[10, 20, 30, 40], [50, 5, 60, 35]],
+                        [[40, 40, 60, 70], [0, 0, 0, 0]],
+                        [[0, 0, 0, 0], [0, 0, 0, 0]],
+                        [[5, 60, 20, 90], [70, 10, 90, 30]]])
+    mask = np.array([[True, True], [True, False], [False, False], [True, True]])
+    return [{"args": (boxes, mask), "note": "boxes=" + _show(boxes[:2]) + "... with mask " + _show(mask)
+             + " (two digits; one digit; an empty canvas; two digits)"}]
+
+
+def _union_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        ds = C.make_dataset(2, int(rng.integers(5, 30)), seed=rng, split="test", source="bundled")
+        out.append({"args": (ds.boxes, ds.mask), "note": f"{len(ds)} random canvases of case 2"})
+    return out
+
+
+def _union_ignore_mask(boxes, mask):
+    b = np.asarray(boxes)
+    return np.concatenate([b[:, :, :2].min(1), b[:, :, 2:].max(1)], -1).astype(np.float32)
+
+
+def _union_intersection(boxes, mask):
+    b, m = np.asarray(boxes), np.asarray(mask)
+    lo = np.where(m[..., None], b[..., :2], -np.inf).max(1)
+    hi = np.where(m[..., None], b[..., 2:], np.inf).min(1)
+    return np.where(m.any(1)[:, None], np.concatenate([lo, hi], -1), 0).astype(np.float32)
+
+
+def _union_inf(boxes, mask):
+    b, m = np.asarray(boxes), np.asarray(mask)
+    lo = np.where(m[..., None], b[..., :2], np.inf).min(1)
+    hi = np.where(m[..., None], b[..., 2:], -np.inf).max(1)
+    return np.concatenate([lo, hi], -1).astype(np.float32)
+
+
+def _union_first(boxes, mask):
+    return np.asarray(boxes)[:, 0].astype(np.float32)
+
+
+# one_hot --------------------------------------------------------------------------------------------
+
+def _onehot_fixed() -> list:
+    return [{"args": (np.array([3, 0, 9, -1]), 10), "note": "labels [3, 0, 9, -1] with 10 classes"},
+            {"args": (np.array([[1, -1], [0, 2]]), 3), "note": "labels [[1, -1], [0, 2]] with 3 classes"},
+            {"args": (np.array([2, 1]), 3), "note": "labels [2, 1] with 3 classes"}]
+
+
+def _onehot_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        k = int(rng.integers(2, 12))
+        shape = tuple(rng.integers(1, 8, size=rng.integers(1, 3)))
+        out.append({"args": (rng.integers(-1, k, size=shape), k), "note": f"labels of shape {shape}, {k} classes"})
+    return out
+
+
+def _onehot_eye(labels, num_classes):
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def _onehot_shifted(labels, num_classes):
+    return C.one_hot(np.where(labels >= 0, (labels + 1) % num_classes, -1), num_classes)
+
+
+def _onehot_transposed(labels, num_classes):
+    return np.moveaxis(C.one_hot(labels, num_classes), -1, 0)
+
+
+def _onehot_int(labels, num_classes):
+    return (np.asarray(labels)[..., None] == np.arange(num_classes)).astype(np.int64)
+
+
+# order_left_to_right ---------------------------------------------------------------------------------
+
+def _order_fixed() -> list:
+    boxes = np.float32([[[60, 10, 80, 30], [10, 50, 30, 70]],
+                        [[0, 0, 0, 0], [40, 40, 60, 60]],
+                        [[20, 90, 40, 110], [20, 10, 40, 30]],
+                        [[5, 5, 25, 25], [50, 50, 70, 70]]])
+    classes = np.array([[7, 2], [-1, 4], [1, 8], [3, 6]])
+    mask = np.array([[True, True], [False, True], [True, True], [True, True]])
+    return [{"args": (boxes, classes, mask),
+             "note": "four canvases: swapped pair; unused slot first; same x0 (tie); already in order"}]
+
+
+def _order_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        ds = C.make_dataset(4, int(rng.integers(5, 30)), seed=rng, split="test", source="bundled")
+        flip = rng.random(len(ds)) < 0.5  # shuffle the slots of half the canvases
+        idx = np.where(flip[:, None], [1, 0], [0, 1])
+        take = lambda a: np.take_along_axis(a, idx.reshape(idx.shape + (1,) * (a.ndim - 2)), 1)  # noqa: E731
+        out.append({"args": (take(ds.boxes), take(ds.classes), take(ds.mask)),
+                    "note": f"{len(ds)} random canvases of case 4 with shuffled slots"})
+    return out
+
+
+def _order_by(key, *, move_classes=True, descending=False):
+    def wrong(boxes, classes, mask):
+        boxes, classes, mask = np.asarray(boxes), np.asarray(classes), np.asarray(mask)
+        k = key(boxes, mask)
+        order = np.argsort(-k if descending else k, axis=1, kind="stable")
+        take = lambda a: np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), 1)  # noqa: E731
+        return take(boxes), take(classes) if move_classes else classes, take(mask)
+    return wrong
+
+
+def _x0_masked(boxes, mask):
+    return np.where(mask, boxes[..., 0], np.inf)
+
+
+_order_by_y = _order_by(lambda b, m: np.where(m, b[..., 1], np.inf))
+_order_classes_stay = _order_by(_x0_masked, move_classes=False)
+_order_unused_first = _order_by(lambda b, m: b[..., 0])
+_order_descending = _order_by(lambda b, m: np.where(m, b[..., 0], -np.inf), descending=True)
+_order_no_tiebreak = _order_by(_x0_masked)  # stable sort on x0 alone keeps the given order on ties
+
+EXERCISES = [
+    numpy_exercise("place_digit", L1, 2, C.place_digit, _place_fixed, _place_random, [
+        ("x is the column and y the row: the digit goes to canvas[y:y + 28, x:x + 28] (x and y swapped).",
+         _place_xy_swapped),
+        ("the canvas given was modified in place: write into a copy (canvas.copy()) and return that.",
+         _place_in_place),
+        ("the digit's pixels should replace the canvas pixels (use =, not +=).", _place_added),
+        ("off by one: the top-left pixel of the digit goes exactly at (x, y).", _place_off_by_one),
+        ("the canvas should stay uint8 (pixels 0-255); do not convert it to float.", _place_float),
+    ], run=_run_place),
+    numpy_exercise("tight_box", L1, 2, B.tight_box, _tight_fixed, _tight_random, [
+        ("x and y swapped: return [x0, y0, x1, y1] with x from the columns (axis 1) and y from the rows (axis 0).",
+         _tight_xy_swapped),
+        ("off by one: the max is exclusive, x1 = last ink column + 1 (so width = x1 - x0).", _tight_inclusive),
+        ("that is the whole image's frame, not the box around the ink: ink means image > 0 (0 is background).",
+         _tight_whole_image),
+        ("an image with no ink should give [0, 0, 0, 0], not an error.", _tight_no_empty),
+    ]),
+    numpy_exercise("union_box", L2, 2, B.union_box, _union_fixed, _union_random, [
+        ("unused slots (mask False) must be ignored: their zero boxes pulled x0 and y0 to 0.", _union_ignore_mask),
+        ("that is the intersection: the union box takes the minimum of x0, y0 and the maximum of x1, y1.",
+         _union_intersection),
+        ("a canvas with no digit should give [0, 0, 0, 0], not infinities.", _union_inf),
+        ("only the first slot was used: combine every slot that the mask marks.", _union_first),
+    ]),
+    numpy_exercise("one_hot", L3, 2, C.one_hot, _onehot_fixed, _onehot_random, [
+        ("a label of -1 means 'no digit' and gives a row of zeros (np.eye(n)[-1] picks the last class).",
+         _onehot_eye),
+        ("off by one: class k sets column k.", _onehot_shifted),
+        ("wrong shape: the classes go on a new last axis, shape labels.shape + (num_classes,).",
+         _onehot_transposed),
+        ("the result should be float32 (Keras trains on floats), not integers.", _onehot_int),
+    ]),
+    numpy_exercise("order_left_to_right", L4, 2, C.order_left_to_right, _order_fixed, _order_random, [
+        ("x and y swapped: left to right means sorting by x0 (index 0), not y0.", _order_by_y),
+        ("the classes (and mask) must move together with their boxes.", _order_classes_stay),
+        ("unused slots go last: their zero boxes have x0 = 0, so give them an infinite key.", _order_unused_first),
+        ("wrong direction: the leftmost box (smallest x0) comes first.", _order_descending),
+        ("ties: when two boxes have the same x0, the one with the smaller y0 comes first.", _order_no_tiebreak),
+    ]),
+]

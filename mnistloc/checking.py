@@ -1,0 +1,262 @@
+"""The machinery of the checks: reducing outputs to plain data, comparing them, and ``Exercise``.
+
+An exercise's check runs the student's function and the ``mnistloc``
+reference on the same cases and compares them type -> shape/dtype -> values.
+When they differ, it also runs known wrong implementations (``Exercise.mistakes``)
+on the failing case; when the student's output equals one of them, the hint
+names that mistake. Hints never show expected values of secret cases.
+
+The work is split so that a grader can run untrusted code in a child process:
+``Exercise.call(func, case)`` runs one function on one case and reduces the
+output to plain picklable data (it runs in the child); ``Exercise.judge(got,
+case, secret=...)`` compares in the trusted parent. The exercises themselves
+are in ``canvas_checks``, ``metric_checks`` and ``head_checks``, gathered by
+``mnistloc.checks``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import os
+import sys
+import tempfile
+import types
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+PUBLIC_SEED = 20240611  # random public cases: the same for everyone, every time
+RANDOM_CASES = 6  # random cases per seed
+LESSONS = ("01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits")
+
+
+class _LazyModule(types.ModuleType):
+    """A module imported on first attribute access (so numpy-only exercises never pay for TensorFlow)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.__dict__["_module"] = None
+
+    def __getattr__(self, attr: str):
+        if self.__dict__["_module"] is None:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            with quiet():
+                self.__dict__["_module"] = importlib.import_module(self.__name__)
+        return getattr(self.__dict__["_module"], attr)
+
+
+keras = _LazyModule("keras")
+
+
+class CheckFailure(AssertionError):
+    """An exercise failed its check; ``hint`` names the likely mistake."""
+
+    def __init__(self, hint: str):
+        super().__init__(hint)
+        self.hint = hint
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silences stdout/stderr, Python warnings and C-level writes to fd 2 (TensorFlow's logs).
+
+    nbgrader scores a test cell 0 when it writes anything to stderr, and Keras
+    or TensorFlow may print there while building a model.
+    """
+    sys.stderr.flush()
+    try:
+        fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+        saved = os.dup(fd)
+    except (OSError, ValueError, AttributeError):
+        fd = saved = None
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if saved is not None:
+            os.dup2(sink.fileno(), fd)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            if saved is not None:
+                os.dup2(saved, fd)
+                os.close(saved)
+
+
+# ---- reducing outputs to plain data, and comparing them ------------------------------------------
+
+def reduce(x) -> dict:
+    """Plain picklable description of a returned value: its type and its data."""
+    if isinstance(x, np.ndarray):
+        return {"type": "ndarray", "value": np.array(x)}
+    if isinstance(x, (tuple, list)):
+        return {"type": type(x).__name__, "items": [reduce(i) for i in x]}
+    if isinstance(x, str):
+        return {"type": "str", "text": x}
+    if isinstance(x, (bool, np.bool_)):
+        return {"type": "bool", "value": bool(x)}
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return {"type": "number", "value": float(x)}
+    if isinstance(x, dict):
+        return {"type": "dict", "items": {str(k): reduce(v) for k, v in x.items()}}
+    if x is None:
+        return {"type": "NoneType"}
+    if hasattr(x, "__array__") or hasattr(x, "numpy"):  # a tensor
+        return {"type": type(x).__name__, "value": np.array(x)}
+    return {"type": type(x).__name__, "repr": repr(x)[:200]}
+
+
+def error(exc: BaseException) -> dict:
+    """Plain description of an exception the student's code raised."""
+    return {"type": "error", "error": type(exc).__name__, "message": str(exc)[:300]}
+
+
+def _show(a) -> str:
+    a = np.asarray(a)
+    if a.size > 12:
+        return f"array of shape {a.shape}"
+    return np.array2string(a, precision=4, separator=", ", suppress_small=True).replace("\n", "")
+
+
+def _dtype_ok(got: np.dtype, exp: np.dtype) -> bool:
+    if exp.kind == "f":
+        return got.kind == "f"
+    if exp.kind in "iu" and exp.itemsize > 1:
+        return got.kind in "iu"
+    return got == exp
+
+
+def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] | None:
+    """First difference between two reduced values, type -> shape/dtype -> values.
+
+    Returns:
+        None when they agree, else ``(public message, secret message)``: the
+        secret one never shows expected values.
+    """
+    if got["type"] == "error" and exp["type"] == "error":
+        return None if got["error"] == exp["error"] else (f"raised {got['error']}",) * 2
+    if got["type"] == "error":
+        msg = f"raised {got['error']}: {got['message']}"
+        return msg, msg
+    if exp["type"] == "error":
+        return (f"{what} should raise {exp['error']}, but returned a {got['type']}",) * 2
+    if got["type"] != exp["type"] and not {got["type"], exp["type"]} <= {"tuple", "list"}:
+        want = {"ndarray": "a numpy array", "number": "a number", "tuple": "a tuple"}.get(exp["type"], exp["type"])
+        return (f"{what} should be {want}; got {got['type']}",) * 2
+    if "items" in exp:
+        if isinstance(exp["items"], dict):
+            keys = sorted(exp["items"])
+            if sorted(got["items"]) != keys:
+                return (f"{what} should have keys {keys}; got {sorted(got['items'])}",) * 2
+            pairs = [(got["items"][k], exp["items"][k], k if what == "the result" else f"{what}[{k!r}]")
+                     for k in keys]
+        else:
+            if len(got["items"]) != len(exp["items"]):
+                return (f"{what} should have {len(exp['items'])} items; got {len(got['items'])}",) * 2
+            pairs = [(g, e, f"{what}[{i}]") for i, (g, e) in enumerate(zip(got["items"], exp["items"]))]
+        for g, e, w in pairs:
+            problem = compare(g, e, w)
+            if problem:
+                return problem
+        return None
+    if exp["type"] == "bool":
+        return None if got["value"] == exp["value"] else (f"{what} is {got['value']}; expected {exp['value']}",) * 2
+    if "text" in exp:
+        if got["text"] == exp["text"]:
+            return None
+        return f"{what} is {got['text']!r}; expected {exp['text']!r}", f"{what} is {got['text']!r}"
+    if "value" not in exp:
+        return None if got.get("repr") == exp.get("repr") else (f"{what} differs",) * 2
+    g, e = np.asarray(got["value"]), np.asarray(exp["value"])
+    if g.shape != e.shape:
+        return (f"{what} has shape {g.shape}; it should have shape {e.shape}",) * 2
+    if not _dtype_ok(g.dtype, e.dtype):
+        return (f"{what} has dtype {g.dtype}; it should be {e.dtype}",) * 2
+    if e.dtype.kind == "f" or g.dtype.kind == "f":
+        same = np.allclose(g.astype(np.float64), e.astype(np.float64), rtol=1e-4, atol=1e-5, equal_nan=True)
+    else:
+        same = np.array_equal(g, e)
+    if same:
+        return None
+    secret = f"{what} has wrong values"
+    if g.dtype.kind == "f" and np.isnan(g).any() and not np.isnan(e).any():
+        secret += " (NaN where a number is expected)"
+    if g.size <= 12:
+        return f"{what} is {_show(g)}; expected {_show(e)}", secret
+    bad = np.argwhere(~np.isclose(g.astype(np.float64), e.astype(np.float64), rtol=1e-4, atol=1e-5,
+                                  equal_nan=True) if e.dtype.kind == "f" else g != e)
+    i = tuple(bad[0])
+    return f"{what} is wrong at index {i}: got {g[i]!r}, expected {e[i]!r} ({len(bad)} entries differ)", secret
+
+
+# ---- exercises ------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Exercise:
+    """One graded exercise.
+
+    Attributes:
+        name: the function the student defines, e.g. ``"iou"``.
+        lesson: the lesson id, e.g. ``"01-single-digit"``.
+        points: points for passing every case.
+        reference: the ``mnistloc`` implementation.
+        fixed: makes the fixed public cases (a list of case dicts).
+        random: makes random cases from a ``numpy.random.Generator``.
+        run: ``run(func, case)`` calls ``func`` on one case and returns its raw output.
+        describe: a short description of a public case's input for hints.
+        mistakes: ``(hint, wrong implementation)`` pairs: typical mistakes, named.
+        keras: whether calling needs Keras (its output is silenced).
+    """
+
+    name: str
+    lesson: str
+    points: int
+    reference: Callable
+    fixed: Callable[[], list]
+    random: Callable[[np.random.Generator], list]
+    run: Callable[[Callable, dict], Any]
+    describe: Callable[[dict], str]
+    mistakes: tuple = ()
+    keras: bool = False
+
+    def cases(self, seed: int | None) -> list:
+        """Fixed public cases, random public cases, and random cases from ``seed`` (None: public only)."""
+        out = self.fixed() + self.random(np.random.default_rng([PUBLIC_SEED, len(self.name)]))
+        if seed is not None:
+            out += self.random(np.random.default_rng(seed))
+        return out
+
+    def call(self, func, case) -> dict:
+        """Runs ``func`` on one case; returns the reduced output or the exception. Runs untrusted code."""
+        guard = quiet() if self.keras else contextlib.nullcontext()
+        try:
+            with guard:
+                return reduce(self.run(func, case))
+        except Exception as exc:  # the student's exception is data here
+            return error(exc)
+
+    def judge(self, got: dict, case: dict, *, secret: bool) -> None:
+        """Raises ``CheckFailure`` naming the mistake when ``got`` differs from the reference on ``case``."""
+        problem = compare(got, self.call(self.reference, case))
+        if problem is None:
+            return
+        if got.get("error") == "NotImplementedError":
+            raise CheckFailure(f"{self.name}: not done yet: replace `raise NotImplementedError()` with your code.")
+        for hint, wrong in self.mistakes:
+            if compare(got, self.call(wrong, case)) is None:
+                raise CheckFailure(f"{self.name}: {hint}")
+        where = "on a hidden test case" if secret else f"for {self.describe(case)}"
+        raise CheckFailure(f"{self.name}: {problem[1] if secret else problem[0]} {where}.")
+
+
+def call_args(func, case: dict):
+    """Calls ``func(*case["args"])``: the runner of most exercises."""
+    return func(*case["args"])
+
+
+def numpy_exercise(name, lesson, points, reference, fixed, random, mistakes, run=call_args) -> Exercise:
+    """An ``Exercise`` whose cases carry ``args`` and a ``note`` that describes them."""
+    return Exercise(name=name, lesson=lesson, points=points, reference=reference, fixed=fixed, random=random,
+                    run=run, describe=lambda case: case["note"], mistakes=tuple(mistakes))

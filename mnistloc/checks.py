@@ -1,0 +1,124 @@
+"""Checks that teach: one check per exercise, for notebooks, ``mnistloc check``, graders and pytest.
+
+An exercise is a function the student writes (``iou``, ``tight_box``,
+``build_box_head``, ...). Its check compares the student's function with the
+``mnistloc`` reference on fixed public cases, on random cases from a fixed
+public seed, and, when grading, on random cases from a secret seed
+(``$MNISTLOC_SECRET_SEED``, set only by graders) so that a hard-coded answer
+fails. A failure raises ``CheckFailure`` whose ``hint`` names the likely
+mistake; hints never show expected values of secret cases.
+
+- ``check(name, func, seed=None) -> Result``: in this process (pytest, tools).
+- ``check_exercise(name, func)``: a notebook's test cell: prints the points or
+  raises ``CheckFailure`` with the hint (so nbgrader scores the cell 0).
+- ``EXERCISES[name]``: the ``Exercise`` (``cases``, ``call``, ``judge``) for
+  graders that run student code in a child process (``mnistloc.sandbox``).
+- ``PRELUDE``: what every exercise cell may rely on; run before each cell.
+
+The machinery is in ``mnistloc.checking``; the exercises in
+``canvas_checks``, ``metric_checks`` and ``head_checks``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from typing import Callable
+
+from mnistloc import canvas_checks, head_checks, metric_checks
+from mnistloc.checking import LESSONS, CheckFailure, Exercise, keras, quiet  # noqa: F401  (the public names)
+
+SECRET_SEED_ENV = "MNISTLOC_SECRET_SEED"
+
+# What every exercise cell may rely on; ``mnistloc check`` and the grader run it before each exercise's cell.
+PRELUDE = "import numpy as np\nfrom mnistloc.checks import keras  # the real keras, imported on first use\n"
+
+EXERCISES: dict[str, Exercise] = {ex.name: ex for module in (canvas_checks, metric_checks, head_checks)
+                                  for ex in module.EXERCISES}
+"""Every exercise of every lesson, by name, in lesson order."""
+EXERCISES = dict(sorted(EXERCISES.items(), key=lambda kv: LESSONS.index(kv[1].lesson)))
+
+REFERENCES: dict[str, Callable] = {name: ex.reference for name, ex in EXERCISES.items()}
+"""The ``mnistloc`` reference implementation of each exercise."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """The outcome of checking one exercise (the ``--json`` exercise entry)."""
+
+    name: str
+    points: int
+    max_points: int
+    passed: bool
+    hint: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def check(name: str, func, *, seed: int | None = None) -> Result:
+    """Checks ``func`` as exercise ``name`` in this process.
+
+    Args:
+        name: the exercise, a key of ``EXERCISES``.
+        func: the student's function.
+        seed: also run random cases from this seed, judged as secret (None: public cases only).
+
+    Returns:
+        Result: full points when every case passes, else 0 points and the first hint.
+    """
+    ex = _exercise(name)
+    if not callable(func):
+        return Result(name, 0, ex.points, False, f"{name}: expected a function; got {type(func).__name__}.")
+    public = ex.cases(None)
+    cases = [(c, False) for c in public]
+    if seed is not None:
+        cases += [(c, True) for c in ex.cases(seed)[len(public):]]
+    for case, secret in cases:
+        try:
+            ex.judge(ex.call(func, case), case, secret=secret)
+        except CheckFailure as failure:
+            return Result(name, 0, ex.points, False, failure.hint)
+    return Result(name, ex.points, ex.points, True, "")
+
+
+def secret_seed() -> int:
+    """The grader's secret seed from ``$MNISTLOC_SECRET_SEED``, else a fresh random one."""
+    text = os.environ.get(SECRET_SEED_ENV, "").strip()
+    if not text:
+        return secrets.randbits(63)
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"${SECRET_SEED_ENV} should be an integer. Got {text!r}.") from None
+
+
+def check_exercise(name: str, func, *, secret: bool = False) -> None:
+    """A notebook test cell: prints the points, or raises ``CheckFailure`` with the hint.
+
+    Args:
+        name: the exercise.
+        func: the student's function.
+        secret: run the hidden random cases (the grader's secret seed) instead of the public ones.
+    """
+    ex = _exercise(name)
+    if secret:
+        ex_seed = secret_seed()
+        public = len(ex.cases(None))
+        for case in ex.cases(ex_seed)[public:]:
+            try:
+                ex.judge(ex.call(func, case), case, secret=True)
+            except CheckFailure as failure:
+                raise CheckFailure(failure.hint) from None
+        print(f"{name}: hidden tests passed")
+        return
+    result = check(name, func)
+    if not result.passed:
+        raise CheckFailure(result.hint) from None
+    print(f"{name}: {result.points}/{result.max_points} points")
+
+
+def _exercise(name: str) -> Exercise:
+    if name not in EXERCISES:
+        raise ValueError(f"`name` should be one of {sorted(EXERCISES)}. Got name={name!r}.")
+    return EXERCISES[name]

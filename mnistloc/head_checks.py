@@ -1,0 +1,262 @@
+"""Checks for the Keras exercises: the four heads and the masked box loss.
+
+A head check builds a tiny model around the student's head (features of a
+few cells and channels), runs it, and does one training step; it compares
+properties, not weights, with the reference head: what it returns, the
+output's shape, what kind of values come out (probabilities summing to 1,
+probabilities in (0, 1), non-negative, or unbounded), the name, the number of
+parameters, and whether one gradient step lowers a loss. No full training.
+
+Keras is imported on first use (``mnistloc.checking.keras``), so importing this
+module stays light. Registered in ``mnistloc.checks.EXERCISES``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mnistloc.checking import LESSONS, Exercise, keras
+
+_L1, _L2, _L3, _L4 = LESSONS
+
+
+def _models():
+    from mnistloc import models
+    return models
+
+
+def _ref(name: str):
+    def reference(*args, **kwargs):
+        return getattr(_models(), name)(*args, **kwargs)
+    reference.__name__ = name
+    return reference
+
+
+# ---- running a head ------------------------------------------------------------------------------
+
+def _kind(y: np.ndarray) -> str:
+    """What kind of values a head gives, judged on inputs large enough to show it."""
+    if not np.all(np.isfinite(y)):
+        return "not finite (NaN or inf)"
+    if y.min() >= 0 and y.max() <= 1:
+        if y.shape[-1] == 1 and np.allclose(y, 1):
+            return "all ones"
+        if y.shape[-1] > 1 and np.allclose(y.sum(-1), 1, atol=1e-4):
+            return "probabilities summing to 1 over the last axis"
+        return "probabilities in [0, 1]"
+    if y.min() >= 0:
+        return "non-negative, unbounded above"
+    return "unbounded (any sign)"
+
+
+def _one_step(model, features: np.ndarray, target: np.ndarray) -> bool:
+    """Whether one SGD step on the mean squared error to ``target`` (the output's shape) lowers it."""
+    import tensorflow as tf
+
+    x = tf.constant(features)
+    def loss():
+        return tf.reduce_mean(tf.square(model(x, training=True) - target))
+    if not model.trainable_variables:
+        return False
+    with tf.GradientTape() as tape:
+        before = loss()
+    grads = tape.gradient(before, model.trainable_variables)
+    if any(g is None for g in grads):
+        return False
+    for v, g in zip(model.trainable_variables, grads):
+        v.assign_sub(0.05 * g)
+    return bool(loss() < before)
+
+
+def _run_head(func, case):
+    keras.utils.set_random_seed(case["seed"])
+    head = func(**case["kwargs"])
+    if not isinstance(head, keras.Model):
+        return {"returns": type(head).__name__}
+    features = case["features"]
+    inputs = keras.Input(shape=(None, None, features.shape[-1]))
+    model = keras.Model(inputs, head(inputs))
+    y = np.asarray(model(features))
+    props = {"returns": "keras.Model", "output shape": str(tuple(y.shape)), "output values": _kind(y),
+             "parameters": int(head.count_params()),
+             "one training step lowers the loss": _one_step(model, features, np.full(y.shape, case["target"], np.float32))}
+    if "name" in case["kwargs"]:
+        props["has the name asked for"] = head.name == case["kwargs"]["name"]
+    return props
+
+
+def _head_case(rng, kwargs: dict, grid: tuple, note: str) -> dict:
+    c = kwargs["channels"]
+    features = (rng.normal(size=(2, *grid, c)) * 4).astype(np.float32)  # large enough to show the activation
+    return {"kwargs": kwargs, "features": features, "target": float(rng.uniform(0.2, 0.8)),
+            "seed": int(rng.integers(1 << 30)),
+            "note": f"{note}, on features of shape {features.shape}"}
+
+
+def _cases(extra: dict):
+    """Fixed and random cases for one head; ``extra`` holds its own size arguments (fixed values)."""
+    def fixed():
+        rng = np.random.default_rng(7)
+        kws = [{"channels": 8, "hidden": 8}, {"channels": 16, "hidden": 4, "name": "my_head", **extra}]
+        return [_head_case(rng, kw, g, f"{kw}") for kw, g in zip(kws, [(4, 4), (3, 5)])]
+
+    def random(rng):
+        out = []
+        for _ in range(2):
+            kw = {"channels": int(rng.integers(2, 12)), "hidden": int(rng.integers(2, 12))}
+            kw.update({k: int(rng.integers(2, 7)) for k in extra})
+            out.append(_head_case(rng, kw, tuple(int(v) for v in rng.integers(2, 7, size=2)), f"{kw}"))
+        return out
+    return fixed, random
+
+
+def _conv_head(out: int, activation=None, *, hidden_filters=None, kernel=3, padding="same",
+               use_name=True, out_activation_layer=None):
+    """A head builder with one deliberate difference from the reference (for the mistakes list)."""
+    def build(channels=64, hidden=64, name="head", **_):
+        f = keras.Input(shape=(None, None, channels))
+        x = keras.layers.Conv2D(hidden_filters or hidden, kernel, padding=padding, activation="relu")(f)
+        n = out(_) if callable(out) else out
+        y = keras.layers.Conv2D(n, 1, activation=activation)(x)
+        if out_activation_layer:
+            y = out_activation_layer()(y)
+        return keras.Model(f, y, name=name if use_name else None)
+    return build
+
+
+def _count_head(*, pool=True, units=lambda m: m + 1, activation="softmax", hidden_filters=None):
+    def build(channels=64, hidden=32, max_count=2, name="count"):
+        f = keras.Input(shape=(None, None, channels))
+        x = keras.layers.Conv2D(hidden_filters or hidden, 1, activation="relu")(f)
+        if pool:
+            x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(f, keras.layers.Dense(units(max_count), activation=activation)(x), name=name)
+    return build
+
+
+_HIDDEN = "use the `hidden` argument for the hidden layer's filters, not a fixed number."
+_SAME = "the hidden 3x3 convolution needs padding='same' so that the grid keeps its size."
+_NAME = "pass `name=name` to keras.Model so that the head (and the model's output) has the name asked for."
+_NCLS = lambda kw: kw.get("num_classes", 10)  # noqa: E731
+
+
+def _head(name, lesson, points, extra, mistakes):
+    fixed, random = _cases(extra)
+    return Exercise(name=name, lesson=lesson, points=points, reference=_ref(name), fixed=fixed, random=random,
+                    run=_run_head,
+                    describe=lambda case: case["note"], mistakes=tuple(mistakes), keras=True)
+
+
+# ---- the masked box loss -------------------------------------------------------------------------
+
+def _run_loss(func, case):
+    import tensorflow as tf
+
+    y_true = tf.constant(case["y_true"])
+    y_pred = tf.Variable(case["y_pred"])
+    with tf.GradientTape() as tape:
+        loss = func(y_true, y_pred)
+    grad = tape.gradient(loss, y_pred) if tf.is_tensor(loss) else None
+    value = np.asarray(loss, dtype=np.float64)
+    return {"loss": value, "gradient reaches y_pred": grad is not None and bool(np.isfinite(np.asarray(grad)).all())}
+
+
+def _loss_case(y_true, y_pred, note) -> dict:
+    return {"y_true": np.asarray(y_true, np.float32), "y_pred": np.asarray(y_pred, np.float32), "note": note}
+
+
+def _loss_fixed() -> list:
+    rng = np.random.default_rng(3)
+    cells = rng.uniform(size=(2, 3, 3, 5)).astype(np.float32)
+    cells[..., 0] = rng.random((2, 3, 3)) < 0.3
+    return [_loss_case([[1, .1, .1, .5, .5], [0, .9, .9, .9, .9]], np.full((2, 4), .2),
+                       "y_true=[[1, .1, .1, .5, .5], [0, .9, .9, .9, .9]] and y_pred all 0.2 "
+                       "(row 0: mean |error| = (.1 + .1 + .3 + .3) / 4 = .2; row 1 masked out -> 0.2)"),
+            _loss_case([[0, .1, .2, .3, .4], [0, .5, .6, .7, .8]], np.zeros((2, 4)),
+                       "a batch with no digit (mask all 0)"),
+            _loss_case(cells, rng.uniform(size=(2, 3, 3, 4)), "per-cell targets of shape (2, 3, 3, 5)")]
+
+
+def _loss_random(rng) -> list:
+    out = []
+    for _ in range(4):
+        shape = (int(rng.integers(1, 9)),) + tuple(int(v) for v in rng.integers(1, 5, size=rng.integers(0, 3)))
+        y = rng.uniform(-1, 2, size=shape + (5,))
+        y[..., 0] = rng.random(shape) < 0.5
+        out.append(_loss_case(y, rng.uniform(-1, 2, size=shape + (4,)), f"random targets of shape {y.shape}"))
+    return out
+
+
+def _loss_variant(*, masked=True, denominator="mask", square=False, box=slice(1, None), floor=True):
+    def loss(y_true, y_pred):
+        ops = keras.ops
+        mask = y_true[..., 0]
+        diff = y_true[..., box] - y_pred
+        err = ops.mean(ops.square(diff) if square else ops.abs(diff), axis=-1)
+        if not masked:
+            return ops.mean(err)
+        total = ops.sum(mask * err)
+        if denominator == "all":
+            return total / ops.cast(ops.size(mask), total.dtype)
+        return total / (ops.maximum(ops.sum(mask), 1.0) if floor else ops.sum(mask))
+    return loss
+
+
+def _loss_numpy(y_true, y_pred):
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    err = np.abs(y_true[..., 1:] - y_pred).mean(-1)
+    return np.sum(y_true[..., 0] * err) / max(y_true[..., 0].sum(), 1.0)
+
+
+EXERCISES = [
+    _head("build_box_head", _L1, 3, {}, [
+        ("the box head is linear: no activation on its last layer (distances have any size and sign).",
+         _conv_head(4, "relu")),
+        ("the box head is linear: no activation on its last layer (a sigmoid squeezes distances into (0, 1)).",
+         _conv_head(4, "sigmoid")),
+        (_HIDDEN, _conv_head(4, hidden_filters=64)),
+        (_SAME, _conv_head(4, padding="valid")),
+        ("the hidden layer is a 3x3 convolution (kernel_size=3), so each cell sees its neighbours.",
+         _conv_head(4, kernel=1)),
+        (_NAME, _conv_head(4, use_name=False)),
+    ]),
+    _head("build_presence_head", _L2, 3, {}, [
+        ("logits instead of probabilities: end with activation='sigmoid' so presence lies in (0, 1).",
+         _conv_head(1)),
+        ("a softmax over a single channel is always 1: use a sigmoid for a yes/no probability.",
+         _conv_head(1, "softmax")),
+        (_HIDDEN, _conv_head(1, "sigmoid", hidden_filters=64)),
+        (_SAME, _conv_head(1, "sigmoid", padding="valid")),
+        ("presence is one probability per cell: the last layer has 1 filter.", _conv_head(2, "sigmoid")),
+        (_NAME, _conv_head(1, "sigmoid", use_name=False)),
+    ]),
+    _head("build_class_head", _L3, 3, {"num_classes": 5}, [
+        ("class probabilities come from a softmax over the last axis (they sum to 1), not a sigmoid.",
+         _conv_head(_NCLS, "sigmoid")),
+        ("logits instead of probabilities: end with activation='softmax'.", _conv_head(_NCLS)),
+        ("use the `num_classes` argument for the last layer's filters, not a fixed 10.", _conv_head(10, "softmax")),
+        (_HIDDEN, _conv_head(_NCLS, "softmax", hidden_filters=64)),
+        (_SAME, _conv_head(_NCLS, "softmax", padding="valid")),
+    ]),
+    _head("build_count_head", _L4, 3, {"max_count": 3}, [
+        ("the count is one answer per canvas: average over the grid (GlobalAveragePooling2D) before the Dense "
+         "layer.", _count_head(pool=False)),
+        ("counts 0, 1, ..., max_count are max_count + 1 classes: the Dense layer needs max_count + 1 units.",
+         _count_head(units=lambda m: m)),
+        ("the counts exclude each other: use a softmax, not a sigmoid.", _count_head(activation="sigmoid")),
+        ("logits instead of probabilities: end with activation='softmax'.", _count_head(activation=None)),
+        (_HIDDEN, _count_head(hidden_filters=32)),
+    ]),
+    Exercise(name="masked_box_loss", lesson=_L2, points=3, reference=_ref("masked_box_loss"), fixed=_loss_fixed,
+             random=_loss_random, run=_run_loss, describe=lambda case: case["note"], keras=True, mistakes=(
+                 ("loss not masked: multiply each entry's error by the mask y_true[..., 0] so that empty canvases "
+                  "add nothing.", _loss_variant(masked=False)),
+                 ("divide by the number of digits (the sum of the mask), not by the number of entries.",
+                  _loss_variant(denominator="all")),
+                 ("use the absolute error |true - pred| (L1), not the squared error.", _loss_variant(square=True)),
+                 ("the box is y_true[..., 1:]; y_true[..., 0] is the mask.", _loss_variant(box=slice(0, 4))),
+                 ("a batch with no digit gave NaN (0 / 0): divide by max(sum(mask), 1).",
+                  _loss_variant(floor=False)),
+                 ("use keras.ops (ops.abs, ops.mean, ops.sum, ops.maximum), not numpy, so that Keras can "
+                  "differentiate the loss.", _loss_numpy),
+             )),
+]

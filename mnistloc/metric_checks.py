@@ -1,0 +1,173 @@
+"""Checks for the box and metric exercises: ``iou`` and ``average_precision``.
+
+Fixed public cases carry their arithmetic in the note; random cases cover
+disjoint, touching, nested and empty boxes, and ties in scores. Typical
+mistakes (unclamped overlap, +1, union counting the overlap twice, NaN for
+empty boxes, wrong format; unsorted scores, no precision envelope, wrong
+recall) are wrong implementations, so a failing hint can name them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mnistloc import boxes as B
+from mnistloc import metrics as M
+from mnistloc.checking import LESSONS, RANDOM_CASES, _show, numpy_exercise
+
+L1, L2, L3, L4 = LESSONS
+
+
+# iou ------------------------------------------------------------------------------------------------
+
+def _iou_fixed() -> list:
+    pairs = [([0, 0, 10, 10], [5, 5, 15, 15], "partial overlap: inter 5*5 = 25, union 100+100-25 = 175"),
+             ([0, 0, 10, 10], [20, 30, 25, 40], "boxes apart in x and in y"),
+             ([0, 0, 10, 10], [10, 0, 20, 10], "touching boxes (x1 of one = x0 of the other)"),
+             ([0, 0, 20, 20], [5, 5, 10, 10], "one box inside the other"),
+             ([3, 4, 9, 12], [3, 4, 9, 12], "identical boxes"),
+             ([0, 0, 0, 0], [0, 0, 0, 0], "two empty boxes"),
+             ([2, 2, 8, 30], [0, 10, 40, 12], "a cross: tall box and wide box")]
+    a = np.float32([p[0] for p in pairs])
+    b = np.float32([p[1] for p in pairs])
+    return [{"args": (a, b), "note": "the boxes a=" + _show(a) + ", b=" + _show(b)
+             + " (rows: " + "; ".join(p[2] for p in pairs) + ")"}]
+
+
+def _iou_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        n = int(rng.integers(5, 40))
+        xy = rng.integers(0, 100, size=(2, n, 2))
+        wh = rng.integers(0, 40, size=(2, n, 2))
+        a, b = (np.concatenate([xy[i], xy[i] + wh[i]], -1).astype(np.float32) for i in (0, 1))
+        out.append({"args": (a, b), "note": f"{n} random pairs of boxes"})
+    return out
+
+
+def _iou_from(inter_fn, union_fn=None):
+    def wrong(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        inter = inter_fn(a, b)
+        area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+        union = union_fn(a, b, inter) if union_fn else area(a) + area(b) - inter
+        with np.errstate(all="ignore"):
+            return np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
+    return wrong
+
+
+def _wh(a, b):
+    return np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])
+
+
+def _iou_unclamped(a, b):
+    return _iou_from(lambda a, b: _wh(a, b).prod(-1))(a, b)
+
+
+def _iou_clamped_product(a, b):
+    return _iou_from(lambda a, b: np.maximum(_wh(a, b).prod(-1), 0))(a, b)
+
+
+def _iou_plus_one(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    wh = np.clip(_wh(a, b) + 1, 0, None)
+    inter = wh.prod(-1)
+    area = lambda x: (x[..., 2] - x[..., 0] + 1) * (x[..., 3] - x[..., 1] + 1)  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def _iou_no_minus(a, b):
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return _iou_from(lambda a, b: np.clip(_wh(a, b), 0, None).prod(-1),
+                     lambda a, b, i: area(a) + area(b))(a, b)
+
+
+def _iou_nan(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    inter = np.clip(_wh(a, b), 0, None).prod(-1)
+    with np.errstate(all="ignore"):
+        return inter / (B.area(a) + B.area(b) - inter)
+
+
+def _iou_xywh(a, b):
+    return B.iou(B.convert(a, "xywh", "xyxy"), B.convert(b, "xywh", "xyxy"))
+
+
+# average_precision --------------------------------------------------------------------------------
+
+def _ap_case(scores, matched, num_true, note) -> dict:
+    return {"args": (np.asarray(scores, np.float64), np.asarray(matched, bool), int(num_true)), "note": note}
+
+
+def _ap_fixed() -> list:
+    return [_ap_case([.9, .8, .7, .6], [1, 0, 1, 0], 3,
+                     "scores [.9, .8, .7, .6], matched [T, F, T, F], 3 true boxes (precision 1, .5, .67, .5 at "
+                     "recall 1/3, 1/3, 2/3, 2/3: AP = (34 * 1 + 33 * 2/3) / 101 = 56/101)"),
+            _ap_case([.3, .9, .6], [0, 1, 1], 2, "scores [.3, .9, .6] (not sorted), matched [F, T, T], 2 true boxes"),
+            _ap_case([.5, .5, .5], [0, 1, 1], 2, "equal scores [.5, .5, .5], matched [F, T, T], 2 true boxes"),
+            _ap_case([], [], 2, "no detections, 2 true boxes"),
+            _ap_case([.8, .4], [1, 1], 2, "two detections, both matched, 2 true boxes")]
+
+
+def _ap_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        d = int(rng.integers(1, 40))
+        scores = np.round(rng.random(d), 1)  # rounded: ties happen
+        matched = rng.random(d) < 0.6
+        out.append(_ap_case(scores, matched, matched.sum() + rng.integers(0, 4) + (matched.sum() == 0),
+                            f"{d} random detections"))
+    return out
+
+
+def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True):
+    def wrong(scores, matched, num_true):
+        s, m = np.asarray(scores, np.float64), np.asarray(matched, bool)
+        if len(s) == 0:
+            return 0.0
+        tp = np.cumsum(m[order_fn(s)])
+        precision = tp / np.arange(1, len(tp) + 1)
+        recall = tp / (recall_of(s, num_true) if recall_of else num_true)
+        env = np.maximum.accumulate(precision[::-1])[::-1] if envelope else precision
+        if not points:  # area under the envelope, every recall step (VOC 2010 style)
+            steps = np.diff(np.concatenate([[0], recall]))
+            return float(np.sum(steps * env))
+        idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+        return float(np.mean(np.where(idx < len(recall), env[np.minimum(idx, len(recall) - 1)], 0)))
+    return wrong
+
+
+def _by_score(s):
+    return np.argsort(-s, kind="stable")
+
+
+_ap_unsorted = _ap_from(lambda s: np.arange(len(s)))
+_ap_ascending = _ap_from(lambda s: np.argsort(s, kind="stable"))
+_ap_reversed_ties = _ap_from(lambda s: np.argsort(s, kind="stable")[::-1])
+_ap_no_envelope = _ap_from(_by_score, envelope=False)
+_ap_recall_of_detections = _ap_from(_by_score, recall_of=lambda s, n: len(s))
+_ap_all_points = _ap_from(_by_score, points=False)
+
+EXERCISES = [
+    numpy_exercise("iou", L1, 3, B.iou, _iou_fixed, _iou_random, [
+        ("overlap not clamped at zero: boxes apart in x and y give a negative width times a negative height; "
+         "use max(0, ...) on the width and on the height separately.", _iou_unclamped),
+        ("overlap not clamped at zero per side: clamp the width and the height separately, not their product.",
+         _iou_clamped_product),
+        ("off by one: boxes have an exclusive max, so width = x1 - x0 with no + 1.", _iou_plus_one),
+        ("the union counts the overlap twice: union = area(a) + area(b) - intersection.", _iou_no_minus),
+        ("two empty boxes gave NaN (0 / 0): return 0 where the union is 0.", _iou_nan),
+        ("wrong box format: the boxes are xyxy (x0, y0, x1, y1), not xywh.", _iou_xywh),
+    ]),
+    numpy_exercise("average_precision", L4, 3, M.average_precision, _ap_fixed, _ap_random, [
+        ("rank the detections by descending score first (np.argsort(-scores, kind='stable')).", _ap_unsorted),
+        ("wrong direction: the most confident detection comes first (sort by -scores).", _ap_ascending),
+        ("equal scores must keep their given order: np.argsort(scores)[::-1] reverses them; "
+         "use np.argsort(-scores, kind='stable').", _ap_reversed_ties),
+        ("no precision envelope: at each recall r use the highest precision reached at recall >= r.",
+         _ap_no_envelope),
+        ("recall is true positives / num_true (the number of true boxes), not / the number of detections.",
+         _ap_recall_of_detections),
+        ("COCO averages the envelope at the 101 recalls 0, 0.01, ..., 1, not the area under every recall step.",
+         _ap_all_points),
+    ]),
+]
