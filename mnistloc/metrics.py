@@ -150,7 +150,7 @@ def _finite_boxes(boxes, name: str, ndim: int | None = None) -> np.ndarray:
     if arr.size == 0 and ndim == 2:
         arr = arr.reshape(0, 4)  # [] for a canvas without boxes
     if arr.ndim == 0 or arr.shape[-1] != 4 or (ndim is not None and arr.ndim != ndim):
-        want = "(P, 4)" if ndim == 2 else "(..., 4)"
+        want = "(n, 4), one row per box," if ndim == 2 else "(..., 4)"
         raise ValueError(f"`{name}` should have shape {want}. Got shape {arr.shape}.")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"`{name}` should hold finite numbers. Got NaN or infinity.")

@@ -210,7 +210,7 @@ def test_map_accepts_empty_lists_and_num_classes():
 
 @pytest.mark.parametrize("change, match", [
     (lambda a: a.__setitem__(1, a[1] * 2), r"true_labels.*one entry per canvas.*\(1 canvases\). Got 2"),
-    (lambda a: a.__setitem__(2, [np.zeros((1, 3))]), r"pred_boxes\[0\].*\(P, 4\)"),
+    (lambda a: a.__setitem__(2, [np.zeros((1, 3))]), r"pred_boxes\[0\].*\(n, 4\), one row per box"),
     (lambda a: a.__setitem__(4, [np.array([np.inf])]), r"pred_scores\[0\].*finite"),
     (lambda a: a.__setitem__(4, [np.array([0.1, 0.2])]), r"pred_scores\[0\].*\(1,\)"),
     (lambda a: a.__setitem__(3, [np.array([10])]), r"pred_labels\[0\].*\[0, 10\)"),
