@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,7 @@ def _from_npz(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 raise ValueError(f"{path} is not a Keras mnist.npz: it lacks {missing} "
                                  f"(has {sorted(f.files)}). Delete it and {_FETCH_HINT}.")
             arrays = {k: f[k] for k in keys}
-    except (OSError, EOFError, ValueError) as err:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:  # BadZipFile: truncated or bad CRC
         if isinstance(err, ValueError) and "is not a Keras mnist.npz" in str(err):
             raise
         raise ValueError(f"{path} could not be read as mnist.npz ({err}); it may be truncated or "
