@@ -472,8 +472,6 @@ class _Trap:
     ``head_checks._ref("build_box_head")`` stands for ``mnistloc.models.build_box_head``).
     """
 
-    _OWN = ("mnistloc.checks", "mnistloc.head_checks", "mnistloc.ap_checks", __name__)
-
     def __init__(self, reference, name: str):
         self.sprung_flag = False
         self.swapped: list[tuple[types.FunctionType, types.CodeType]] = []
@@ -493,7 +491,7 @@ class _Trap:
         ref_name = getattr(reference, "__name__", None)
         found = {id(reference): reference} if isinstance(reference, types.FunctionType) else {}
         for modname, module in list(sys.modules.items()):
-            if modname.startswith("mnistloc") and modname not in self._OWN and module is not None:
+            if modname.startswith("mnistloc") and "check" not in modname and modname != __name__ and module:
                 value = vars(module).get(ref_name)
                 if isinstance(value, types.FunctionType):
                     found[id(value)] = value

@@ -1,0 +1,201 @@
+"""The sandbox runs untrusted exercise code in a confined child: limits, isolation, honest results."""
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import textwrap
+
+import numpy as np
+import pytest
+
+from mnistloc import checks, sandbox
+
+CAPS = sandbox.capabilities()
+ROOT = os.geteuid() == 0
+
+IOU = textwrap.dedent("""
+    def iou(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+        inter = wh.prod(-1)
+        area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
+        union = area(a) + area(b) - inter
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0).astype(np.float32)
+""")
+TIGHT_BOX = textwrap.dedent("""
+    def tight_box(image):
+        rows, cols = np.nonzero(np.asarray(image))
+        if rows.size == 0:
+            return np.zeros(4, np.float32)
+        return np.float32([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+""")
+
+
+def _calls(*names, seed=None):
+    return [(n, c) for n in names for c in checks.EXERCISES[n].cases(seed)]
+
+
+def _verdicts(sources, names, seed=None, **limits) -> dict[str, set]:
+    """Exercise -> the set of verdicts over its cases: "pass", a failing status, or "wrong"."""
+    calls = _calls(*names, seed=seed)
+    out = sandbox.run_exercises(sources, calls, **limits)
+    verdicts: dict[str, set] = {n: set() for n in names}
+    for (name, case), o in zip(calls, out):
+        if o.status != "ok":
+            verdicts[name].add(o.status)
+            continue
+        try:
+            checks.EXERCISES[name].judge(o.value, case, secret=True)
+            verdicts[name].add("pass")
+        except checks.CheckFailure:
+            verdicts[name].add("wrong")
+    return verdicts
+
+
+def _probe(body: str, **limits):
+    """Runs ``body`` as the inside of ``iou`` (it returns a str); gives back that str or the exception's name."""
+    src = "def iou(a, b):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    (outcome,) = sandbox.run_exercises({"iou": src}, _calls("iou")[:1], **limits)
+    assert outcome.status == "ok", outcome
+    return outcome.value.get("text", outcome.value.get("error"))
+
+
+def test_correct_code_passes_public_and_secret_cases():
+    assert _verdicts({"iou": IOU, "tight_box": TIGHT_BOX}, ["iou", "tight_box"], seed=7) == {
+        "iou": {"pass"}, "tight_box": {"pass"}}
+
+
+def test_a_missing_exercise_and_a_broken_cell_cost_only_themselves():
+    sources = {"iou": "def iou(a, b)\n    return 0\n", "union_box": "x = 1\n", "tight_box": TIGHT_BOX}
+    out = _verdicts(sources, ["iou", "union_box", "one_hot", "tight_box"])
+    assert out == {"iou": {"error"}, "union_box": {"missing"}, "one_hot": {"missing"}, "tight_box": {"pass"}}
+
+
+def test_a_hanging_exercise_times_out_and_the_next_one_still_runs():
+    sources = {"iou": "def iou(a, b):\n    while True:\n        pass\n", "tight_box": TIGHT_BOX}
+    assert _verdicts(sources, ["iou", "tight_box"], timeout=2) == {"iou": {"timeout"}, "tight_box": {"pass"}}
+
+
+@pytest.mark.parametrize("body", ["os._exit(3)", "os.kill(os.getpid(), signal.SIGKILL)"])
+def test_a_child_that_dies_costs_only_its_exercise(body):
+    sources = {"iou": f"import os, signal\ndef iou(a, b):\n    {body}\n", "tight_box": TIGHT_BOX}
+    assert _verdicts(sources, ["iou", "tight_box"]) == {"iou": {"crash"}, "tight_box": {"pass"}}
+
+
+def test_sys_exit_is_an_error_of_the_exercise_not_of_the_child():
+    sources = {"iou": "import sys\ndef iou(a, b):\n    sys.exit(0)\n", "tight_box": TIGHT_BOX}
+    out = sandbox.run_exercises(sources, _calls("iou", "tight_box")[:1])
+    assert out[0].status == "error" and "SystemExit" in out[0].value
+    assert _verdicts(sources, ["iou", "tight_box"]) == {"iou": {"error"}, "tight_box": {"pass"}}
+
+
+def test_allocating_without_end_hits_the_memory_limit():
+    hog = "def iou(a, b):\n    keep = []\n    while True:\n        keep.append(np.ones(10_000_000))\n"
+    (outcome,) = sandbox.run_exercises({"iou": hog}, _calls("iou")[:1], memory_mb=1024, timeout=30)
+    # Exercise.call turns the student's exception into data: {"type": "error", "error": "MemoryError", ...}
+    assert outcome.status == "ok" and outcome.value["error"] == "MemoryError"
+
+
+def test_printing_megabytes_is_harmless():
+    noisy = "def iou(a, b):\n    print('x' * 50_000_000)\n    return _iou(a, b)\n" + IOU.replace("def iou", "def _iou")
+    assert _verdicts({"iou": noisy}, ["iou"]) == {"iou": {"pass"}}
+
+
+@pytest.mark.skipif(not ROOT, reason="the process limit holds per uid only when the sandbox can drop to its own")
+def test_a_fork_bomb_is_bounded_and_every_process_is_killed():
+    bomb = textwrap.dedent("""
+        import os
+        def iou(a, b):
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    pass
+    """)
+    assert _verdicts({"iou": bomb}, ["iou"], timeout=2) == {"iou": {"timeout"}}
+    uid = sandbox.UID_BASE + os.getpid()
+    assert [p for p, (owner, state) in sandbox._processes().items() if owner == uid and state != "Z"] == []
+
+
+def test_the_child_never_sees_the_secret_seed(monkeypatch):
+    monkeypatch.setenv(checks.SECRET_SEED_ENV, "31415926")
+    seen = _probe("import os\nreturn repr(sorted(os.environ.items()))")
+    assert "31415926" not in seen and checks.SECRET_SEED_ENV not in seen
+
+
+@pytest.mark.skipif("own uid" not in CAPS["files"], reason=CAPS["files"])
+def test_the_child_cannot_write_outside_its_folder(tmp_path):
+    outside = [tmp_path / "outside.txt", sandbox.Path(sandbox._PACKAGE_ROOT) / "pwned.txt", "/var/tmp/pwned.txt"]
+    body = "import os\nresult = []\n"
+    for path in outside:
+        body += (f"try:\n    open({str(path)!r}, 'w').write('x')\n    result.append('wrote')\n"
+                 f"except OSError as e:\n    result.append(type(e).__name__)\n")
+    body += "open('mine.txt', 'w').write('fine')\nresult.append(os.getcwd())\nreturn repr(result)\n"
+    seen = _probe(body)
+    assert "wrote" not in seen
+    assert not any(os.path.exists(p) for p in outside)
+
+
+@pytest.mark.skipif("tmpfs" not in CAPS["files"], reason=CAPS["files"])
+def test_hidden_folders_are_empty_for_the_child(tmp_path):
+    (tmp_path / "secret_seed").write_text("271828")
+    seen = _probe(f"import os\nreturn repr(os.listdir({str(tmp_path)!r}))", hide=[tmp_path])
+    assert seen in ("[]", "FileNotFoundError")  # an empty tmpfs, or gone with the child's own /tmp
+
+
+@pytest.mark.skipif("namespace" not in CAPS["network"], reason=CAPS["network"])
+def test_the_child_has_no_network():
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    try:
+        seen = _probe(f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+                      f"    return 'connected'\nexcept OSError as e:\n    return type(e).__name__\n")
+    finally:
+        server.close()
+    assert seen != "connected"
+
+
+def test_calling_the_reference_scores_nothing_however_it_is_reached():
+    direct = "from mnistloc.boxes import iou as ref\ndef iou(a, b):\n    return ref(a, b)\n"
+    hidden = "def iou(a, b):\n    m = __import__('mnist' + 'loc.boxes', fromlist=['x'])\n    return getattr(m, 'i' + 'ou')(a, b)\n"
+    smuggled = {"tight_box": "import builtins\nbuiltins._r = __import__('mnistloc.boxes', fromlist=['x']).iou\n"
+                             + TIGHT_BOX,
+                "iou": "def iou(a, b):\n    return _r(a, b)\n"}
+    assert _verdicts({"iou": direct}, ["iou"]) == {"iou": {"forbidden"}}
+    assert _verdicts({"iou": hidden}, ["iou"]) == {"iou": {"forbidden"}}
+    assert _verdicts(smuggled, ["tight_box", "iou"]) == {"tight_box": {"pass"}, "iou": {"forbidden"}}
+
+
+def test_other_references_may_be_used():
+    uses_tight_box = "from mnistloc.boxes import tight_box\ndef iou(a, b):\n    tight_box(np.zeros((3, 3)))\n" + IOU
+    assert _verdicts({"iou": uses_tight_box}, ["iou"]) == {"iou": {"pass"}}
+
+
+def test_patching_the_checks_from_inside_gains_nothing():
+    patch = textwrap.dedent("""
+        import mnistloc.checks as c
+        for ex in c.EXERCISES.values():
+            object.__setattr__(ex, "judge", lambda *a, **k: None)
+        def iou(a, b):
+            return np.zeros(len(a), np.float32)
+    """)
+    assert "wrong" in _verdicts({"iou": patch}, ["iou"])["iou"]  # judged in the parent, unpatched
+
+
+def test_results_are_unpickled_without_running_code():
+    evil = pickle.dumps(os.system)  # would be a call on load with a crafted __reduce__
+    with pytest.raises(pickle.UnpicklingError, match="arrays and plain data"):
+        sandbox._loads(evil)
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    back = sandbox._loads(pickle.dumps({"value": arr, "n": (1, 2.5, "x", None)}))
+    assert np.array_equal(back["value"], arr) and back["n"] == (1, 2.5, "x", None)
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(TypeError, match="sources"):
+        sandbox.run_exercises(["def iou(): pass"], [])
+    with pytest.raises(TypeError, match="calls"):
+        sandbox.run_exercises({}, ["iou"])
+    with pytest.raises(ValueError, match="timeout"):
+        sandbox.run_exercises({}, [], timeout=0)
