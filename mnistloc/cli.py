@@ -31,8 +31,10 @@ def _case(text: str) -> int:
     return int(text)
 
 
-def _new_output(path: Path, force: bool) -> Path:
-    """Refuses to overwrite an existing output unless ``--force`` was given."""
+def _new_output(path: Path, force: bool, suffix: str | None = None) -> Path:
+    """Refuses to overwrite an existing output unless ``--force`` was given, or one of the wrong type."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise UsageError(f"--out should be a {suffix} file. Got {path}")
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,7 @@ def _args_data(p: argparse.ArgumentParser) -> None:
 def _run_data(args) -> int:
     from mnistloc import canvas
 
-    out = _new_output(args.out, args.force)
+    out = _new_output(args.out, args.force, ".npz")  # numpy would append .npz to any other name
     if args.coco is not None and (args.coco / "instances.json").exists() and not args.force:
         raise UsageError(f"{args.coco / 'instances.json'} exists; pass --force to overwrite it")
     ds = canvas.make_dataset(args.case, args.count, seed=args.seed, split=args.split,
@@ -88,7 +90,7 @@ def _args_show(p: argparse.ArgumentParser) -> None:
 def _run_show(args) -> int:
     from mnistloc import canvas, viz
 
-    out = _new_output(args.out, args.force)
+    out = _new_output(args.out, args.force, ".png")
     ds = canvas.make_dataset(args.case, args.count, seed=args.seed, split=args.split, source=_source(args))
     viz.save(viz.sample_grid(ds), out)
     print(f"wrote {out}")
