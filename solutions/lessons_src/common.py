@@ -1,0 +1,104 @@
+"""Cells that every lesson shares: the setup cell, the dataset helper, training, evaluation, pictures."""
+
+
+def setup(extra_imports: str = "") -> tuple:
+    """The locked setup cell: install advice, imports, grading mode."""
+    return ("setup", f'''
+# Setup: run this cell first.
+# This lesson needs the `mnistloc` package (it brings TensorFlow, Keras and nbgrader). Inside the course
+# repository `make lab` installs it and opens JupyterLab. Anywhere else (Colab, another Jupyter), install it
+# from a clone of the repository, then restart the kernel:
+#     pip install -e /path/to/mnistloc        (in a notebook cell: %pip install -e /path/to/mnistloc)
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up logs quiet
+try:
+    import mnistloc
+except ModuleNotFoundError:
+    raise ModuleNotFoundError(
+        "This lesson needs the `mnistloc` package, which this kernel cannot import.\\n"
+        "Install it from a clone of the course repository and restart the kernel:\\n"
+        "    pip install -e /path/to/mnistloc   (in a notebook: %pip install -e /path/to/mnistloc)\\n"
+        "Inside the repository, `make lab` installs everything and opens the lessons."
+    ) from None
+import dataclasses
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+from mnistloc import boxes, canvas, data, decoding, evaluation, metrics, models, training, viz
+from mnistloc.checks import check_exercise
+{extra_imports}
+GRADING = "NBGRADER_EXECUTION" in os.environ  # set by nbgrader's autograder: train for seconds, not minutes
+print(f"mnistloc {{mnistloc.__version__}}, Keras {{keras.__version__}}"
+      + (" (grading mode: short training)" if GRADING else ""))
+''')
+
+
+TAKE = ("code", '''
+def take(ds, index):
+    """The canvases ``index`` (int[k]) of a dataset, as a smaller dataset (for pictures)."""
+    fields = ("images", "boxes", "mask", "classes", "count", "digit_ids")
+    return dataclasses.replace(ds, **{f: getattr(ds, f)[index] for f in fields})
+''')
+
+
+def assemble(case: int, heads: str) -> tuple:
+    """The cell that builds the case's model from the backbone and the heads (some of them the student's)."""
+    return ("code", f'''
+def build_model(heads, size=128, widths=(16, 32, 64), hidden=64):
+    """Backbone + heads: canvases (B, size, size) -> one named output per head."""
+    backbone = models.build_backbone(size, widths)
+    features = backbone.output  # (B, size / 8, size / 8, widths[-1])
+    outputs = {{name: keras.layers.Identity(name=name)(build(widths[-1], hidden, name=name + "_head")(features))
+               for name, build in heads.items()}}
+    return keras.Model(backbone.input, outputs, name="case{case}")
+
+
+model = build_model({heads})
+print(f"{{model.count_params():,}} parameters; outputs: {{', '.join(model.output_names)}}")
+''')
+
+
+def train(case: int, seconds: int) -> tuple:
+    """The training cell, tagged ``train``: minutes normally, seconds under the autograder."""
+    return ("train", f'''
+# About {seconds / 60:.1f} minutes on a 2-core laptop CPU; under the autograder only a few seconds
+# (the graded cells check your functions, not the trained model).
+if GRADING:
+    model, history = training.train({case}, model=model, epochs=1, canvases_per_epoch=128, validation=0,
+                                    progress=False)
+else:
+    model, history = training.train({case}, model=model, seconds={seconds})
+''')
+
+
+def evaluate(case: int, targets: dict) -> tuple:
+    """The evaluation cell: the case's metrics on held-out digits, beside the reference targets."""
+    return ("code", f'''
+TARGETS = {targets!r}  # what the reference model reaches in 3 minutes
+scores, test, outputs = evaluation.evaluate(model, {case}, n=200 if GRADING else 2000, return_predictions=True)
+for name, value in scores.items():
+    target = f"   target {{TARGETS[name]:.3f}}" if name in TARGETS else ""
+    print(f"{{name:>18}}: {{value:.3f}}{{target}}")
+''')
+
+
+def pictures(case: int) -> list:
+    """The best and the worst predictions on the test canvases."""
+    return [("code", f'''
+quality = evaluation.per_canvas_quality({case}, test, outputs)  # (n,) higher is better
+best = np.argsort(-quality, kind="stable")[:8]
+viz.sample_grid(take(test, best), n=8, predictions=evaluation.picture_predictions({case}, outputs, best))
+'''), ("md", '''
+And the worst ones: where does the model go wrong? Look before you read the numbers again.
+'''), ("code", f'''
+worst = np.argsort(quality, kind="stable")[:8]
+viz.sample_grid(take(test, worst), n=8, predictions=evaluation.picture_predictions({case}, outputs, worst))
+''')]
+
+
+HISTORY = ("code", '''
+viz.history_plot(history)  # loss per output, training (solid) and validation
+''')

@@ -1,0 +1,250 @@
+"""Lesson 1: one digit, one box (case 1): place_digit, tight_box, iou, build_box_head."""
+from lessons_src import common
+
+LESSON = "01-single-digit"
+
+CELLS = [
+    ("md", '''
+# Lesson 1: find one digit
+
+**What you will build.** A Keras model that looks at a 128x128 canvas holding one handwritten digit "1"
+somewhere and draws a tight box around it. This is *single-object localization*: there is always exactly
+one object, and the model answers *where*.
+
+**Why it matters.** Every detector, from this small one to the ones in self-driving cars, starts with the same
+pieces: synthetic or labelled images, boxes in one agreed format, a measure of how good a box is (IoU), and a
+network head that regresses boxes. You will write each of these pieces yourself.
+
+**Plan.**
+1. Make a canvas: paste a digit at a position (`place_digit`).
+2. Label it: the tight box around the digit's ink (`tight_box`).
+3. Score a box: intersection over union (`iou`).
+4. Build the model's box head (`build_box_head`), train the model for a few minutes, evaluate it on digits it
+   never saw, and look at its best and worst predictions.
+
+**How this notebook works.** Each exercise is a function with a docstring giving shapes. Replace
+`raise NotImplementedError()` with your code, run the cell, then run the check cell right after it: it prints
+your points, or a hint that names the likely mistake. Boxes are `xyxy` in pixels: `[x0, y0, x1, y1]` with an
+exclusive max, so `width = x1 - x0`; `x` is the column and `y` the row.
+'''),
+    common.setup(),
+    ("md", '''
+## 1. A canvas
+
+A canvas is a black `uint8` image, 128x128. A digit is a 28x28 `uint8` image from MNIST. Placing a digit with
+its top-left pixel at column `x`, row `y` means writing its 28x28 pixels into the canvas there. Numpy indexes
+images as `image[row, column]`, that is `image[y, x]`.
+
+**Exercise: `place_digit`** (2 points). Return a *new* canvas; the one given must stay unchanged (the data
+generator reuses it). About 3 lines.
+'''),
+    ("solution:place_digit", '''
+def place_digit(canvas, digit, x, y):
+    """Returns a copy of ``canvas`` with ``digit`` written with its top-left pixel at column x, row y.
+
+    Args:
+        canvas (uint8[S, S]): the canvas.
+        digit (uint8[28, 28]): the digit.
+        x (int): column of the digit's left edge, 0 <= x <= S - 28.
+        y (int): row of the digit's top edge, 0 <= y <= S - 28.
+
+    Returns:
+        uint8[S, S]: a new canvas: the digit's pixels replace the canvas's pixels there.
+    """
+    ### BEGIN SOLUTION
+    out = canvas.copy()
+    out[y:y + digit.shape[0], x:x + digit.shape[1]] = digit
+    return out
+    ### END SOLUTION
+'''),
+    ("test:place_digit", '''
+check_exercise("place_digit", place_digit)
+### BEGIN HIDDEN TESTS
+check_exercise("place_digit", place_digit, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+Here is your function at work: one training digit placed at column 70, row 20.
+'''),
+    ("code", '''
+digits, labels = data.load_digits("train")
+example = place_digit(np.zeros((128, 128), np.uint8), digits[labels == 1][0], 70, 20)
+fig, ax = plt.subplots(figsize=(3, 3))
+viz.draw_canvas(ax, example, np.zeros((0, 4)))
+ax.set_title("a digit at column 70, row 20", fontsize=9);
+'''),
+    ("md", '''
+## 2. The label: a tight box
+
+The box we want is not the 28x28 frame of the digit but the *tight* box: the extent of its ink, the pixels
+brighter than 0. A thin "1" has a narrow box; a frame box would reward a model for being sloppy.
+
+**Exercise: `tight_box`** (2 points). Find the first and last columns and rows that contain ink. The max is
+exclusive: `x1 = last ink column + 1`. An image with no ink gives `[0, 0, 0, 0]`. About 6 lines; `np.any`
+along an axis and `np.flatnonzero` help.
+'''),
+    ("solution:tight_box", '''
+def tight_box(image):
+    """The xyxy box around the pixels of ``image`` that are > 0.
+
+    Args:
+        image (uint8[H, W]): one image.
+
+    Returns:
+        float32[4]: ``[x0, y0, x1, y1]``: x0 the first ink column, y0 the first ink row, x1 the last ink
+        column + 1, y1 the last ink row + 1; ``[0, 0, 0, 0]`` for an image with no ink.
+    """
+    ### BEGIN SOLUTION
+    cols = np.flatnonzero((image > 0).any(axis=0))
+    rows = np.flatnonzero((image > 0).any(axis=1))
+    if len(cols) == 0:
+        return np.zeros(4, np.float32)
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+    ### END SOLUTION
+'''),
+    ("test:tight_box", '''
+check_exercise("tight_box", tight_box)
+### BEGIN HIDDEN TESTS
+check_exercise("tight_box", tight_box, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("code", '''
+box = tight_box(example)
+fig, ax = plt.subplots(figsize=(3, 3))
+viz.draw_canvas(ax, example, box)
+ax.set_title(f"tight box {box}: {box[2] - box[0]:.0f} x {box[3] - box[1]:.0f} px", fontsize=9);
+'''),
+    ("md", '''
+## 3. How good is a box? Intersection over union
+
+A predicted box is good when it covers the true box and little else. IoU measures both at once: the area
+where the two boxes overlap, divided by the area they cover together. 1 is perfect; 0 means no overlap.
+Detection benchmarks call a box *found* when IoU >= 0.5, and *precise* when IoU >= 0.75.
+
+**Exercise: `iou`** (3 points). For pairs of boxes `a[i]`, `b[i]`. The overlap's width is
+`min(x1) - max(x0)`, clamped at 0 when the boxes do not overlap (and likewise the height). Boxes that only
+touch, or two empty boxes, give 0, never NaN. About 7 lines, no loop.
+'''),
+    ("solution:iou", '''
+def iou(a, b):
+    """Intersection over union of boxes, pair by pair.
+
+    Args:
+        a (float[N, 4]): xyxy boxes.
+        b (float[N, 4]): xyxy boxes.
+
+    Returns:
+        float[N]: IoU of a[i] and b[i], in [0, 1]; 0 where both boxes are empty.
+    """
+    ### BEGIN SOLUTION
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = w * h
+    area = lambda box: np.clip(box[:, 2] - box[:, 0], 0, None) * np.clip(box[:, 3] - box[:, 1], 0, None)
+    union = area(a) + area(b) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    ### END SOLUTION
+'''),
+    ("test:iou", '''
+check_exercise("iou", iou)
+### BEGIN HIDDEN TESTS
+check_exercise("iou", iou, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+How fast does IoU fall when a box slides? A box the size of a digit "1" (8x20 pixels) moved right by a few
+pixels loses half its IoU after only 3 pixels: thin boxes must be placed precisely.
+'''),
+    ("code", '''
+true = np.array([[60, 40, 68, 60]], np.float32)  # 8 wide, 20 tall
+for dx in (0, 1, 2, 3, 4, 6, 8):
+    print(f"shifted by {dx} px: IoU {iou(true, true + [dx, 0, dx, 0])[0]:.2f}")
+'''),
+    ("md", '''
+## 4. The data set
+
+`mnistloc.canvas.make_dataset` makes thousands of canvases per second with the same three steps you just
+wrote, vectorised. Training canvases use the training digits; the test canvases use digit *instances* the
+model never sees, so the score measures generalisation, not memory.
+'''),
+    ("code", '''
+ds = canvas.make_dataset(1, 16, seed=1)
+viz.sample_grid(ds, n=8)
+'''),
+    ("md", '''
+## 5. The model: a backbone and heads
+
+The backbone (given) turns a canvas into a grid of features: one cell per 8x8 pixels, so 16x16 cells of 64
+numbers. Heads read that grid. A digit looks the same wherever it lies, and a convolution asks the same
+question in every cell with the same weights, so this design learns from every position at once:
+
+* the **presence** head says, per cell, "is a digit's centre here?" (a probability; you will write it in
+  lesson 2);
+* the **box** head says, per cell, how far the box's left, top, right and bottom sides are from the cell's
+  centre, in cells. Read at the cell where the digit's centre lies, that gives the box.
+
+**Exercise: `build_box_head`** (3 points). A `keras.Model` from features `(B, H, W, channels)` to
+`(B, H, W, 4)`: a 3x3 `Conv2D` with `hidden` filters, `padding="same"` and ReLU, then a 1x1 `Conv2D` with 4
+filters and *no* activation (distances can be any size and sign). Name the model `name`. About 4 lines; start
+with `features = keras.Input(shape=(None, None, channels))` so the head works on any grid size.
+'''),
+    ("solution:build_box_head", '''
+def build_box_head(channels=64, hidden=64, name="box"):
+    """Per cell: distances (left, top, right, bottom) from the cell's centre to a box's sides.
+
+    Args:
+        channels (int): C, the feature channels.
+        hidden (int): filters of the hidden 3x3 layer.
+        name (str): the model's name.
+
+    Returns:
+        keras.Model: features (B, H, W, C) -> (B, H, W, 4), linear.
+    """
+    ### BEGIN SOLUTION
+    features = keras.Input(shape=(None, None, channels))
+    x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
+    out = keras.layers.Conv2D(4, 1)(x)
+    return keras.Model(features, out, name=name)
+    ### END SOLUTION
+'''),
+    ("test:build_box_head", '''
+check_exercise("build_box_head", build_box_head)
+### BEGIN HIDDEN TESTS
+check_exercise("build_box_head", build_box_head, secret=True)
+### END HIDDEN TESTS
+'''),
+    common.assemble(1, '{"presence": models.build_presence_head, "box": build_box_head}'),
+    ("md", '''
+## 6. Training
+
+Each step shows the model a batch of fresh canvases; the presence head learns a heatmap of digit centres, your
+box head learns the distances, with an L1 + IoU loss counted only at cells near a centre (`models.LOSSES`).
+The budget is wall-clock time: the learning rate falls to zero as it runs out.
+'''),
+    common.train(1, 150),
+    common.HISTORY,
+    ("md", '''
+## 7. Evaluation on digits the model never saw
+
+2,000 test canvases. *Mean IoU* averages the IoU of the predicted box with the true box; *iou50* and *iou75*
+are the shares of canvases where IoU reaches 0.5 and 0.75.
+'''),
+    common.TAKE,
+    common.evaluate(1, {"mean_iou": 0.85, "iou50": 0.99}),
+    ("md", '''
+## 8. Pictures: the best and the worst predictions
+
+True boxes are green, predictions red and dashed.
+'''),
+    *common.pictures(1),
+    ("md", '''
+## What to try next
+
+* Train longer (`seconds=300`): how much does mean IoU gain, and where does it stop?
+* Swap in a frame box: `canvas.make_dataset(1, n, seed=0, box="frame")`. Why is the tight box the harder
+  and the more honest target?
+* Make the box head deeper (two hidden layers) or wider (`hidden=128`) and compare the IoU and the time.
+* Next lesson: canvases that may hold no digit, or two, and a loss that knows the difference.
+'''),
+]

@@ -1,0 +1,188 @@
+"""Lesson 2: is there a digit at all? (case 2): union_box, build_presence_head, masked_box_loss."""
+from lessons_src import common
+
+LESSON = "02-presence"
+
+CELLS = [
+    ("md", '''
+# Lesson 2: is there a digit at all?
+
+**What you will build.** A model that says whether a canvas holds any digit, and if it does, draws the box
+around all of them: canvases now hold no digit, one digit or two, of any class.
+
+**Why it matters.** Real images often contain nothing of interest. A localizer that always answers with a
+box is wrong on every empty image, and a loss that asks for a box on an empty canvas teaches nonsense. This
+lesson adds a *presence* output and a *masked* loss: no box loss where there is no box.
+
+**Plan.**
+1. The label of a canvas with two digits: the union box (`union_box`).
+2. The presence head: a probability per cell that a digit's centre is there (`build_presence_head`).
+3. A box loss that ignores canvases (and cells) without a digit (`masked_box_loss`).
+4. Train, evaluate (presence accuracy, mean IoU on canvases with digits), look at the mistakes.
+
+Boxes are `xyxy` pixels with an exclusive max, as in lesson 1.
+'''),
+    common.setup(),
+    ("code", '''
+ds = canvas.make_dataset(2, 16, seed=2)
+print("digits per canvas:", ds.count[:8], " mask of the first canvases:\\n", ds.mask[:4])
+viz.sample_grid(ds, n=8)
+'''),
+    ("md", '''
+## 1. The label: the union box
+
+A canvas keeps two slots for digits: `boxes (N, 2, 4)`, and `mask (N, 2)` says which slots hold one. Unused
+slots hold zeros. The case's label is the smallest box holding every digit of the canvas.
+
+**Exercise: `union_box`** (2 points). The minimum of `x0, y0` and the maximum of `x1, y1` over the used slots
+only; `[0, 0, 0, 0]` for a canvas with no digit. About 5 lines; `np.where(mask[..., None], ..., np.inf)`
+keeps unused slots out of a minimum.
+'''),
+    ("solution:union_box", '''
+def union_box(boxes, mask):
+    """The smallest xyxy box holding every used box of each canvas.
+
+    Args:
+        boxes (float[N, K, 4]): xyxy boxes, K slots per canvas.
+        mask (bool[N, K]): which slots hold a box.
+
+    Returns:
+        float32[N, 4]: the union box of each canvas; zeros where no slot is used.
+    """
+    ### BEGIN SOLUTION
+    m = np.asarray(mask, bool)[..., None]  # [N, K, 1]
+    lo = np.where(m, boxes[..., :2], np.inf).min(axis=1)  # [N, 2]
+    hi = np.where(m, boxes[..., 2:], -np.inf).max(axis=1)  # [N, 2]
+    out = np.concatenate([lo, hi], axis=-1)
+    return np.where(m.any(axis=1), out, 0).astype(np.float32)
+    ### END SOLUTION
+'''),
+    ("test:union_box", '''
+check_exercise("union_box", union_box)
+### BEGIN HIDDEN TESTS
+check_exercise("union_box", union_box, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("code", '''
+print("your union boxes:\\n", union_box(ds.boxes[:4], ds.mask[:4]))
+print("presence:", (ds.count[:4] > 0).astype(int))
+'''),
+    ("md", '''
+## 2. The presence head
+
+Rather than one yes/no for the whole canvas, the model says for every cell of its 16x16 grid how likely it is
+that a digit's *centre* lies there: a heatmap. A canvas holds a digit when some cell is confident; each
+confident cell also gives one digit's box (read from the box head there), and the union of those is the
+case's box. One model thus handles no digit, one, or two.
+
+**Exercise: `build_presence_head`** (3 points). A `keras.Model` from features `(B, H, W, channels)` to
+`(B, H, W, 1)`: a 3x3 `Conv2D` with `hidden` filters, `padding="same"`, ReLU, then a 1x1 `Conv2D` with one
+filter and a **sigmoid**, so the output is a probability. Name the model `name`. About 4 lines.
+(The reference also starts the last layer's bias at `log(0.1 / 0.9)`, so every cell starts at 10%: optional.)
+'''),
+    ("solution:build_presence_head", '''
+def build_presence_head(channels=64, hidden=64, name="presence"):
+    """Per cell: the probability that a digit's centre lies in it.
+
+    Args:
+        channels (int): C, the feature channels.
+        hidden (int): filters of the hidden 3x3 layer.
+        name (str): the model's name.
+
+    Returns:
+        keras.Model: features (B, H, W, C) -> (B, H, W, 1), sigmoid.
+    """
+    ### BEGIN SOLUTION
+    features = keras.Input(shape=(None, None, channels))
+    x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
+    bias = keras.initializers.Constant(np.log(0.1 / 0.9))
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid", bias_initializer=bias)(x)
+    return keras.Model(features, out, name=name)
+    ### END SOLUTION
+'''),
+    ("test:build_presence_head", '''
+check_exercise("build_presence_head", build_presence_head)
+### BEGIN HIDDEN TESTS
+check_exercise("build_presence_head", build_presence_head, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+## 3. A box loss with a mask
+
+The box target of an empty canvas is `[0, 0, 0, 0]`: not a box, a placeholder. A loss that asks the model to
+predict it there would pull every prediction toward the corner. The fix: carry a mask with the target and count
+the error only where the mask is 1. Our targets put the mask in the first channel: `y_true[..., 0]` is the
+mask, `y_true[..., 1:]` the four box numbers. The same loss works per canvas `(B, 5)` and per cell
+`(B, H, W, 5)`.
+
+**Exercise: `masked_box_loss`** (3 points). The mean absolute error of the four numbers, times the mask,
+summed, divided by the number of masked entries (at least 1, so an all-empty batch gives 0, not NaN). Use
+`keras.ops` (`ops.abs`, `ops.mean`, `ops.sum`, `ops.maximum`), not numpy, so Keras can differentiate it.
+About 4 lines.
+'''),
+    ("solution:masked_box_loss", '''
+def masked_box_loss(y_true, y_pred):
+    """Mean absolute box error over the entries that hold a digit; nothing elsewhere.
+
+    Args:
+        y_true (float[..., 5]): the mask (1 where a digit is, else 0), then the four box numbers.
+        y_pred (float[..., 4]): the predicted box numbers.
+
+    Returns:
+        A scalar tensor: sum(mask * mean(|box_true - box_pred|, last axis)) / max(sum(mask), 1).
+    """
+    ### BEGIN SOLUTION
+    ops = keras.ops
+    mask = y_true[..., 0]
+    error = ops.mean(ops.abs(y_true[..., 1:] - y_pred), axis=-1)
+    return ops.sum(mask * error) / ops.maximum(ops.sum(mask), 1.0)
+    ### END SOLUTION
+'''),
+    ("test:masked_box_loss", '''
+check_exercise("masked_box_loss", masked_box_loss)
+### BEGIN HIDDEN TESTS
+check_exercise("masked_box_loss", masked_box_loss, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+What the mask changes, on 1,000 canvases: predict the same centred box everywhere and compare the two losses.
+Unmasked, a third of the error comes from empty canvases, whose "box" is a placeholder.
+'''),
+    ("code", '''
+big = canvas.make_dataset(2, 1000, seed=3).targets()  # presence (n, 1), box (n, 4) in rel_xyxy
+y_true = np.concatenate([big["presence"], big["box"]], axis=-1).astype(np.float32)  # (n, 5)
+guess = np.tile(np.float32([0.3, 0.3, 0.7, 0.7]), (len(y_true), 1))
+print("masked:  ", float(masked_box_loss(y_true, guess)))
+print("unmasked:", float(np.abs(y_true[:, 1:] - guess).mean()))
+'''),
+    ("md", '''
+## 4. The model and its training
+
+Your presence head and the box head of lesson 1 on the same backbone. The reference trains the box output
+with `masked_box_loss + masked_iou_loss` per cell (`models.LOSSES`), and the presence output with a focal loss
+that copes with 255 empty cells for each centre.
+'''),
+    common.assemble(2, '{"presence": build_presence_head, "box": models.build_box_head}'),
+    common.train(2, 150),
+    common.HISTORY,
+    ("md", '''
+## 5. Evaluation
+
+*Presence accuracy*: the share of test canvases where "any digit?" is answered right. *Mean IoU*: of the
+predicted union box, on the canvases that hold digits.
+'''),
+    common.TAKE,
+    common.evaluate(2, {"presence_accuracy": 0.995, "mean_iou": 0.85}),
+    *common.pictures(2),
+    ("md", '''
+## What to try next
+
+* Train without the mask: replace `models.LOSSES["box"]` by an unmasked L1 in a copy of the model and watch
+  the empty canvases drag the boxes.
+* Change the mix of empty, one- and two-digit canvases (`make_dataset(..., mix=(0.6, 0.2, 0.2))`): which
+  metric suffers first?
+* Lower the decoding threshold (`decoding.decode(2, outputs, threshold=0.3)`): more canvases called present,
+  and which mistakes appear?
+* Next lesson: which digit is it? A class head.
+'''),
+]
