@@ -19,6 +19,25 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
+# lessons/ is generated from solutions/ by nbgrader, never edited by hand (tests/test_lessons.py checks it).
+LESSON_IDS := $(notdir $(wildcard solutions/[0-9]*))
+NBGRADER_ENV := PATH="$(CURDIR)/$(BIN):$$PATH" MNISTLOC_COURSE_ROOT="$(CURDIR)/.lessons.tmp" \
+	MNISTLOC_RELEASE_DIR="$(CURDIR)/.lessons.tmp/release"
+
+lessons: $(STAMP)
+	rm -rf .lessons.tmp && mkdir .lessons.tmp
+	cd grader && for l in $(LESSON_IDS); do \
+		$(NBGRADER_ENV) "$(CURDIR)/$(BIN)/nbgrader" generate_assignment $$l --no-db --log-level=WARN || exit 1; \
+	done
+	rm -rf lessons && mv .lessons.tmp/release lessons && rm -rf .lessons.tmp
+	@echo "lessons/ regenerated from solutions/ for: $(LESSON_IDS)"
+
+# Students: your own copy of the lessons in my-lessons/ (never overwritten, ignored by git), opened in JupyterLab.
+lab: $(STAMP)
+	mkdir -p my-lessons && echo '*' > my-lessons/.gitignore
+	cp -R -n lessons/. my-lessons/
+	$(BIN)/jupyter lab --ServerApp.root_dir=my-lessons
+
 bench: $(STAMP)
 	$(BIN)/python bench/canvas.py
 
