@@ -173,7 +173,8 @@ def sample_grid(ds, n: int = 16, predictions: dict | None = None):
         if title:
             ax.set_title(title, fontsize=8)
     legend = "true boxes green" + ("; predictions red, dashed" if predictions is not None else "")
-    fig.suptitle(f"{CASE_TITLES[ds.case]}\n{ds.split} split; {legend}", fontsize=9)
+    digit = f" (digit {ds.classes[0, 0]})" if ds.case == 1 and len(ds) else ""
+    fig.suptitle(f"{CASE_TITLES[ds.case]}{digit}\n{ds.split} split; {legend}", fontsize=9)
     return fig
 
 

@@ -95,6 +95,8 @@ def test_sample_grid_every_case(case):
             assert ax.get_title() == f"count {ds.count[i]}" and _texts(ax) == [str(c) for c in ds.classes[i][ds.mask[i]]]
         if case == 3:
             assert ax.get_title() == f"class {ds.classes[i, 0]}"
+    if case == 1:
+        assert "(digit 1)" in fig.get_suptitle()
     if case in (2, 4):
         assert {ax.get_title() for ax in panels} >= {f"{'presence' if case == 2 else 'count'} 0"}
 
