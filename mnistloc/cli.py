@@ -7,6 +7,7 @@ and a message that names the argument.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -107,10 +108,105 @@ def _run_demo(args) -> int:
     return demo.run(args.out)
 
 
+# ---- grade / doctor (hardened grader) --------------------------------------------------------
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/8, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def _args_grade(p: argparse.ArgumentParser) -> None:
+    p.add_argument("course", type=Path, metavar="COURSE_DIR", help="nbgrader course folder with submitted/")
+    p.add_argument("--lesson", action="append", help="grade only this lesson (repeatable)")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="notebooks at a time (all cores)")
+    p.add_argument("--shard", type=_shard, metavar="I/N", help="grade one N-th of the students (0 <= I < N)")
+    p.add_argument("--merge", nargs="*", type=Path, metavar="SHARD", help="join shard files (default: OUT/shards/*)")
+    p.add_argument("--out", type=Path, help="results folder (default: COURSE_DIR/mnistloc_grades)")
+    p.add_argument("--timeout", type=float, default=60, help="seconds per exercise")
+    p.add_argument("--memory-mb", type=_positive_int, default=4096, help="address space per child process")
+    p.add_argument("--no-gradebook", action="store_true", help="do not write nbgrader's gradebook")
+    p.add_argument("--force", action="store_true", help="overwrite existing results")
+
+
+def _run_grade(args) -> int:
+    from mnistloc import grade
+
+    out = args.out or args.course / "mnistloc_grades"
+    seed = grade.secret_seed(args.course)
+    if args.merge is not None:
+        shards = args.merge or sorted((out / "shards").glob("shard-*-of-*.json"))
+        rows, fingerprint = grade.read_shards(shards)
+        if fingerprint != grade.seed_fingerprint(seed):
+            raise UsageError("the shards were graded with another secret seed than this course's")
+    else:
+        tasks = grade.find_tasks(args.course, lessons=args.lesson, students=args.student, shard=args.shard)
+        rows = grade.grade_tasks(tasks, seed, jobs=args.jobs, timeout=args.timeout, memory_mb=args.memory_mb,
+                                 hide=[args.course])
+        if args.shard is not None:
+            print(f"wrote {grade.write_shard(rows, out, args.shard, seed=seed, force=args.force)}")
+            return 0
+    paths = grade.write_results(rows, out, seed=seed, force=args.force)
+    if not args.no_gradebook:
+        print(f"recorded {grade.record_gradebook(args.course, rows)} grades in nbgrader's gradebook")
+    print(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} feedback pages")
+    print(grade.summary(rows))
+    return 0
+
+
+def _args_doctor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="a lesson notebook (.ipynb); only read")
+    p.add_argument("--lesson", help="the lesson it should be (default: from its name or cells)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def _run_doctor(args) -> int:
+    import json
+
+    from mnistloc import doctor
+
+    diagnosis = doctor.diagnose(args.notebook, lesson=args.lesson)
+    print(json.dumps(diagnosis.to_dict(), indent=1) if args.json else doctor.format_report(diagnosis))
+    return 0 if diagnosis.ok else 1
+
+
+# ---- check (the course) -----------------------------------------------------------------------
+
+def _args_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("notebook", type=Path, help="a lesson notebook (.ipynb)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--timeout", type=_positive_int, default=60, help="seconds each exercise may take")
+
+
+def _run_check(args) -> int:
+    import json
+
+    from mnistloc import checks
+
+    report = checks.check_notebook(args.notebook, timeout=args.timeout)
+    if args.json:
+        print(json.dumps({k: report[k] for k in ("score", "max_score", "exercises")}, indent=2))
+    else:
+        print(f"{report['lesson']}: {args.notebook}")
+        for ex in report["exercises"]:
+            mark = "ok " if ex["passed"] else "   "
+            print(f"  {mark}{ex['name']:<22} {ex['points']}/{ex['max_points']}  {ex['hint']}".rstrip())
+        print(f"score {report['score']}/{report['max_score']}")
+    return 0 if report["score"] == report["max_score"] else 1
+
+
 COMMANDS = {
+    "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
     "show": ("draw a grid of canvases with their boxes", _args_show, _run_show),
     "demo": ("the main job: every case, a table and pictures", _args_demo, _run_demo),
+    "grade": ("grade a class of untrusted notebooks safely (CSV, feedback, gradebook)", _args_grade, _run_grade),
+    "doctor": ("say what is structurally wrong with a lesson notebook and how to fix it", _args_doctor, _run_doctor),
 }
 
 

@@ -1,0 +1,254 @@
+"""What is structurally wrong with a lesson notebook, and how to fix it, before it is submitted.
+
+nbgrader grades a notebook by its graded cells (``metadata.nbgrader.grade_id``):
+an exercise's answer cell ``<name>`` and its locked test cell ``test_<name>``.
+A notebook breaks when a graded cell is deleted, duplicated, or turned into
+markdown, when a locked cell is edited (nbgrader stores a checksum of each in
+its metadata), when the file is not JSON, is another nbformat version, or was
+renamed. ``diagnose(path)`` finds each of these and says how to repair it; the
+grader (``mnistloc grade``) reports the same findings as reasons.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+FRESH_COPY = ("get a fresh copy of the lesson (lessons/{lesson}/{lesson}.ipynb, or `nbgrader fetch_assignment "
+              "{lesson}` into another folder) and copy your code into its answer cells")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One problem: ``kind`` (a short key), ``where`` (cell or file), ``problem`` and ``fix`` (plain sentences)."""
+
+    kind: str
+    where: str
+    problem: str
+    fix: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}\n    fix: {self.fix}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    """Everything ``diagnose`` found.
+
+    Attributes:
+        path: the notebook.
+        lesson: the lesson id it belongs to, or None when it cannot tell.
+        findings: list[Finding], empty when the notebook is fine.
+        readable: False when there is no notebook to grade at all (missing file, not JSON,
+            another nbformat major version, not a notebook).
+    """
+
+    path: Path
+    lesson: str | None
+    findings: tuple
+    readable: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "lesson": self.lesson, "ok": self.ok, "readable": self.readable,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def diagnose(path, *, lesson: str | None = None) -> Diagnosis:
+    """Finds what is structurally wrong with the notebook at ``path``.
+
+    Args:
+        path: a ``.ipynb`` file (only read, never written).
+        lesson: the lesson it should be (default: from the file name, else from its cells).
+
+    Returns:
+        Diagnosis.
+    """
+    path = Path(path)
+    nb, finding = _load(path)
+    if nb is None:
+        return Diagnosis(path, lesson or _lesson_from_name(path), (finding,), False)
+    found = [] if finding is None else [finding]
+    lesson = lesson or _lesson_from_name(path) or _lesson_from_cells(nb)
+    found += _renamed(path, lesson)
+    found += _graded_cells(nb, lesson)
+    found += _edited_locked_cells(nb, lesson)
+    return Diagnosis(path, lesson, tuple(found), True)
+
+
+def _exercises(lesson: str | None) -> list[str]:
+    from mnistloc.checks import EXERCISES
+
+    return [name for name, ex in EXERCISES.items() if ex.lesson == lesson]
+
+
+def _lessons() -> tuple:
+    from mnistloc.checks import EXERCISES
+
+    return tuple(dict.fromkeys(ex.lesson for ex in EXERCISES.values()))
+
+
+def _load(path: Path) -> tuple[dict | None, Finding | None]:
+    """The notebook as a dict, or None and the finding that says why not."""
+    where = path.name
+    if not path.exists():
+        return None, Finding("missing", where, f"there is no file {path}.",
+                             "save the lesson notebook under its original name in the lesson's folder.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        nb = json.loads(text)
+    except UnicodeDecodeError:
+        return None, Finding("not-json", where, "the file is not text (not UTF-8), so not a notebook.",
+                             "restore it: in JupyterLab, File > Reload Notebook from Disk or a checkpoint "
+                             "(.ipynb_checkpoints/), else " + FRESH_COPY.format(lesson="<lesson>") + ".")
+    except json.JSONDecodeError as err:
+        return None, Finding("not-json", where, f"the file is not valid JSON (line {err.lineno}, column "
+                             f"{err.colno}: {err.msg}); it was cut short or edited as text.",
+                             "restore the last good version from .ipynb_checkpoints/ (File > Revert Notebook to "
+                             "Checkpoint in JupyterLab), or " + FRESH_COPY.format(lesson="<lesson>") + ".")
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return None, Finding("not-notebook", where, "the file is JSON but not a notebook (no list of cells).",
+                             FRESH_COPY.format(lesson="<lesson>") + ".")
+    major = nb.get("nbformat")
+    if major != 4:
+        return None, Finding("nbformat", where, f"the notebook is nbformat {major}.{nb.get('nbformat_minor')}; "
+                             "nbgrader reads nbformat 4 only.",
+                             f"convert it: `jupyter nbconvert --to notebook --nbformat 4 --output {path.stem}.v4 "
+                             f"{path.name}`, check it, then rename it to {path.name}.")
+    return nb, _schema(nb, where)
+
+
+def _schema(nb: dict, where: str) -> Finding | None:
+    import warnings
+
+    import nbformat
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate cell ids: "Corrected" in this copy only
+            nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))))
+    except nbformat.ValidationError as err:
+        return Finding("schema", where, f"the notebook breaks the nbformat 4 schema: {str(err).splitlines()[0]}",
+                       "open it in JupyterLab and save it again; if that fails, " +
+                       FRESH_COPY.format(lesson="<lesson>") + ".")
+    return None
+
+
+def _lesson_from_name(path: Path) -> str | None:
+    for name in (path.stem, path.parent.name):
+        if name in _lessons():
+            return name
+    return None
+
+
+def _lesson_from_cells(nb: dict) -> str | None:
+    """The lesson whose exercises the notebook's graded cells name most often."""
+    ids = {_grade_id(c) for c in nb["cells"]}
+    best = max(_lessons(), key=lambda lesson: len(ids & set(_exercises(lesson))), default=None)
+    return best if best is not None and ids & set(_exercises(best)) else None
+
+
+def _grade_id(cell: dict) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
+    return meta.get("grade_id") if isinstance(meta, dict) else None
+
+
+def _renamed(path: Path, lesson: str | None) -> list[Finding]:
+    if lesson is None:
+        return [Finding("unknown-lesson", path.name, "no graded cell of any lesson is left, so this is not a lesson "
+                        "notebook (or every graded cell was deleted).", FRESH_COPY.format(lesson="<lesson>") + ".")]
+    if path.stem != lesson:
+        return [Finding("renamed", path.name, f"this is lesson {lesson}, but nbgrader collects only {lesson}.ipynb; "
+                        "a renamed file is not graded.", f"rename the file back to {lesson}.ipynb.")]
+    return []
+
+
+def _cells_by_id(nb: dict) -> dict[str, list[tuple[int, dict]]]:
+    found: dict[str, list] = {}
+    for i, cell in enumerate(nb["cells"]):
+        gid = _grade_id(cell)
+        if gid is not None:
+            found.setdefault(gid, []).append((i, cell))
+    return found
+
+
+def _graded_cells(nb: dict, lesson: str | None) -> list[Finding]:
+    """Deleted, duplicated and retyped answer and test cells; answers pasted into new cells."""
+    by_id = _cells_by_id(nb)
+    fresh = FRESH_COPY.format(lesson=lesson)
+    found = []
+    for gid, cells in by_id.items():
+        if len(cells) > 1:
+            where = ", ".join(f"cell {i + 1}" for i, _ in cells)
+            found.append(Finding("duplicated", gid, f"the graded cell {gid!r} appears {len(cells)} times ({where}); "
+                                 "nbgrader refuses the notebook.",
+                                 "delete the copies you made (keep the original one, in its place), or " + fresh + "."))
+    for name in _exercises(lesson):
+        for gid, role in ((name, "answer"), (f"test_{name}", "test")):
+            cells = by_id.get(gid, [])
+            if not cells:
+                pasted = role == "answer" and _defines_without_metadata(nb, name)
+                found.append(Finding("deleted", gid, f"the {role} cell of `{name}` (grade id {gid!r}) is gone" +
+                                     (f"; `def {name}(` is in cell {pasted}, a new cell nbgrader does not grade"
+                                      if pasted else "") + ".",
+                                     "undo the deletion (Edit > Undo Delete Cells), or " + fresh + "."))
+            elif any(c.get("cell_type") != "code" for _, c in cells):
+                i, cell = next((i, c) for i, c in cells if c.get("cell_type") != "code")
+                found.append(Finding("retyped", gid, f"the {role} cell of `{name}` (cell {i + 1}) is now "
+                                     f"{cell.get('cell_type')}, so its code never runs.",
+                                     "select the cell and change its type back to Code (press Y in command mode)."))
+    return found
+
+
+def _defines_without_metadata(nb: dict, name: str) -> int | None:
+    pattern = re.compile(rf"^def {re.escape(name)}\(", re.M)
+    for i, cell in enumerate(nb["cells"]):
+        if _grade_id(cell) is None and cell.get("cell_type") == "code" and pattern.search(_source(cell)):
+            return i + 1
+    return None
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def _edited_locked_cells(nb: dict, lesson: str | None) -> list[Finding]:
+    """Locked cells whose checksum (stored by nbgrader in their metadata) no longer matches."""
+    import nbformat
+    from nbgrader.utils import compute_checksum, is_locked
+
+    found = []
+    for i, raw in enumerate(nb["cells"]):
+        meta = raw.get("metadata", {}).get("nbgrader")
+        if not isinstance(meta, dict) or "checksum" not in meta or "grade_id" not in meta:
+            continue
+        cell = nbformat.from_dict(raw)
+        cell.source = _source(raw)
+        try:
+            locked = is_locked(cell) and not meta.get("solution", False)
+            same = compute_checksum(cell) == meta["checksum"]
+        except (KeyError, TypeError, ValueError):
+            continue
+        if locked and not same:
+            found.append(Finding("edited", meta["grade_id"], f"the read-only cell {meta['grade_id']!r} (cell {i + 1}) "
+                                 "was changed; nbgrader puts the original back when grading, so the change is lost.",
+                                 "copy the original cell back from a fresh copy of the lesson "
+                                 f"(lessons/{lesson}/{lesson}.ipynb); write only in the answer cells."))
+    return found
+
+
+def format_report(diagnosis: Diagnosis) -> str:
+    """A human report: one block per finding, or a line saying all is well."""
+    if diagnosis.ok:
+        return f"{diagnosis.path}: lesson {diagnosis.lesson}: no structural problem found."
+    head = f"{diagnosis.path}: {len(diagnosis.findings)} problem(s)" + (
+        f" (lesson {diagnosis.lesson})" if diagnosis.lesson else "")
+    return "\n".join([head, *(str(f) for f in diagnosis.findings)])
