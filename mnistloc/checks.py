@@ -122,3 +122,55 @@ def _exercise(name: str) -> Exercise:
     if name not in EXERCISES:
         raise ValueError(f"`name` should be one of {sorted(EXERCISES)}. Got name={name!r}.")
     return EXERCISES[name]
+
+
+def check_notebook(path, *, timeout: float = 60) -> dict:
+    """Checks every exercise of a lesson notebook in a fresh child process, without running its other cells.
+
+    Args:
+        path: a lesson notebook (``.ipynb``).
+        timeout: seconds each exercise may take.
+
+    Returns:
+        dict: ``lesson``, ``score``, ``max_score``, and ``exercises``: one
+        ``Result.to_dict()`` per exercise of the lesson, in lesson order.
+
+    Raises:
+        mnistloc.notebook.NotALessonError: the file is not a lesson notebook.
+    """
+    from mnistloc import notebook, sandbox
+
+    lesson = notebook.read_lesson(path)
+    names = lesson.exercises
+    cases = {name: EXERCISES[name].cases(None) for name in names}
+    calls = [(name, case) for name in names for case in cases[name]]
+    outcomes = sandbox.run_exercises(lesson.sources, calls, timeout=timeout)
+    results = []
+    for name in names:
+        mine = [o for (n, _), o in zip(calls, outcomes) if n == name]
+        results.append(_judge_outcomes(EXERCISES[name], cases[name], mine, lesson.problems))
+    return {"lesson": lesson.lesson, "score": sum(r.points for r in results),
+            "max_score": sum(r.max_points for r in results), "exercises": [r.to_dict() for r in results]}
+
+
+_STATUS_HINTS = {
+    "missing": "no answer cell defines it: {message}.",
+    "error": "its cell does not run: {message}",
+    "timeout": "it took too long ({message}); an endless loop?",
+    "crash": "the Python process died while running it: {message}",
+    "forbidden": "it calls the mnistloc reference of this exercise; write your own code ({message}).",
+}
+
+
+def _judge_outcomes(ex: Exercise, cases: list, outcomes: list, problems: list) -> Result:
+    """The Result of one exercise from the sandbox's outcomes of its public cases."""
+    for case, outcome in zip(cases, outcomes):
+        if outcome.status != "ok":
+            hint = _STATUS_HINTS.get(outcome.status, outcome.status + ": {message}").format(message=outcome.value)
+            mine = [p for p in problems if p.startswith(f"{ex.name}:")]
+            return Result(ex.name, 0, ex.points, False, f"{ex.name}: " + (" ".join(mine) if mine else hint))
+        try:
+            ex.judge(outcome.value, case, secret=False)
+        except CheckFailure as failure:
+            return Result(ex.name, 0, ex.points, False, failure.hint)
+    return Result(ex.name, ex.points, ex.points, True, "")

@@ -195,7 +195,8 @@ def _run_check(args) -> int:
         print(f"{report['lesson']}: {args.notebook}")
         for ex in report["exercises"]:
             mark = "ok " if ex["passed"] else "   "
-            print(f"  {mark}{ex['name']:<22} {ex['points']}/{ex['max_points']}  {ex['hint']}".rstrip())
+            hint = ex["hint"].removeprefix(f"{ex['name']}: ")
+            print(f"  {mark}{ex['name']:<22} {ex['points']}/{ex['max_points']}  {hint}".rstrip())
         print(f"score {report['score']}/{report['max_score']}")
     return 0 if report["score"] == report["max_score"] else 1
 
