@@ -1,8 +1,8 @@
 """Pictures: canvases with true and predicted boxes, sample grids, training curves.
 
-Every function returns a ``matplotlib.figure.Figure`` made without pyplot's
-figure registry, so nothing leaks when many are made and a figure returned as
-a notebook cell's value is shown once (not twice). ``save`` writes a PNG.
+Every function returns a ``matplotlib.figure.Figure`` that pyplot does not
+keep open, so nothing leaks when many are made and a figure returned as a
+notebook cell's value is shown once (not twice). ``save`` writes a PNG.
 matplotlib is imported here only, never by ``import mnistloc``.
 
 Colours: true boxes green (solid), predicted boxes red (dashed). Boxes are
@@ -27,13 +27,12 @@ CASE_TITLES = {
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
+    """A new figure that pyplot does not keep: shown once in Jupyter, never leaked in loops."""
+    import matplotlib.pyplot as plt  # picks Agg when there is no display; inline in Jupyter
 
-    try:  # in Jupyter, importing pyplot turns on the inline display of returned figures
-        import matplotlib.pyplot  # noqa: F401
-    except ImportError:  # pragma: no cover - a backend that cannot start; saving still works
-        pass
-    return Figure(figsize=(width, height), layout="constrained")
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    plt.close(fig)
+    return fig
 
 
 def _as_boxes(boxes, name: str) -> np.ndarray:

@@ -172,3 +172,18 @@ def test_import_stays_light():
             "print(sorted(m for m in ('matplotlib', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_returned_figures_show_once_in_jupyter():
+    import nbclient
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from mnistloc import canvas, viz\n"
+                                          "viz.sample_grid(canvas.make_dataset(4, 4, seed=0))"),
+                nbformat.v4.new_code_cell("fig = viz.history_plot({'loss': [1.0, 0.5]})"),  # assigned: not shown
+                nbformat.v4.new_code_cell("fig")]
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    pngs = [sum("image/png" in o.get("data", {}) for o in cell.outputs) for cell in nb.cells]
+    assert pngs == [1, 0, 1]
