@@ -226,6 +226,9 @@ def save(fig, path) -> Path:
 
     Returns:
         Path: the file written.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.png``.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
