@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from mnistloc import canvas
+from mnistloc import boxes, canvas
 from mnistloc.data import load_digits
 
 D = canvas.DIGIT
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
 def _corners(ds) -> np.ndarray:
     """Top-left corners (n, 2, 2 = x, y) of each digit's frame, recovered from the digit ids and boxes."""
     images, _ = load_digits(ds.split, "bundled")
-    local = canvas.B.tight_box(images)[np.maximum(ds.digit_ids, 0)]  # [n, 2, 4] box inside the 28x28 frame
+    local = boxes.tight_box(images)[np.maximum(ds.digit_ids, 0)]  # [n, 2, 4] box inside the 28x28 frame
     return (ds.boxes[..., :2] - local[..., :2]).astype(np.int64)
 
 
