@@ -190,6 +190,10 @@ def _onehot_shifted(labels, num_classes):
     return C.one_hot(np.where(labels >= 0, (labels + 1) % num_classes, -1), num_classes)
 
 
+def _onehot_shifted_down(labels, num_classes):
+    return C.one_hot(np.where(labels >= 1, labels - 1, -1), num_classes)
+
+
 def _onehot_transposed(labels, num_classes):
     return np.moveaxis(C.one_hot(labels, num_classes), -1, 0)
 
@@ -272,6 +276,7 @@ EXERCISES = [
         ("a label of -1 means 'no digit' and gives a row of zeros (np.eye(n)[-1] picks the last class).",
          _onehot_eye),
         ("off by one: class k sets column k.", _onehot_shifted),
+        ("off by one: class k sets column k (columns start at 0).", _onehot_shifted_down),
         ("wrong shape: the classes go on a new last axis, shape labels.shape + (num_classes,).",
          _onehot_transposed),
         ("the result should be float32 (Keras trains on floats), not integers.", _onehot_int),

@@ -147,9 +147,9 @@ def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] |
         return (f"{what} should be {want}; got {got['type']}",) * 2
     if "items" in exp:
         if isinstance(exp["items"], dict):
-            keys = sorted(exp["items"])
-            if sorted(got["items"]) != keys:
-                return (f"{what} should have keys {keys}; got {sorted(got['items'])}",) * 2
+            keys = list(exp["items"])  # in the order the exercise lists them: most telling first
+            if sorted(got["items"]) != sorted(keys):
+                return (f"{what} should have keys {sorted(keys)}; got {sorted(got['items'])}",) * 2
             pairs = [(got["items"][k], exp["items"][k], k if what == "the result" else f"{what}[{k!r}]")
                      for k in keys]
         else:
@@ -187,11 +187,18 @@ def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] |
         return f"{what} is {_show(g)}; expected {_show(e)}", secret
     bad = np.argwhere(~np.isclose(g.astype(np.float64), e.astype(np.float64), rtol=1e-4, atol=1e-5,
                                   equal_nan=True) if e.dtype.kind == "f" else g != e)
-    i = tuple(bad[0])
-    return f"{what} is wrong at index {i}: got {g[i]!r}, expected {e[i]!r} ({len(bad)} entries differ)", secret
+    i = tuple(int(v) for v in bad[0])
+    return f"{what} is wrong at index {i}: got {g[i]}, expected {e[i]} ({len(bad)} entries differ)", secret
 
 
 # ---- exercises ------------------------------------------------------------------------------------
+
+def _first_difference(got: dict, exp: dict):
+    """The first key of two reduced dicts (same keys) whose values differ, else None."""
+    if got.get("type") != "dict" or exp.get("type") != "dict" or set(got["items"]) != set(exp["items"]):
+        return None
+    return next((k for k in exp["items"] if compare(got["items"][k], exp["items"][k]) is not None), None)
+
 
 @dataclasses.dataclass(frozen=True)
 class Exercise:
@@ -238,13 +245,19 @@ class Exercise:
 
     def judge(self, got: dict, case: dict, *, secret: bool) -> None:
         """Raises ``CheckFailure`` naming the mistake when ``got`` differs from the reference on ``case``."""
-        problem = compare(got, self.call(self.reference, case))
+        expected = self.call(self.reference, case)
+        problem = compare(got, expected)
         if problem is None:
             return
         if got.get("error") == "NotImplementedError":
             raise CheckFailure(f"{self.name}: not done yet: replace `raise NotImplementedError()` with your code.")
-        for hint, wrong in self.mistakes:
-            if compare(got, self.call(wrong, case)) is None:
+        wrongs = [(hint, self.call(wrong, case)) for hint, wrong in self.mistakes]
+        for hint, out in wrongs:
+            if compare(got, out) is None:
+                raise CheckFailure(f"{self.name}: {hint}")
+        key = _first_difference(got, expected)
+        for hint, out in wrongs:  # properties (model heads): a mistake that explains the first difference
+            if key is not None and key in out.get("items", {}) and compare(got["items"][key], out["items"][key]) is None:
                 raise CheckFailure(f"{self.name}: {hint}")
         where = "on a hidden test case" if secret else f"for {self.describe(case)}"
         raise CheckFailure(f"{self.name}: {problem[1] if secret else problem[0]} {where}.")

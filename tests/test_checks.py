@@ -1,0 +1,397 @@
+"""The checks: references pass, typical wrong implementations fail with a hint naming the mistake,
+secret cases never leak expected values, outputs are plain picklable data, test cells stay quiet."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mnistloc import checks
+from mnistloc.checks import EXERCISES, CheckFailure, check, check_exercise, keras
+
+DESIGN_NAMES = {"tight_box", "place_digit", "union_box", "iou", "average_precision", "one_hot",
+                "order_left_to_right", "build_box_head", "build_presence_head", "build_class_head",
+                "build_count_head", "masked_box_loss"}
+
+
+def test_every_exercise_of_the_design_is_checked():
+    assert DESIGN_NAMES <= set(EXERCISES)
+    assert set(checks.REFERENCES) == set(EXERCISES)
+    assert {ex.lesson for ex in EXERCISES.values()} == set(checks.LESSONS)
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_the_reference_passes_public_and_seeded_cases(name):
+    result = check(name, EXERCISES[name].reference, seed=12345)
+    assert result.passed, result.hint
+    assert result.points == result.max_points == EXERCISES[name].points
+    assert result.to_dict() == {"name": name, "points": result.points, "max_points": result.points,
+                                "passed": True, "hint": ""}
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_cases_are_plain_data_and_depend_only_on_the_seed(name):
+    ex = EXERCISES[name]
+    public, seeded = ex.cases(None), ex.cases(7)
+    assert len(seeded) > len(public) >= 3
+    again = pickle.loads(pickle.dumps(ex.cases(7)))
+    assert pickle.dumps(again) == pickle.dumps(seeded)
+    assert pickle.dumps(ex.cases(8)[len(public):]) != pickle.dumps(seeded[len(public):])
+    got = ex.call(ex.reference, public[0])
+    assert pickle.loads(pickle.dumps(got)) is not None  # what the sandbox sends back
+
+
+def test_unknown_exercise_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match="name='nope'"):
+        check("nope", lambda: None)
+
+
+def test_not_a_function():
+    result = check("iou", 42)
+    assert not result.passed and "expected a function" in result.hint
+
+
+# ---- typical wrong implementations, written as a student would ------------------------------------
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def place_swapped(canvas, digit, x, y):
+    out = canvas.copy()
+    out[x:x + 28, y:y + 28] = digit
+    return out
+
+
+def place_in_place(canvas, digit, x, y):
+    canvas[y:y + 28, x:x + 28] = digit
+    return canvas
+
+
+def place_added(canvas, digit, x, y):
+    out = canvas.copy()
+    out[y:y + 28, x:x + 28] += digit
+    return out
+
+
+def place_float(canvas, digit, x, y):
+    out = canvas.astype(float)
+    out[y:y + 28, x:x + 28] = digit
+    return out
+
+
+def tight_swapped(image):
+    rows, cols = np.nonzero(image)
+    if len(rows) == 0:
+        return np.zeros(4, np.float32)
+    return np.array([rows.min(), cols.min(), rows.max() + 1, cols.max() + 1], np.float32)
+
+
+def tight_inclusive(image):
+    rows, cols = np.nonzero(image)
+    if len(rows) == 0:
+        return np.zeros(4, np.float32)
+    return np.array([cols.min(), rows.min(), cols.max(), rows.max()], np.float32)
+
+
+def tight_crashes_on_empty(image):
+    rows, cols = np.nonzero(image)
+    return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float32)
+
+
+def tight_frame(image):
+    return np.array([0, 0, image.shape[1], image.shape[0]], np.float32)
+
+
+def iou_unclamped(a, b):
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = w * h
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0)
+
+
+def iou_plus_one(a, b):
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1, 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1, 0, None)
+    inter = w * h
+    area = lambda x: (x[:, 2] - x[:, 0] + 1) * (x[:, 3] - x[:, 1] + 1)  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def iou_nan(a, b):
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = w * h
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def iou_double_counted(a, b):
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    union = area(a) + area(b)
+    return np.where(union > 0, w * h / np.where(union > 0, union, 1), 0)
+
+
+def iou_xywh(a, b):
+    a = np.concatenate([a[:, :2], a[:, :2] + a[:, 2:]], 1)
+    b = np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+    return checks.REFERENCES["iou"](a, b)
+
+
+def union_no_mask(boxes, mask):
+    return np.concatenate([boxes[:, :, :2].min(1), boxes[:, :, 2:].max(1)], 1).astype(np.float32)
+
+
+def union_swapped(boxes, mask):
+    m = mask[..., None]
+    lo = np.where(m, boxes[..., :2], -np.inf).max(1)
+    hi = np.where(m, boxes[..., 2:], np.inf).min(1)
+    return np.where(mask.any(1)[:, None], np.concatenate([lo, hi], 1), 0).astype(np.float32)
+
+
+def union_inf(boxes, mask):
+    m = mask[..., None]
+    return np.concatenate([np.where(m, boxes[..., :2], np.inf).min(1),
+                           np.where(m, boxes[..., 2:], -np.inf).max(1)], 1).astype(np.float32)
+
+
+def onehot_eye(labels, num_classes):
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def onehot_int(labels, num_classes):
+    return (np.asarray(labels)[..., None] == np.arange(num_classes)).astype(int)
+
+
+def onehot_off_by_one(labels, num_classes):
+    return (np.asarray(labels)[..., None] == np.arange(1, num_classes + 1)).astype(np.float32)
+
+
+def _reorder(order, boxes, classes, mask, move_classes=True):
+    take = lambda a: np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), 1)  # noqa: E731
+    return take(boxes), take(classes) if move_classes else classes, take(mask)
+
+
+def order_by_y(boxes, classes, mask):
+    return _reorder(np.argsort(np.where(mask, boxes[..., 1], np.inf), 1, kind="stable"), boxes, classes, mask)
+
+
+def order_ignores_mask(boxes, classes, mask):
+    return _reorder(np.argsort(boxes[..., 0], 1, kind="stable"), boxes, classes, mask)
+
+
+def order_classes_stay(boxes, classes, mask):
+    return _reorder(np.argsort(np.where(mask, boxes[..., 0], np.inf), 1, kind="stable"), boxes, classes, mask,
+                    move_classes=False)
+
+
+def ap_unsorted(scores, matched, num_true):
+    tp = np.cumsum(matched)
+    precision, recall = tp / np.arange(1, len(tp) + 1), tp / num_true
+    return float(np.mean([precision[recall >= r].max() if (recall >= r).any() else 0
+                          for r in np.linspace(0, 1, 101)]))
+
+
+def ap_no_envelope(scores, matched, num_true):
+    if len(scores) == 0:
+        return 0.0
+    tp = np.cumsum(np.asarray(matched)[np.argsort(-np.asarray(scores), kind="stable")])
+    precision, recall = tp / np.arange(1, len(tp) + 1), tp / num_true
+    return float(np.mean([precision[np.argmax(recall >= r)] if (recall >= r).any() else 0
+                          for r in np.linspace(0, 1, 101)]))
+
+
+def ap_recall_over_detections(scores, matched, num_true):
+    if len(scores) == 0:
+        return 0.0
+    tp = np.cumsum(np.asarray(matched)[np.argsort(-np.asarray(scores), kind="stable")])
+    precision, recall = tp / np.arange(1, len(tp) + 1), tp / len(scores)
+    return float(np.mean([precision[recall >= r].max() if (recall >= r).any() else 0
+                          for r in np.linspace(0, 1, 101)]))
+
+
+def _head(out_units, activation=None, hidden_fixed=None, padding="same", pool=False, named=True):
+    def build(channels=64, hidden=64, name="head", num_classes=10, max_count=2):
+        n = {"classes": num_classes, "count": max_count + 1}.get(out_units, out_units)
+        f = keras.Input(shape=(None, None, channels))
+        if pool:
+            x = keras.layers.Conv2D(hidden_fixed or hidden, 1, activation="relu")(f)
+            x = keras.layers.GlobalAveragePooling2D()(x)
+            return keras.Model(f, keras.layers.Dense(n, activation=activation)(x), name=name if named else None)
+        x = keras.layers.Conv2D(hidden_fixed or hidden, 3, padding=padding, activation="relu")(f)
+        return keras.Model(f, keras.layers.Conv2D(n, 1, activation=activation)(x), name=name if named else None)
+    return build
+
+
+def loss_unmasked(y_true, y_pred):
+    return keras.ops.mean(keras.ops.abs(y_true[..., 1:] - y_pred))
+
+
+def loss_batch_mean(y_true, y_pred):
+    err = keras.ops.mean(keras.ops.abs(y_true[..., 1:] - y_pred), axis=-1)
+    return keras.ops.mean(y_true[..., 0] * err)
+
+
+def loss_nan_when_empty(y_true, y_pred):
+    err = keras.ops.mean(keras.ops.abs(y_true[..., 1:] - y_pred), axis=-1)
+    return keras.ops.sum(y_true[..., 0] * err) / keras.ops.sum(y_true[..., 0])
+
+
+def loss_squared(y_true, y_pred):
+    err = keras.ops.mean(keras.ops.square(y_true[..., 1:] - y_pred), axis=-1)
+    return keras.ops.sum(y_true[..., 0] * err) / keras.ops.maximum(keras.ops.sum(y_true[..., 0]), 1.0)
+
+
+def loss_numpy(y_true, y_pred):
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    err = np.abs(y_true[..., 1:] - y_pred).mean(-1)
+    return (y_true[..., 0] * err).sum() / max(y_true[..., 0].sum(), 1)
+
+
+WRONG = [  # (exercise, wrong implementation, a phrase the hint must contain)
+    ("place_digit", place_swapped, "x and y swapped"),
+    ("place_digit", place_in_place, "in place"),
+    ("place_digit", place_added, "not +="),
+    ("place_digit", place_float, "uint8"),
+    ("tight_box", tight_swapped, "x and y swapped"),
+    ("tight_box", tight_inclusive, "off by one"),
+    ("tight_box", tight_crashes_on_empty, "no ink"),
+    ("tight_box", tight_frame, "frame"),
+    ("iou", iou_unclamped, "not clamped at zero"),
+    ("iou", iou_plus_one, "off by one"),
+    ("iou", iou_nan, "NaN"),
+    ("iou", iou_double_counted, "overlap twice"),
+    ("iou", iou_xywh, "wrong box format"),
+    ("union_box", union_no_mask, "unused slots"),
+    ("union_box", union_swapped, "intersection"),
+    ("union_box", union_inf, "infinities"),
+    ("one_hot", onehot_eye, "-1"),
+    ("one_hot", onehot_int, "float32"),
+    ("one_hot", onehot_off_by_one, "off by one"),
+    ("order_left_to_right", order_by_y, "x and y swapped"),
+    ("order_left_to_right", order_ignores_mask, "unused slots go last"),
+    ("order_left_to_right", order_classes_stay, "move together"),
+    ("average_precision", ap_unsorted, "descending score"),
+    ("average_precision", ap_no_envelope, "envelope"),
+    ("average_precision", ap_recall_over_detections, "num_true"),
+    ("build_box_head", _head(4, "relu"), "linear"),
+    ("build_box_head", _head(4, hidden_fixed=64), "`hidden`"),
+    ("build_box_head", _head(4, padding="valid"), "padding='same'"),
+    ("build_box_head", _head(4, named=False), "name=name"),
+    ("build_presence_head", _head(1), "logits instead of probabilities"),
+    ("build_presence_head", _head(1, "softmax"), "always 1"),
+    ("build_presence_head", _head(1, "sigmoid", hidden_fixed=64), "`hidden`"),
+    ("build_class_head", _head("classes", "sigmoid"), "softmax"),
+    ("build_class_head", _head("classes"), "logits instead of probabilities"),
+    ("build_class_head", _head(10, "softmax"), "num_classes"),
+    ("build_count_head", _head("count", "softmax"), "GlobalAveragePooling2D"),
+    ("build_count_head", _head(3, "softmax", pool=True), "max_count + 1"),
+    ("build_count_head", _head("count", "sigmoid", pool=True), "softmax"),
+    ("masked_box_loss", loss_unmasked, "not masked"),
+    ("masked_box_loss", loss_batch_mean, "sum of the mask"),
+    ("masked_box_loss", loss_nan_when_empty, "NaN"),
+    ("masked_box_loss", loss_squared, "absolute error"),
+    ("masked_box_loss", loss_numpy, "keras.ops"),
+]
+
+
+def test_at_least_three_wrong_implementations_per_exercise():
+    counts = {name: sum(w[0] == name for w in WRONG) for name in EXERCISES}
+    assert min(counts.values()) >= 3, counts
+
+
+@pytest.mark.parametrize("name,wrong,phrase", WRONG, ids=[f"{w[0]}-{w[1].__name__}-{i}" for i, w in
+                                                           enumerate(WRONG)])
+def test_a_typical_mistake_is_rejected_with_a_hint_naming_it(name, wrong, phrase):
+    result = check(name, wrong)
+    assert not result.passed and result.points == 0
+    assert result.hint.startswith(f"{name}: ")
+    assert phrase in result.hint, result.hint
+    assert "AssertionError" not in result.hint
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_a_stub_is_told_it_is_not_done(name):
+    result = check(name, stub)
+    assert not result.passed and "not done yet" in result.hint
+
+
+# ---- secret cases -------------------------------------------------------------------------------
+
+def _memorised_iou():
+    """An iou that returns the reference's answers to the public cases it has seen, zeros otherwise."""
+    ex = EXERCISES["iou"]
+    table = {np.asarray(c["args"][0]).tobytes() + np.asarray(c["args"][1]).tobytes():
+             ex.reference(*c["args"]) for c in ex.cases(None)}
+    return lambda a, b: table.get(np.asarray(a).tobytes() + np.asarray(b).tobytes(), np.full(len(a), 0.5))
+
+
+def test_a_hard_coded_answer_passes_public_cases_and_fails_secret_ones_without_seeing_expected_values():
+    memorised = _memorised_iou()
+    assert check("iou", memorised).passed
+    result = check("iou", memorised, seed=99)
+    assert not result.passed
+    assert "hidden test case" in result.hint and "expected" not in result.hint
+    case = EXERCISES["iou"].cases(99)[-1]
+    with pytest.raises(CheckFailure) as info:
+        EXERCISES["iou"].judge(EXERCISES["iou"].call(memorised, case), case, secret=True)
+    expected = EXERCISES["iou"].reference(*case["args"])
+    assert all(f"{v:.4f}" not in info.value.hint for v in expected if 0 < v < 1)
+
+
+def test_public_failures_do_show_the_case_and_the_expected_value():
+    result = check("iou", lambda a, b: np.full(len(a), 0.5))
+    assert "expected" in result.hint and "for the boxes" in result.hint
+
+
+# ---- notebook test cells ------------------------------------------------------------------------
+
+def test_check_exercise_prints_points_or_raises_check_failure(capsys):
+    check_exercise("one_hot", EXERCISES["one_hot"].reference)
+    assert capsys.readouterr().out == "one_hot: 2/2 points\n"
+    with pytest.raises(CheckFailure) as info:
+        check_exercise("one_hot", onehot_eye)
+    assert isinstance(info.value, AssertionError) and "-1" in info.value.hint
+
+
+def test_check_exercise_secret_uses_the_environment_seed(monkeypatch, capsys):
+    monkeypatch.setenv(checks.SECRET_SEED_ENV, "314")
+    assert checks.secret_seed() == 314
+    check_exercise("iou", EXERCISES["iou"].reference, secret=True)
+    assert capsys.readouterr().out == "iou: hidden tests passed\n"
+    with pytest.raises(CheckFailure, match="hidden test case"):
+        check_exercise("iou", _memorised_iou(), secret=True)
+    monkeypatch.setenv(checks.SECRET_SEED_ENV, "abc")
+    with pytest.raises(ValueError, match="MNISTLOC_SECRET_SEED"):
+        checks.secret_seed()
+
+
+def test_keras_checks_write_nothing_to_stderr(capfd):
+    """nbgrader scores a test cell 0 when anything reaches stderr; Keras and TensorFlow like to write there."""
+    check_exercise("build_class_head", EXERCISES["build_class_head"].reference)
+    check_exercise("masked_box_loss", EXERCISES["masked_box_loss"].reference)
+    out, err = capfd.readouterr()
+    assert err == ""
+    assert "build_class_head: 3/3 points" in out
+
+
+def test_a_warning_in_student_code_does_not_reach_stderr(capfd):
+    def noisy(a, b):  # correct, but divides by zero for empty boxes before np.where picks 0
+        import warnings
+        warnings.warn("a student's warning")
+        return checks.REFERENCES["iou"](a, b)
+    check_exercise("iou", noisy)
+    assert capfd.readouterr().err == ""
+
+
+def test_importing_the_checks_stays_light():
+    code = ("import sys, mnistloc.checks; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
