@@ -201,11 +201,67 @@ def _run_check(args) -> int:
     return 0 if report["score"] == report["max_score"] else 1
 
 
+# ---- train / evaluate (reference models) -----------------------------------------------------
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def _args_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--case", type=_case, required=True, help="1 to 4")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--seconds", type=_positive_float, help="training time budget (default 180)")
+    budget.add_argument("--epochs", type=_positive_int, help="epochs of 5,000 fresh canvases")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="folder for model.keras, metrics.json and pictures")
+    p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model and report")
+
+
+def _run_train(args) -> int:
+    from mnistloc import evaluation, training
+
+    model_path = _new_output(args.out / "model.keras", args.force)
+    model, history = training.train(args.case, seconds=args.seconds, epochs=args.epochs, seed=args.seed,
+                                    source=_source(args))
+    training.save_model(model, model_path, force=True)
+    result = evaluation.write_report(model, args.case, args.out, history=history, source=_source(args))
+    print(evaluation.format_metrics(result))
+    print(f"trained case {args.case} for {history.seconds:.0f} s; wrote {model_path}, metrics.json, "
+          f"predictions.png, worst.png and history.png to {args.out}/")
+    return 0
+
+
+def _args_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="a .keras file written by `mnistloc train`")
+    p.add_argument("--case", type=_case, required=True, help="1 to 4: the case the model was trained for")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
+
+
+def _run_evaluate(args) -> int:
+    import json
+
+    from mnistloc import evaluation, training
+
+    result = evaluation.evaluate(training.load_model(args.model), args.case, source=_source(args))
+    print(json.dumps(result, indent=2) if args.json else evaluation.format_metrics(result))
+    return 0
+
+
 COMMANDS = {
     "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
     "show": ("draw a grid of canvases with their boxes", _args_show, _run_show),
     "demo": ("the main job: every case, a table and pictures", _args_demo, _run_demo),
+    "train": ("train a case's model; write it, its metrics and pictures", _args_train, _run_train),
+    "evaluate": ("score a trained model on held-out canvases", _args_evaluate, _run_evaluate),
     "grade": ("grade a class of untrusted notebooks safely (CSV, feedback, gradebook)", _args_grade, _run_grade),
     "doctor": ("say what is structurally wrong with a lesson notebook and how to fix it", _args_doctor, _run_doctor),
 }
