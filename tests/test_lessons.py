@@ -1,0 +1,165 @@
+"""The lessons: lessons/ is exactly nbgrader's generation from solutions/, holds no solution or hidden test,
+follows the cell conventions, and every solution cell passes its check on its own."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+
+import nbformat
+import pytest
+from course import LESSON_IDS, REPO, cells, grade_id, nbgrader, release, solution
+
+from mnistloc import checks, notebook
+from mnistloc.checks import EXERCISES
+
+
+def test_there_are_four_lessons_and_every_exercise_is_in_one():
+    assert LESSON_IDS == list(checks.LESSONS)
+    assert sorted(p.name for p in (REPO / "lessons").iterdir()) == LESSON_IDS
+    in_notebooks = {grade_id(c) for lesson in LESSON_IDS for c in cells(solution(lesson))}
+    assert set(EXERCISES) <= in_notebooks
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("generate")
+def test_lessons_are_exactly_what_nbgrader_generates_from_solutions(tmp_path):
+    for lesson in LESSON_IDS:
+        nbgrader("generate_assignment", lesson, "--no-db", course=tmp_path, release_dir=tmp_path / "release")
+        fresh = tmp_path / "release" / lesson
+        assert sorted(p.name for p in fresh.iterdir()) == sorted(p.name for p in release(lesson).parent.iterdir())
+        assert (fresh / f"{lesson}.ipynb").read_bytes() == release(lesson).read_bytes(), (
+            f"lessons/{lesson} differs from what nbgrader generates: run `make lessons`")
+
+
+def _solution_lines(lesson: str) -> list[str]:
+    """The non-trivial lines inside BEGIN/END SOLUTION and the hidden tests of a source notebook."""
+    lines = []
+    for c in cells(solution(lesson)):
+        for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", c.source, re.S):
+            lines += [ln.strip() for ln in block.splitlines() if len(ln.strip()) > 12]
+    return lines
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_lessons_hold_no_solution_code_hidden_tests_or_outputs(lesson):
+    text = release(lesson).read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "secret=True"):
+        assert marker not in text
+    hidden = _solution_lines(lesson)
+    assert len(hidden) >= 4
+    code = "\n".join(c.source for c in cells(release(lesson)) if c.cell_type == "code")
+    assert not [ln for ln in hidden if ln in code]
+    assert all(not c.get("outputs") for c in cells(release(lesson)))
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("solutions_build", REPO / "solutions" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.dont_write_bytecode, before = True, sys.dont_write_bytecode
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = before
+    return module
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_solution_notebooks_are_what_build_py_writes(lesson):
+    build = _build_module()
+    made = nbformat.writes(build.build(lesson, build.LESSONS[lesson]))
+    assert json.loads(made) == json.loads(solution(lesson).read_text()), (
+        "solutions/ and solutions/lessons_src disagree: run `python solutions/build.py`")
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_cell_conventions(lesson):
+    nb_cells = cells(solution(lesson))
+    assert nb_cells[0].cell_type == "markdown" and nb_cells[0].source.startswith("# Lesson")
+    setup = nb_cells[1]
+    assert grade_id(setup) == "setup" and setup.metadata.nbgrader.locked
+    assert "pip install -e /path/to/mnistloc" in setup.source
+    code = [c for c in nb_cells if c.cell_type == "code"]
+    for name, ex in EXERCISES.items():
+        if ex.lesson != lesson:
+            continue
+        i = next(k for k, c in enumerate(code) if grade_id(c) == name)
+        answer, test = code[i], code[i + 1]
+        assert answer.metadata.nbgrader.solution and not answer.metadata.nbgrader.grade
+        assert f"def {name}(" in answer.source and '"""' in answer.source and "### BEGIN SOLUTION" in answer.source
+        assert grade_id(test) == f"test_{name}"
+        meta = test.metadata.nbgrader
+        assert meta.grade and meta.locked and meta.points == ex.points
+        assert test.source.startswith(f'check_exercise("{name}", {name})')
+    assert sum("train" in c.metadata.get("tags", []) for c in code) == 1
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_each_solution_cell_passes_its_check_given_only_the_prelude(lesson):
+    read = notebook.read_lesson(solution(lesson))
+    assert read.lesson == lesson and read.problems == []
+    for name, source in read.sources.items():
+        namespace: dict = {}
+        exec(checks.PRELUDE, namespace)
+        exec(source, namespace)
+        result = checks.check(name, namespace[name], seed=2024)
+        assert result.passed, result.hint
+
+
+def test_the_setup_cell_says_how_to_install_mnistloc_when_it_is_missing(monkeypatch):
+    setup = cells(release(LESSON_IDS[0]))[1].source
+    monkeypatch.setitem(sys.modules, "mnistloc", None)  # `import mnistloc` now fails as if not installed
+    with pytest.raises(ModuleNotFoundError) as info:
+        exec(setup, {})
+    assert "pip install -e /path/to/mnistloc" in str(info.value) and "restart the kernel" in str(info.value)
+
+
+# ---- reading a lesson ----------------------------------------------------------------------------
+
+def test_read_lesson_finds_every_exercise_of_a_release():
+    read = notebook.read_lesson(release("02-presence"))
+    assert read.lesson == "02-presence" and read.problems == []
+    assert list(read.sources) == read.exercises == ["union_box", "build_presence_head", "masked_box_loss"]
+    assert "raise NotImplementedError()" in read.sources["union_box"]
+
+
+def _edited(tmp_path, edit):
+    nb = nbformat.read(str(release("01-single-digit")), as_version=4)
+    edit(nb.cells)
+    path = tmp_path / "01-single-digit.ipynb"
+    nbformat.write(nb, str(path))
+    return notebook.read_lesson(path)
+
+
+def test_read_lesson_reports_deleted_duplicated_and_retyped_cells(tmp_path):
+    def delete(cs):
+        cs[:] = [c for c in cs if grade_id(c) != "iou"]
+    assert any("iou: its answer cell is missing" in p for p in _edited(tmp_path, delete).problems)
+
+    def duplicate(cs):
+        copy = nbformat.from_dict(dict(next(c for c in cs if grade_id(c) == "test_iou")))
+        copy.id = "a-copy"
+        cs.append(copy)
+    assert any("iou: its test cell appears 2 times" in p for p in _edited(tmp_path, duplicate).problems)
+
+    def retype(cs):
+        i = next(k for k, c in enumerate(cs) if grade_id(c) == "tight_box")
+        cs[i] = nbformat.v4.new_markdown_cell(cs[i].source, metadata=cs[i].metadata, id=cs[i].id)
+    read = _edited(tmp_path, retype)
+    assert any("tight_box: its answer cell was changed into a markdown cell" in p for p in read.problems)
+    assert "tight_box" not in read.sources and "iou" in read.sources
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not valid JSON"),
+    ('{"cells": 3}', "not a Jupyter notebook"),
+    (json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])), "not an mnistloc lesson"),
+])
+def test_read_lesson_refuses_what_is_not_a_lesson(tmp_path, content, message):
+    path = tmp_path / "homework.ipynb"
+    path.write_text(content)
+    with pytest.raises(notebook.NotALessonError, match=message):
+        notebook.read_lesson(path)
+    with pytest.raises(notebook.NotALessonError, match="no such file"):
+        notebook.read_lesson(tmp_path / "absent.ipynb")
