@@ -139,6 +139,8 @@ def _run_grade(args) -> int:
 
     out = args.out or args.course / "mnistloc_grades"
     seed = grade.secret_seed(args.course)
+    for path in grade.output_paths(out, args.shard):  # refuse before grading, not after
+        _new_output(path, args.force)
     if args.merge is not None:
         shards = args.merge or sorted((out / "shards").glob("shard-*-of-*.json"))
         rows, fingerprint = grade.read_shards(shards)

@@ -140,6 +140,9 @@ def grade_notebook(task: Task, seed: int, *, timeout: float = 60, memory_mb: int
     if not diagnosis.readable:
         return [row(name, "unreadable", diagnosis.findings[0].problem) for name in names]
     sources, blocked = _answers(task.path, names, diagnosis)
+    for name in [n for n in sources if _unfinished(sources[n], n)]:
+        del sources[name]  # the stub as released: no child needed (a Keras stub would cost the 6 s import)
+        blocked[name] = ("failed", f"{name}: not done yet: replace `raise NotImplementedError()` with your code.")
     calls, secret = [], []
     for name in names:
         if name in sources:
@@ -188,6 +191,21 @@ def _answers(path: Path, names: list[str], diagnosis) -> tuple[dict, dict]:
     return sources, blocked
 
 
+def _unfinished(source: str, name: str) -> bool:
+    """Whether the cell is the released stub: ``def name(...)``, a docstring, ``raise NotImplementedError()``."""
+    import ast
+
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    if len(body) != 1 or not isinstance(body[0], ast.FunctionDef) or body[0].name != name:
+        return False
+    stmts = [s for s in body[0].body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return (len(stmts) == 1 and isinstance(stmts[0], ast.Raise) and stmts[0].exc is not None
+            and "NotImplementedError" in ast.unparse(stmts[0].exc))
+
+
 def _judge(name: str, mine: list, row) -> Row:
     """Full points when every case passes, else 0 and the first failure's reason (secret-safe)."""
     from mnistloc.checks import EXERCISES, CheckFailure
@@ -212,6 +230,14 @@ def seed_fingerprint(seed: int) -> str:
     return hashlib.sha256(f"mnistloc:{seed}".encode()).hexdigest()[:12]
 
 
+def output_paths(out_dir, shard: tuple[int, int] | None = None) -> list[Path]:
+    """The files a run writes besides feedback pages: the shard file, or grades.csv and grades.json."""
+    out = Path(out_dir)
+    if shard is not None:
+        return [out / "shards" / f"shard-{shard[0]}-of-{shard[1]}.json"]
+    return [out / "grades.csv", out / "grades.json"]
+
+
 def write_results(rows: list[Row], out_dir, *, seed: int, force: bool = False) -> list[Path]:
     """Writes grades.csv, grades.json and feedback/<student>/<lesson>.html under ``out_dir``.
 
@@ -219,7 +245,7 @@ def write_results(rows: list[Row], out_dir, *, seed: int, force: bool = False) -
         FileExistsError: an output exists and ``force`` is False.
     """
     out = Path(out_dir)
-    paths = [out / "grades.csv", out / "grades.json"]
+    paths = output_paths(out)
     _refuse_overwrite(paths, force)
     out.mkdir(parents=True, exist_ok=True)
     with open(paths[0], "w", newline="") as f:
@@ -237,7 +263,7 @@ def write_results(rows: list[Row], out_dir, *, seed: int, force: bool = False) -
 
 def write_shard(rows: list[Row], out_dir, shard: tuple[int, int], *, seed: int, force: bool = False) -> Path:
     """Writes one shard's rows to ``out_dir/shards/shard-I-of-N.json`` for ``merge``."""
-    path = Path(out_dir) / "shards" / f"shard-{shard[0]}-of-{shard[1]}.json"
+    (path,) = output_paths(out_dir, shard)
     _refuse_overwrite([path], force)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**_document(rows, seed), "shard": list(shard)}, indent=1) + "\n")
@@ -317,10 +343,14 @@ def record_gradebook(course_dir, rows: list[Row]) -> int:
     """
     from nbgrader.api import Gradebook, MissingEntry
 
+    import warnings
+
     db_url, course_id = _gradebook_url(course_dir)
     count = 0
-    with Gradebook(db_url, course_id=course_id) as gb:
+    with Gradebook(db_url, course_id=course_id) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy's SAWarning from inside nbgrader's add_submission
         for (student, lesson), group in _by_notebook(rows).items():
+            gb.update_or_create_student(student)  # listed by `nbgrader export`, with 0 when not submitted
             if all(r.status == "not-submitted" for r in group):
                 continue
             try:
@@ -328,8 +358,9 @@ def record_gradebook(course_dir, rows: list[Row]) -> int:
             except MissingEntry:
                 raise ValueError(f"lesson {lesson} is not in the gradebook {db_url}: run `nbgrader "
                                  f"generate_assignment {lesson}` in {course_dir} first") from None
-            gb.update_or_create_student(student)
-            gb.update_or_create_submission(lesson, student)
+            stamp = Path(course_dir) / "submitted" / student / lesson / "timestamp.txt"
+            extra = {"timestamp": stamp.read_text().strip()} if stamp.is_file() else {}
+            gb.update_or_create_submission(lesson, student, **extra)
             for r in group:
                 try:
                     grade = gb.find_grade(f"test_{r.exercise}", lesson, lesson, student)

@@ -1,0 +1,239 @@
+"""Writes the hostile and broken submissions of ``tests/corpus/`` and their expected outcomes.
+
+Each case is a student's copy of lesson 1 (``lessons/01-single-digit``), with
+answer cells taken from the solutions (``solutions/01-single-digit``) or
+replaced by hostile code, or a broken file. ``expected.json`` says, per case,
+the file, why it is there, and the status each exercise must get from
+``mnistloc grade`` (``passed`` earns the exercise's points, anything else 0).
+Rebuild after the lesson changes:
+
+    .venv/bin/python tests/corpus/build.py
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+LESSON = "01-single-digit"
+EXERCISES = ("place_digit", "tight_box", "iou", "build_box_head")
+
+
+def _read(folder: str) -> dict:
+    return json.loads((REPO / folder / LESSON / f"{LESSON}.ipynb").read_text())
+
+
+def _gid(cell: dict):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _solutions() -> dict[str, str]:
+    """Answer code from the solution notebook, nbgrader's markers removed."""
+    out = {}
+    for cell in _read("solutions")["cells"]:
+        if _gid(cell) in EXERCISES:
+            text = "".join(cell["source"])
+            out[_gid(cell)] = re.sub(r"[ \t]*### (BEGIN|END) SOLUTION\n?", "", text)
+    return out
+
+
+SOL = _solutions()
+RELEASE = _read("lessons")
+
+
+def _with(answers: dict[str, str]) -> dict:
+    """The released notebook with these answer cells filled in (others stay stubs)."""
+    nb = copy.deepcopy(RELEASE)
+    for cell in nb["cells"]:
+        if _gid(cell) in answers:
+            cell["source"] = answers[_gid(cell)].splitlines(keepends=True)
+    return nb
+
+
+NUMPY = {k: SOL[k] for k in ("place_digit", "tight_box", "iou")}  # the head left as the stub
+
+
+def _base(**changes) -> dict:
+    return _with({**NUMPY, **changes})
+
+
+def _fn(name: str, args: str, body: str) -> str:
+    return f"def {name}({args}):\n" + "".join(f"    {line}\n" for line in body.strip("\n").splitlines())
+
+
+def _first(src: str, stmt: str) -> str:
+    """``src`` (one function with a docstring) with ``stmt`` as the first statement after the docstring."""
+    end = src.index('"""', src.index('"""') + 3) + 3
+    end = src.index("\n", end) + 1
+    return src[:end] + f"    {stmt}\n" + src[end:]
+
+
+def _drop(nb: dict, gid: str) -> dict:
+    nb["cells"] = [c for c in nb["cells"] if _gid(c) != gid]
+    return nb
+
+
+def _duplicate(nb: dict, gid: str) -> dict:
+    i = next(i for i, c in enumerate(nb["cells"]) if _gid(c) == gid)
+    twin = copy.deepcopy(nb["cells"][i])
+    twin["id"] = twin.get("id", "x") + "-copy"
+    nb["cells"].insert(i + 1, twin)
+    return nb
+
+
+def _to_markdown(nb: dict, gid: str) -> dict:
+    cell = next(c for c in nb["cells"] if _gid(c) == gid)
+    cell["cell_type"] = "markdown"
+    cell.pop("outputs", None)
+    cell.pop("execution_count", None)
+    return nb
+
+
+def _nbformat3(nb: dict) -> dict:
+    cells = [{"cell_type": c["cell_type"], "metadata": c.get("metadata", {}),
+              **({"input": c["source"], "language": "python", "outputs": []} if c["cell_type"] == "code"
+                 else {"source": c["source"]})} for c in nb["cells"]]
+    return {"metadata": {"name": LESSON}, "nbformat": 3, "nbformat_minor": 0,
+            "worksheets": [{"cells": cells, "metadata": {}}]}
+
+
+IOU_OWN = SOL["iou"].replace("def iou(", "def _my_iou(")
+SEEKER = '''
+import os
+def _seed_visible():
+    """Looks for the secret seed wherever a grader might leave it."""
+    if "MNISTLOC_SECRET_SEED" in os.environ:
+        return True
+    for pid in {os.getppid(), 1}:
+        for what in ("environ", "cwd/secret_seed"):
+            try:
+                with open(f"/proc/{pid}/{what}", "rb") as f:
+                    if b"MNISTLOC_SECRET_SEED" in f.read() or what.endswith("seed"):
+                        return True
+            except OSError:
+                pass
+    return False
+'''
+WRITER = '''
+import os
+def _write_everywhere():
+    for path in ("../../mnistloc-corpus-pwned", "/mnistloc-corpus-pwned", "/var/tmp/mnistloc-corpus-pwned",
+                 f"/proc/{os.getppid()}/cwd/mnistloc-corpus-pwned"):
+        try:
+            with open(path, "w") as f:
+                f.write("pwned")
+        except OSError:
+            pass
+'''
+
+def _public_sums() -> list[float]:
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from mnistloc.checks import EXERCISES
+
+    return sorted({round(float(c["args"][0].sum()), 2) for c in EXERCISES["iou"].cases(None)})
+
+
+ALL_PASS = {"place_digit": "passed", "tight_box": "passed", "iou": "passed", "build_box_head": "passed"}
+BASE = {**ALL_PASS, "build_box_head": "failed"}  # numpy exercises done, the head left as the stub
+
+
+def cases() -> dict[str, tuple]:
+    """case name -> (file name or None, notebook dict or raw bytes, why, expected statuses, requires)."""
+    release_text = json.dumps(RELEASE, indent=1)
+    return {
+        "correct": ("01-single-digit.ipynb", _with(SOL), "every answer is the reference solution", ALL_PASS, None),
+        "partial": ("01-single-digit.ipynb", _with({
+            "place_digit": SOL["place_digit"],
+            "tight_box": SOL["tight_box"].replace("+ 1", "")}),
+            "place_digit right, tight_box off by one, iou and the head not done",
+            {"place_digit": "passed", "tight_box": "failed", "iou": "failed", "build_box_head": "failed"}, None),
+        "not_json": ("01-single-digit.ipynb", release_text[: len(release_text) // 2].encode(),
+                     "the file was cut in half: not JSON", dict.fromkeys(EXERCISES, "unreadable"), None),
+        "nbformat3": ("01-single-digit.ipynb", _nbformat3(_base()), "saved as nbformat 3",
+                      dict.fromkeys(EXERCISES, "unreadable"), None),
+        "missing": (None, None, "the student submitted nothing", dict.fromkeys(EXERCISES, "not-submitted"), None),
+        "renamed": ("my-lesson-1.ipynb", _base(), "the notebook was renamed; nbgrader collects only the lesson's name",
+                    dict.fromkeys(EXERCISES, "not-submitted"), None),
+        "deleted_answer": ("01-single-digit.ipynb", _drop(_base(), "iou"), "the answer cell of iou was deleted",
+                           {**BASE, "iou": "missing"}, None),
+        "deleted_test": ("01-single-digit.ipynb", _drop(_base(), "test_iou"),
+                         "the test cell of iou was deleted: the function is still graded", BASE, None),
+        "duplicated": ("01-single-digit.ipynb", _duplicate(_base(), "tight_box"),
+                       "the answer cell of tight_box was duplicated (nbgrader refuses it too)",
+                       {**BASE, "tight_box": "duplicated"}, None),
+        "markdown": ("01-single-digit.ipynb", _to_markdown(_base(), "place_digit"),
+                     "the answer cell of place_digit was turned into markdown", {**BASE, "place_digit": "missing"},
+                     None),
+        "infinite_loop": ("01-single-digit.ipynb", _base(iou=_fn("iou", "a, b", "while True:\n    pass")),
+                          "iou loops forever", {**BASE, "iou": "timeout"}, None),
+        "sys_exit": ("01-single-digit.ipynb", _base(tight_box="import sys\n" + _fn("tight_box", "image",
+                                                                                   "sys.exit('bye')")),
+                     "tight_box calls sys.exit", {**BASE, "tight_box": "error"}, None),
+        "os_exit": ("01-single-digit.ipynb", _base(place_digit="import os\nos._exit(0)\n" + SOL["place_digit"]),
+                    "the place_digit cell calls os._exit when it runs", {**BASE, "place_digit": "crash"}, None),
+        "kill_self": ("01-single-digit.ipynb", _base(iou="import os, signal\n" + _fn(
+            "iou", "a, b", "os.kill(os.getpid(), signal.SIGKILL)")), "iou kills its own process",
+            {**BASE, "iou": "crash"}, None),
+        "fork_bomb": ("01-single-digit.ipynb", _base(tight_box="import os\n" + _fn(
+            "tight_box", "image", "while True:\n    try:\n        os.fork()\n    except OSError:\n        pass")),
+            "tight_box forks without end (bounded by the sandbox's process limit)",
+            {**BASE, "tight_box": "timeout"}, None),
+        "memory_hog": ("01-single-digit.ipynb", _base(iou=_fn(
+            "iou", "a, b", "keep = []\nwhile True:\n    keep.append(np.empty(100_000_000))")),
+            "iou reserves memory without end (address space; pages untouched)", {**BASE, "iou": "failed"}, None),
+        "print_megabytes": ("01-single-digit.ipynb",
+                            _base(place_digit=_first(SOL["place_digit"], 'print("spam " * 4_000_000)')),
+            "place_digit prints 20 MB before answering correctly", BASE, None),
+        "read_env": ("01-single-digit.ipynb", _base(iou=IOU_OWN + SEEKER + _fn(
+            "iou", "a, b", "if _seed_visible():\n    return _my_iou(a, b)\nreturn np.zeros(len(a))")),
+            "iou answers right only if it can see the secret seed (it cannot)", {**BASE, "iou": "failed"}, None),
+        "write_outside": ("01-single-digit.ipynb",
+                          _base(place_digit=WRITER + _first(SOL["place_digit"], "_write_everywhere()")),
+            "place_digit tries to write outside its folder (it cannot), then answers right", BASE, None),
+        "reference_call": ("01-single-digit.ipynb", _base(iou="from mnistloc.boxes import iou as _ref\n" + _fn(
+            "iou", "a, b", "return _ref(a, b)")), "iou calls the mnistloc reference of iou",
+            {**BASE, "iou": "forbidden"}, None),
+        "reference_smuggled": ("01-single-digit.ipynb", _base(
+            tight_box="import builtins\nbuiltins._r = getattr(__import__('mnist' + 'loc.boxes', fromlist=['x']), "
+                      "'i' + 'ou')\n" + SOL["tight_box"],
+            iou=_fn("iou", "a, b", "return _r(a, b)")),
+            "the tight_box cell smuggles the reference of iou to the iou cell", {**BASE, "iou": "forbidden"}, None),
+        "monkeypatch_checks": ("01-single-digit.ipynb", _base(iou=(
+            "import mnistloc.checks as _c, mnistloc.checking as _k\n"
+            "_k.compare = lambda *a, **k: None\n"
+            "for _e in _c.EXERCISES.values():\n    object.__setattr__(_e, 'judge', lambda *a, **k: None)\n")
+            + _fn("iou", "a, b", "return np.zeros(len(a))")),
+            "iou patches the checks to pass anything, then answers zeros", {**BASE, "iou": "failed"}, None),
+        "hardcoded_public": ("01-single-digit.ipynb", _base(iou=IOU_OWN + _fn(
+            "iou", "a, b", f"if round(float(np.asarray(a).sum()), 2) in {_public_sums()}:\n    return _my_iou(a, b)\n"
+                           "return np.zeros(len(a))")),
+            "iou answers right only on the public cases (fails the hidden ones, whose values stay hidden)",
+            {**BASE, "iou": "failed"}, None),
+        "kill_parent": ("01-single-digit.ipynb", _base(tight_box="import os, signal\n" + _fn(
+            "tight_box", "image", "os.kill(os.getppid(), signal.SIGKILL)\nreturn np.zeros(4)")),
+            "tight_box tries to kill the grader", {**BASE, "tight_box": "failed"}, "own uid"),
+    }
+
+
+def main() -> int:
+    expected = {}
+    for name, (file, content, why, expect, requires) in cases().items():
+        if file is not None:
+            folder = HERE / name
+            folder.mkdir(exist_ok=True)
+            data = content if isinstance(content, bytes) else (json.dumps(content, indent=1) + "\n").encode()
+            (folder / file).write_bytes(data)
+        expected[name] = {"file": file and f"{name}/{file}", "why": why, "expect": expect,
+                          **({"requires": requires} if requires else {})}
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    print(f"wrote {len(expected)} cases to {HERE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
