@@ -1,0 +1,92 @@
+"""A real nbgrader round trip in a temporary course folder, with grader/nbgrader_config.py:
+generate_assignment -> two submissions per lesson (alice: the release untouched; bob: the solutions typed in)
+-> autograde (grading mode, secret seed) -> generate_feedback -> export CSV."""
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import time
+
+import nbformat
+import pytest
+from course import LESSON_IDS, cells, grade_id, nbgrader, solution
+
+from mnistloc.checks import EXERCISES
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+
+
+def _typed_in(release_nb: nbformat.NotebookNode, lesson: str) -> nbformat.NotebookNode:
+    """The release with each answer cell holding the solution, markers removed: what a good student submits."""
+    answers = {grade_id(c): c.source for c in cells(solution(lesson)) if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.from_dict(release_nb)
+    for c in nb.cells:
+        if grade_id(c) in answers:
+            c.source = re.sub(r"\s*### (BEGIN|END) SOLUTION", "", answers[grade_id(c)])
+    return nb
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    env = {"MNISTLOC_SECRET_SEED": "4242"}
+    seconds = {}
+    for lesson in LESSON_IDS:
+        nbgrader("generate_assignment", lesson, course=root, **env)
+        released = root / "release" / lesson / f"{lesson}.ipynb"
+        for student in ("alice", "bob"):
+            folder = root / "submitted" / student / lesson
+            folder.mkdir(parents=True)
+            (folder / "timestamp.txt").write_text("2026-01-01 10:00:00.000000 UTC")
+            if student == "alice":
+                shutil.copy(released, folder / released.name)
+            else:
+                nbformat.write(_typed_in(nbformat.read(str(released), as_version=4), lesson), str(folder / released.name))
+        start = time.perf_counter()
+        nbgrader("autograde", lesson, course=root, **env)
+        seconds[lesson] = time.perf_counter() - start
+        nbgrader("generate_feedback", lesson, course=root, **env)
+    nbgrader("export", "--to", str(root / "grades.csv"), course=root, **env)
+    print("autograde seconds (2 students):", {k: round(v, 1) for k, v in seconds.items()})
+    return root
+
+
+def _grades(root) -> dict:
+    with open(root / "grades.csv", newline="") as f:
+        return {(row["student_id"], row["assignment"]): row for row in csv.DictReader(f)}
+
+
+def test_export_writes_every_submission_unmodified_lessons_score_zero_solutions_full_marks(course):
+    grades = _grades(course)
+    assert len(grades) == 2 * len(LESSON_IDS)
+    for lesson in LESSON_IDS:
+        full = sum(ex.points for ex in EXERCISES.values() if ex.lesson == lesson)
+        assert float(grades["alice", lesson]["max_score"]) == full
+        assert float(grades["alice", lesson]["score"]) == 0
+        assert float(grades["bob", lesson]["score"]) == full
+
+
+def _autograded(course, student, lesson):
+    return cells(course / "autograded" / student / lesson / f"{lesson}.ipynb")
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_solution_notebooks_execute_without_any_error_in_grading_mode(course, lesson):
+    for c in _autograded(course, "bob", lesson):
+        errors = [o for o in c.get("outputs", []) if o.output_type == "error"]
+        assert not errors, f"{lesson} cell {c.id}: {errors[0].ename}: {errors[0].evalue}"
+        if c.metadata.get("nbgrader", {}).get("grade"):
+            assert not [o for o in c.outputs if o.get("name") == "stderr"]
+            assert "hidden tests passed" in "".join(o.get("text", "") for o in c.outputs)
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_unmodified_lessons_fail_each_test_cell_with_a_hint_and_nothing_else_crashes(course, lesson):
+    for c in _autograded(course, "alice", lesson):
+        if c.metadata.get("nbgrader", {}).get("grade"):
+            (error,) = [o for o in c.outputs if o.output_type == "error"]
+            assert error.ename == "CheckFailure" and "not done yet" in error.evalue
+    feedback = course / "feedback" / "alice" / lesson / f"{lesson}.html"
+    assert "not done yet" in feedback.read_text()
+    assert (course / "feedback" / "bob" / lesson / f"{lesson}.html").is_file()
