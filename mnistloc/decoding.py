@@ -105,6 +105,23 @@ def _boxes_at(ltrb: np.ndarray, rows, cols, size: int) -> np.ndarray:
     return np.clip(xyxy, 0, size).astype(np.float32)
 
 
+def _class_probs(probs: np.ndarray, heat: np.ndarray, rows, cols) -> np.ndarray:
+    """Class probabilities (n, k, K) at cells (n, k): the mean over the 3x3 cells around each,
+    weighted by the presence map, since every cell near a centre learned its class.
+    """
+    n, s, _ = heat.shape
+    padded_p = np.pad(probs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    padded_h = np.pad(heat, ((0, 0), (1, 1), (1, 1)))
+    i = np.arange(n)[:, None]
+    total, weight = 0.0, 0.0
+    for di in range(3):
+        for dj in range(3):
+            w = padded_h[i, rows + di, cols + dj][..., None]  # [n, k, 1]
+            total = total + w * padded_p[i, rows + di, cols + dj]
+            weight = weight + w
+    return total / np.maximum(weight, 1e-12)
+
+
 def _outputs(outputs) -> dict[str, np.ndarray]:
     if not isinstance(outputs, dict) or "presence" not in outputs or "box" not in outputs:
         raise ValueError("`outputs` should be a model's outputs: a dict with at least 'presence' and 'box'. "
@@ -153,7 +170,7 @@ def decode(case: int, outputs, *, threshold: float = 0.5) -> dict[str, np.ndarra
         count = out["count"].argmax(axis=-1)
     mask = np.arange(SLOTS) < count[:, None]  # [n, 2]
     if "class" in out:
-        classes = out["class"][np.arange(n)[:, None], rows, cols].argmax(axis=-1)
+        classes = _class_probs(out["class"], heat, rows, cols).argmax(axis=-1)
     else:
         classes = np.full((n, SLOTS), -1)
     result = _left_to_right(np.where(mask[..., None], boxes, 0), np.where(mask, classes, -1),
@@ -206,7 +223,7 @@ def detections(outputs, *, k: int = 10, min_score: float = 0.01):
     n, s, _ = heat.shape
     rows, cols, peak = _peaks(heat, k)
     boxes = _boxes_at(out["box"], rows, cols, s * STRIDE)  # [n, k, 4]
-    probs = out["class"][np.arange(n)[:, None], rows, cols]  # [n, k, 10]
+    probs = _class_probs(out["class"], heat, rows, cols)  # [n, k, 10]
     labels, scores = probs.argmax(axis=-1), peak * probs.max(axis=-1)
     keep = scores >= min_score
     return ([boxes[i][keep[i]] for i in range(n)], [labels[i][keep[i]].astype(np.int64) for i in range(n)],

@@ -44,7 +44,19 @@ def score(case: int, ds, outputs) -> dict[str, float]:
     Returns:
         dict of floats named as in the module docstring.
     """
-    pred = decoding.decode(case, outputs)
+    found = decoding.detections(outputs) if case == 4 else None
+    return score_predictions(case, ds, decoding.decode(case, outputs), found)
+
+
+def score_predictions(case: int, ds, pred: dict, found=None) -> dict[str, float]:
+    """The case's metrics for decoded predictions (any model's, in ``decoding.decode``'s format).
+
+    Args:
+        case: 1 to 4.
+        ds: the CanvasDataset.
+        pred: as returned by ``decoding.decode``.
+        found: case 4: ``(boxes, labels, scores)`` lists for AP, as ``decoding.detections``.
+    """
     if case == 1:
         return _box_scores(ds.boxes[:, 0], pred["box"])
     if case == 2:
@@ -58,7 +70,9 @@ def score(case: int, ds, outputs) -> dict[str, float]:
         return {"class_accuracy": metrics.accuracy(ds.classes[:, 0], pred["class"]),
                 **_box_scores(ds.boxes[:, 0], pred["box"]),
                 "joint_accuracy": float(np.mean(right & (ious >= 0.5)))}
-    return _detection_scores(ds, outputs, pred)
+    if found is None:
+        raise ValueError("Case 4 needs `found`: (boxes, labels, scores) lists for average precision.")
+    return _detection_scores(ds, pred, found)
 
 
 def _box_scores(true_boxes, pred_boxes) -> dict[str, float]:
@@ -67,8 +81,8 @@ def _box_scores(true_boxes, pred_boxes) -> dict[str, float]:
             "iou75": metrics.iou_rate(true_boxes, pred_boxes, 0.75)}
 
 
-def _detection_scores(ds, outputs, pred) -> dict[str, float]:
-    boxes, labels, scores = decoding.detections(outputs)
+def _detection_scores(ds, pred, found) -> dict[str, float]:
+    boxes, labels, scores = found
     used = [ds.mask[i] for i in range(len(ds))]
     ap = metrics.mean_average_precision([ds.boxes[i][m] for i, m in enumerate(used)],
                                         [ds.classes[i][m] for i, m in enumerate(used)], boxes, labels, scores)

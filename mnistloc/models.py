@@ -348,8 +348,20 @@ CUSTOM_OBJECTS = {f.__name__: f for f in (heatmap_loss, box_loss, masked_box_los
 """What ``keras.models.load_model`` needs to read a saved model."""
 
 
-def compile_model(model: keras.Model, learning_rate: float = 2e-3) -> keras.Model:
-    """Compiles ``model`` with Adam and the loss of each of its outputs; returns it."""
-    losses = {name: LOSSES[name] for name in model.output_names}
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses)
+LOSS_WEIGHTS = {"presence": 1.0, "box": 1.0, "class": 1.0, "count": 1.0}
+"""How much each output's loss counts in the total."""
+
+
+def compile_model(model: keras.Model, learning_rate: float = 2e-3, loss_weights: dict | None = None) -> keras.Model:
+    """Compiles ``model`` with Adam and the loss of each of its outputs; returns it.
+
+    Args:
+        model: a case model.
+        learning_rate: Adam's learning rate.
+        loss_weights: overrides of ``LOSS_WEIGHTS`` by output name.
+    """
+    names = model.output_names
+    weights = {**LOSS_WEIGHTS, **(loss_weights or {})}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss={name: LOSSES[name] for name in names},
+                  loss_weights={name: weights[name] for name in names})
     return model

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mnistloc import canvas, decoding, models  # noqa: E402
+from mnistloc import canvas, decoding, evaluation, models  # noqa: E402
 
 CANVASES_PER_EPOCH = 5000
 VALIDATION = 500  # canvases from the training digits (the test digits stay for evaluation)
@@ -49,17 +49,19 @@ class CanvasFeeder(keras.utils.PyDataset):
         fresh: new canvases every epoch.
         outputs: the model's output names (which targets to yield).
         source: passed to ``make_dataset``.
+        encode: ``encode(ds) -> {name: array}`` for a CanvasDataset slice; default
+            ``decoding.encode_targets`` (the dense models' targets).
 
-    Each item is ``(images float32 (B, 128, 128), {name: target})`` with targets as
-    ``decoding.encode_targets``.
+    Each item is ``(images float32 (B, 128, 128), {name: target})``.
     """
 
     def __init__(self, case: int, n: int, *, batch_size: int = BATCH_SIZE, seed: int = 0, split: str = "train",
-                 fresh: bool = True, outputs=None, source="auto"):
+                 fresh: bool = True, outputs=None, source="auto", encode=None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.case, self.n, self.batch_size, self.seed = case, n, batch_size, seed
         self.split, self.fresh, self.source = split, fresh, source
         self.outputs = tuple(outputs or models.OUTPUTS[case])
+        self.encode = encode or _dense_targets
         self.epoch = 0
         self._make()
 
@@ -71,14 +73,19 @@ class CanvasFeeder(keras.utils.PyDataset):
         return math.ceil(self.n / self.batch_size)
 
     def __getitem__(self, index: int):
-        s = slice(index * self.batch_size, min((index + 1) * self.batch_size, self.n))
-        t = decoding.encode_targets(self.ds.boxes[s], self.ds.classes[s], self.ds.mask[s], size=self.ds.size)
-        return self.ds.images[s].astype(np.float32), {name: t[name] for name in self.outputs}
+        index = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, self.n))
+        batch = evaluation.subset(self.ds, index)
+        t = self.encode(batch)
+        return batch.images.astype(np.float32), {name: t[name] for name in self.outputs}
 
     def on_epoch_end(self) -> None:
         if self.fresh:
             self.epoch += 1
             self._make()
+
+
+def _dense_targets(ds) -> dict[str, np.ndarray]:
+    return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size)
 
 
 class Budget(keras.callbacks.Callback):
@@ -135,7 +142,8 @@ class Budget(keras.callbacks.Callback):
 def train(case: int, *, seconds: float | None = None, epochs: int | None = None, seed: int = 0,
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
           canvases_per_epoch: int = CANVASES_PER_EPOCH, validation: int = VALIDATION, source="auto",
-          progress: bool = True, model: keras.Model | None = None, **sizes):
+          progress: bool = True, model: keras.Model | None = None, loss_weights: dict | None = None,
+          encode=None, **sizes):
     """Trains the model of ``case`` for a time budget, a number of epochs, or whichever ends first.
 
     Args:
@@ -150,7 +158,10 @@ def train(case: int, *, seconds: float | None = None, epochs: int | None = None,
         validation: canvases (training digits, another seed) scored after each epoch; 0 for none.
         source: the digits, as ``mnistloc.data.load_digits``.
         progress: show a progress bar.
-        model: a compiled or uncompiled model to train instead of a new one.
+        model: a model to train instead of a new one; compiled here unless it is already.
+        loss_weights: overrides of ``models.LOSS_WEIGHTS``.
+        encode: targets for another kind of model (see ``CanvasFeeder``); then ``model``
+            must be given, compiled, and is not checked against the case.
         **sizes: passed to ``models.build_model`` (``widths``, ``hidden``).
 
     Returns:
@@ -168,14 +179,15 @@ def train(case: int, *, seconds: float | None = None, epochs: int | None = None,
     keras.utils.set_random_seed(seed)
     if model is None:
         model = models.build_model(case, **sizes)
-    check_case(model, case)
-    models.compile_model(model, learning_rate)
-    feeder = CanvasFeeder(case, canvases_per_epoch, batch_size=batch_size, seed=seed, source=source,
-                          outputs=model.output_names)
+    if encode is None:
+        check_case(model, case)
+    if not getattr(model, "compiled", False):
+        models.compile_model(model, learning_rate, loss_weights)
+    feed = {"source": source, "outputs": model.output_names, "encode": encode}
+    feeder = CanvasFeeder(case, canvases_per_epoch, batch_size=batch_size, seed=seed, **feed)
     val = None
     if validation:
-        val = CanvasFeeder(case, validation, batch_size=256, seed=seed + 10_000, fresh=False, source=source,
-                           outputs=model.output_names)
+        val = CanvasFeeder(case, validation, batch_size=256, seed=seed + 10_000, fresh=False, **feed)
     budget = Budget(learning_rate, seconds, epochs * len(feeder) if epochs else None, progress)
     history = model.fit(feeder, validation_data=val, epochs=epochs or 10_000, callbacks=[budget], verbose=0)
     history.seconds = budget.elapsed

@@ -1,0 +1,107 @@
+"""Training, saving, evaluation and the train/evaluate subcommands, on tiny models and few steps."""
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+from mnistloc import cli, evaluation, models, training  # noqa: E402
+
+SMALL = {"widths": (4, 8, 8), "hidden": 8}
+
+
+def _fixed_batch(case):
+    return training.CanvasFeeder(case, 64, batch_size=64, seed=123, fresh=False)[0]
+
+
+@pytest.mark.parametrize("case", [2, 4])
+def test_a_few_steps_lower_the_loss(case):
+    keras.utils.set_random_seed(0)
+    model = models.compile_model(models.build_model(case, **SMALL))
+    x, y = _fixed_batch(case)
+    before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    training.train(case, epochs=4, canvases_per_epoch=256, batch_size=32, validation=0, progress=False,
+                   model=model, learning_rate=3e-3)
+    after = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    assert after < 0.9 * before, (before, after)
+
+
+def test_time_budget_stops_before_the_epochs():
+    model, history = training.train(1, seconds=2, epochs=10_000, canvases_per_epoch=64, batch_size=32,
+                                    validation=32, progress=False, **SMALL)
+    assert len(history.history["loss"]) < 10_000  # the budget, not the epochs, ended it
+    assert set(history.history) >= {"loss", "box_loss", "presence_loss", "val_loss"}
+    assert history.seconds > 0
+
+
+def test_feeder_makes_fresh_canvases_each_epoch():
+    feeder = training.CanvasFeeder(3, 10, batch_size=4)
+    x0, y0 = feeder[0]
+    assert x0.shape == (4, 128, 128) and x0.dtype == np.float32 and len(feeder) == 3  # ceil(10 / 4)
+    assert set(y0) == {"presence", "box", "class"} and y0["box"].shape == (4, 16, 16, 5)
+    feeder.on_epoch_end()
+    assert not np.array_equal(feeder[0][0], x0)
+    same = training.CanvasFeeder(3, 10, batch_size=4)
+    np.testing.assert_array_equal(same[0][0], x0)  # same seed, same canvases
+
+
+def test_train_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="case"):
+        training.train(7, epochs=1)
+    with pytest.raises(ValueError, match="seconds"):
+        training.train(1, seconds=0)
+
+
+@pytest.mark.xdist_group("tiny_case3")
+def test_save_and_load_give_the_same_predictions(tmp_path):
+    model, _ = training.train(3, epochs=1, canvases_per_epoch=64, batch_size=32, validation=0, progress=False,
+                              **SMALL)
+    path = training.save_model(model, tmp_path / "m.keras")
+    with pytest.raises(FileExistsError, match="force"):
+        training.save_model(model, path)
+    loaded = training.load_model(path)
+    x, _ = _fixed_batch(3)
+    a, b = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    for name in models.OUTPUTS[3]:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-6)
+    assert training.model_case(loaded) == 3
+    with pytest.raises(ValueError, match="case 4"):
+        evaluation.evaluate(loaded, 4, n=8)
+    with pytest.raises(ValueError, match="case 1"):
+        training.check_case(loaded, 1)
+    result = evaluation.evaluate(loaded, 3, n=40)
+    assert set(result) == {"class_accuracy", "mean_iou", "iou50", "iou75", "joint_accuracy"}
+    assert all(0 <= v <= 1 for v in result.values())
+
+
+def test_score_is_perfect_for_perfect_outputs():
+    from mnistloc import decoding
+
+    for case in (1, 2, 3, 4):
+        ds = evaluation.test_dataset(case, 50)
+        t = decoding.encode_targets(ds.boxes, ds.classes, ds.mask)
+        outputs = {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:],
+                   "count": t["count"]}
+        result = evaluation.score(case, ds, {k: outputs[k] for k in models.OUTPUTS[case]})
+        assert all(v == pytest.approx(1.0) for v in result.values()), (case, result)
+        assert (evaluation.per_canvas_quality(case, ds, outputs) == pytest.approx(1.0))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("cli_train")
+def test_cli_train_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--case", "1", "--seconds", "2", "--out", str(out)]) == 0
+    for name in ("model.keras", "metrics.json", "predictions.png", "worst.png", "history.png"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["case"] == 1 and {"mean_iou", "iou50", "iou75", "train_seconds"} <= set(saved)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out / "model.keras"), "--case", "1", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["mean_iou"] == pytest.approx(saved["mean_iou"])
+    assert cli.main(["evaluate", str(out / "model.keras"), "--case", "3"]) == 2  # wrong case
+    assert "case 1" in capsys.readouterr().err
+    assert cli.main(["train", "--case", "1", "--epochs", "1", "--out", str(out)]) == 2  # no --force
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "missing.keras"), "--case", "1"]) == 2
