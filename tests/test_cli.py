@@ -84,7 +84,7 @@ def test_bad_arguments_exit_2_naming_the_argument(tmp_path, args, named):
 
 
 def test_demo(tmp_path):
-    r = run(tmp_path, "demo", "--out", "out")
+    r = run(tmp_path, "demo", "--out", "out", "--seconds", "0")  # data only: training is tested in test_training.py
     assert r.returncode == 0, r.stderr
     rows = [line for line in r.stdout.splitlines() if line[:2] in ("1 ", "2 ", "3 ", "4 ")]
     assert len(rows) == 4 and all("2,000" in row for row in rows)
