@@ -44,8 +44,9 @@ def take(ds, index):
 ''')
 
 
-def assemble(case: int, heads: str) -> tuple:
-    """The cell that builds the case's model from the backbone and the heads (some of them the student's)."""
+def assemble(case: int, heads: dict) -> tuple:
+    """The cell that builds the case's model from the backbone and ``heads`` (output name -> builder's name)."""
+    heads = "{\n" + "".join(f"    {name!r}: {build},\n" for name, build in heads.items()).replace("'", '"') + "}"
     return ("code", f'''
 def build_model(heads, size=128, widths=(16, 32, 64), hidden=64):
     """Backbone + heads: canvases (B, size, size) -> one named output per head."""

@@ -214,7 +214,7 @@ check_exercise("build_box_head", build_box_head)
 check_exercise("build_box_head", build_box_head, secret=True)
 ### END HIDDEN TESTS
 '''),
-    common.assemble(1, '{"presence": models.build_presence_head, "box": build_box_head}'),
+    common.assemble(1, {"presence": "models.build_presence_head", "box": "build_box_head"}),
     ("md", '''
 ## 6. Training
 

@@ -162,7 +162,7 @@ Your presence head and the box head of lesson 1 on the same backbone. The refere
 with `masked_box_loss + masked_iou_loss` per cell (`models.LOSSES`), and the presence output with a focal loss
 that copes with 255 empty cells for each centre.
 '''),
-    common.assemble(2, '{"presence": build_presence_head, "box": models.build_box_head}'),
+    common.assemble(2, {"presence": "build_presence_head", "box": "models.build_box_head"}),
     common.train(2, 150),
     common.HISTORY,
     ("md", '''

@@ -106,8 +106,8 @@ The presence and box heads of the earlier lessons (the reference versions) and y
 is a cross-entropy counted only at cells near a digit's centre (`models.masked_class_loss`): the same mask idea
 as lesson 2.
 '''),
-    common.assemble(3, '{"presence": models.build_presence_head, "box": models.build_box_head, '
-                       '"class": build_class_head}'),
+    common.assemble(3, {"presence": "models.build_presence_head", "box": "models.build_box_head",
+                       "class": "build_class_head"}),
     common.train(3, 150),
     common.HISTORY,
     ("md", '''

@@ -112,8 +112,8 @@ All four heads on one backbone: presence, box and class (the reference versions 
 your count head. Each found digit is a peak of the presence heatmap; its box and class are read there, and its
 score is presence x class probability. The count head says how many peaks to keep.
 '''),
-    common.assemble(4, '{"presence": models.build_presence_head, "box": models.build_box_head, '
-                       '"class": models.build_class_head, "count": build_count_head}'),
+    common.assemble(4, {"presence": "models.build_presence_head", "box": "models.build_box_head",
+                       "class": "models.build_class_head", "count": "build_count_head"}),
     common.train(4, 170),
     common.HISTORY,
     ("md", '''
