@@ -239,6 +239,11 @@ True boxes are green, predictions red and dashed.
 '''),
     *common.pictures(1),
     ("md", '''
+Look at the green boxes of the worst cases: a tight box counts every pixel brighter than 0, also the faint
+ones at a stroke's edge that you can hardly see. A model that learns "the visible stroke" loses IoU there;
+on a thin "1", one pixel of width is a lot (section 3).
+'''),
+    ("md", '''
 ## What to try next
 
 * Train longer (`seconds=300`): how much does mean IoU gain, and where does it stop?
