@@ -1,0 +1,222 @@
+"""Grades a synthetic class with `mnistloc grade` and with `nbgrader autograde`: times and scores side by side.
+
+The class (``--students``, default 30) submits lesson 1: a third correct, a
+third partial (stubs and typical mistakes), a third broken or hostile (files
+from ``tests/corpus/``: not JSON, nbformat 3, renamed, missing, deleted,
+duplicated and retyped cells, an endless loop, ``sys.exit``, a call of the
+reference). Both graders use the same secret seed and the same per-cell /
+per-exercise time limit (``--timeout``). Then one student's four lessons,
+all correct, are graded by both. Results go to ``bench/results/grading.json``
+with the machine; the tables are printed as markdown for ``bench/README.md``.
+
+    .venv/bin/python bench/grading.py                 # about 15 minutes on 2 cores
+    .venv/bin/python bench/grading.py --students 6 --skip-nbgrader
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "corpus"))
+sys.path.insert(0, str(REPO))
+
+import build as corpus  # noqa: E402  (tests/corpus/build.py: the lesson-1 notebooks and hostile cases)
+
+LESSON = "01-single-digit"
+LESSONS = ("01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits")
+SEED = "424242"
+BIN = Path(sys.executable).parent
+BROKEN = ("not_json", "nbformat3", "renamed", "missing", "deleted_answer", "duplicated", "markdown",
+          "infinite_loop", "sys_exit", "reference_call")
+
+
+def _partials() -> list[tuple[str, dict]]:
+    sol, fn = corpus.SOL, corpus._fn
+    iou_unclamped = fn("iou", "a, b", """
+a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+inter = (np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])) * (
+    np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]))
+area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+union = area(a) + area(b) - inter
+return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)""")
+    in_place = fn("place_digit", "canvas, digit, x, y", "canvas[y:y + 28, x:x + 28] = digit\nreturn canvas")
+    return [("head not done", corpus._with(corpus.NUMPY)),
+            ("tight_box off by one, head not done", corpus._with({**corpus.NUMPY,
+                                                                  "tight_box": sol["tight_box"].replace("+ 1", "")})),
+            ("iou unclamped", corpus._with({**sol, "iou": iou_unclamped})),
+            ("place_digit in place", corpus._with({**sol, "place_digit": in_place})),
+            ("only place_digit", corpus._with({"place_digit": sol["place_digit"]}))]
+
+
+def make_class(course: Path, n: int) -> dict[str, str]:
+    """Writes ``n`` submissions of lesson 1; returns student -> kind."""
+    partials = _partials()
+    kinds = {}
+    for i in range(n):
+        student = f"s{i:02d}"
+        folder = course / "submitted" / student / LESSON
+        folder.mkdir(parents=True)
+        group = i % 3
+        if group == 0:
+            kinds[student] = "correct"
+            (folder / f"{LESSON}.ipynb").write_text(json.dumps(corpus._with(corpus.SOL), indent=1))
+        elif group == 1:
+            kind, nb = partials[(i // 3) % len(partials)]
+            kinds[student] = f"partial: {kind}"
+            (folder / f"{LESSON}.ipynb").write_text(json.dumps(nb, indent=1))
+        else:
+            case = BROKEN[(i // 3) % len(BROKEN)]
+            kinds[student] = f"broken: {case}"
+            file = json.loads((corpus.HERE / "expected.json").read_text())[case]["file"]
+            if file:
+                shutil.copy(corpus.HERE / file, folder)
+    return kinds
+
+
+def solo_submission(course: Path, student: str = "solo") -> None:
+    """One student's four lessons, each answer the reference solution."""
+    for lesson in LESSONS:
+        release = json.loads((REPO / "lessons" / lesson / f"{lesson}.ipynb").read_text())
+        answers = {}
+        for cell in json.loads((REPO / "solutions" / lesson / f"{lesson}.ipynb").read_text())["cells"]:
+            gid = corpus._gid(cell)
+            if cell["metadata"].get("nbgrader", {}).get("solution"):
+                answers[gid] = re.sub(r"[ \t]*### (BEGIN|END) SOLUTION\n?", "", "".join(cell["source"]))
+        for cell in release["cells"]:
+            if corpus._gid(cell) in answers:
+                cell["source"] = answers[corpus._gid(cell)].splitlines(keepends=True)
+        folder = course / "submitted" / student / lesson
+        folder.mkdir(parents=True)
+        (folder / f"{lesson}.ipynb").write_text(json.dumps(release, indent=1))
+
+
+def new_course(root: Path, lessons, timeout: float) -> Path:
+    root.mkdir(parents=True)
+    (root / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"c.CourseDirectory.root = {str(root)!r}\n"
+        "c.CourseDirectory.course_id = 'mnistloc'\n"
+        f"c.CourseDirectory.source_directory = {str(REPO / 'solutions')!r}\n"
+        f"c.CourseDirectory.release_directory = {str(root / 'release')!r}\n"
+        f"c.Execute.timeout = {int(timeout)}\n"
+        "c.Execute.interrupt_on_timeout = True\n")
+    (root / "secret_seed").write_text(SEED + "\n")
+    for lesson in lessons:
+        run(["nbgrader", "generate_assignment", lesson, "--force"], root)
+    return root
+
+
+def run(cmd: list[str], cwd: Path) -> float:
+    """Runs a command from the venv; returns its wall time in seconds."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "MNISTLOC_SECRET_SEED": SEED,
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    t = time.perf_counter()
+    done = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"{' '.join(cmd)} failed with code {done.returncode}")
+    return time.perf_counter() - t
+
+
+def mnistloc_scores(course: Path, lessons, jobs: int, timeout: float) -> tuple[float, dict, dict]:
+    args = ["mnistloc", "grade", str(course), "--jobs", str(jobs), "--timeout", str(timeout), "--force"]
+    seconds = run(args + [a for lesson in lessons for a in ("--lesson", lesson)], course)
+    points, statuses = {}, {}
+    for r in csv.DictReader(open(course / "mnistloc_grades" / "grades.csv")):
+        points[r["student"]] = points.get(r["student"], 0) + int(r["points"])
+        if r["status"] != "passed":
+            statuses.setdefault(r["student"], []).append(f"{r['exercise']}: {r['status']}")
+    return seconds, points, statuses
+
+
+def nbgrader_scores(course: Path, lessons) -> tuple[float, dict]:
+    seconds = sum(run(["nbgrader", "autograde", lesson, "--force"], course) for lesson in lessons)
+    run(["nbgrader", "export", "--to", str(course / "nbgrader_export.csv")], course)
+    points = {}
+    for r in csv.DictReader(open(course / "nbgrader_export.csv")):
+        points[r["student_id"]] = points.get(r["student_id"], 0) + float(r["raw_score"])
+    return seconds, points
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "root": os.geteuid() == 0,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--students", type=int, default=30)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--timeout", type=float, default=60, help="per exercise (mnistloc) and per cell (nbgrader)")
+    p.add_argument("--skip-nbgrader", action="store_true")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "grading.json")
+    args = p.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="mnistloc-bench-grading-"))
+    try:
+        load = os.getloadavg()
+        course = new_course(work / "class", [LESSON], args.timeout)
+        kinds = make_class(course, args.students)
+        t_ours, ours, statuses = mnistloc_scores(course, [LESSON], args.jobs, args.timeout)
+        solo = new_course(work / "solo", LESSONS, args.timeout)
+        solo_submission(solo)
+        t_solo, solo_points, solo_status = mnistloc_scores(solo, LESSONS, args.jobs, args.timeout)
+        t_nb, theirs, t_nb_solo, theirs_solo = None, {}, None, {}
+        if not args.skip_nbgrader:
+            t_nb, theirs = nbgrader_scores(course, [LESSON])
+            t_nb_solo, theirs_solo = nbgrader_scores(solo, LESSONS)
+        result = {
+            "machine": machine(), "load_average_before": load, "load_average_after": os.getloadavg(),
+            "students": args.students, "jobs": args.jobs, "timeout": args.timeout,
+            "class": {"mnistloc_seconds": t_ours, "nbgrader_seconds": t_nb,
+                      "rows": [{"student": s, "kind": kinds[s], "mnistloc": ours.get(s, 0),
+                                "nbgrader": theirs.get(s), "mnistloc_not_passed": statuses.get(s, [])}
+                               for s in sorted(kinds)]},
+            "solo": {"mnistloc_seconds": t_solo, "nbgrader_seconds": t_nb_solo,
+                     "mnistloc": solo_points.get("solo"), "nbgrader": theirs_solo.get("solo"),
+                     "mnistloc_not_passed": solo_status.get("solo", [])},
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    return 0
+
+
+def _s(seconds) -> str:
+    return "not run" if seconds is None else f"{seconds:.0f} s"
+
+
+def table(result: dict) -> str:
+    c, s, m = result["class"], result["solo"], result["machine"]
+    lines = [f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}, {m['date']}, "
+             f"load {result['load_average_before'][0]:.1f} before, {result['load_average_after'][0]:.1f} after.", "",
+             "| grading | mnistloc grade | nbgrader autograde |", "|---|---:|---:|",
+             f"| class of {result['students']} (lesson 1), jobs {result['jobs']} | {_s(c['mnistloc_seconds'])} | "
+             f"{_s(c['nbgrader_seconds'])} |",
+             f"| one student, four lessons | {_s(s['mnistloc_seconds'])} | {_s(s['nbgrader_seconds'])} |", "",
+             "| student | submission | mnistloc | nbgrader | mnistloc: exercises not passed |", "|---|---|---:|---:|---|"]
+    for r in c["rows"]:
+        nb = "-" if r["nbgrader"] is None else f"{r['nbgrader']:g}"
+        lines.append(f"| {r['student']} | {r['kind']} | {r['mnistloc']} | {nb} | "
+                     f"{', '.join(r['mnistloc_not_passed']) or '-'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
