@@ -25,6 +25,7 @@ SIGMA = 1.0  # width of the centre bump, in cells
 RADIUS = 1  # cells around a centre that learn its box and class
 NUM_CLASSES = 10
 SLOTS = 2
+REFINE = True  # average the boxes of the cells around a peak
 
 
 def _check_boxes(boxes, classes, mask):
@@ -97,12 +98,27 @@ def _peaks(heat: np.ndarray, k: int):
     return idx // s, idx % s, np.maximum(scores, 0)
 
 
-def _boxes_at(ltrb: np.ndarray, rows, cols, size: int) -> np.ndarray:
-    """``xyxy`` pixel boxes (n, k, 4) decoded from ltrb maps (n, S, S, 4) at cells (n, k)."""
-    d = ltrb[np.arange(len(ltrb))[:, None], rows, cols] * STRIDE  # [n, k, 4] pixels
-    cx, cy = (cols + 0.5) * STRIDE, (rows + 0.5) * STRIDE
-    xyxy = np.stack([cx - d[..., 0], cy - d[..., 1], cx + d[..., 2], cy + d[..., 3]], axis=-1)
-    return np.clip(xyxy, 0, size).astype(np.float32)
+def _boxes_at(ltrb: np.ndarray, rows, cols, size: int, heat: np.ndarray | None = None) -> np.ndarray:
+    """``xyxy`` pixel boxes (n, k, 4) decoded from ltrb maps (n, S, S, 4) at cells (n, k).
+
+    With ``heat`` (n, S, S), each box is the mean of the boxes that the 3x3
+    cells around the peak give, weighted by their presence: they all learned
+    the same digit's box (``RADIUS``), and their errors partly cancel.
+    """
+    n, s = len(ltrb), ltrb.shape[1]
+    i = np.arange(n)[:, None]
+    offsets = [(0, 0)] if heat is None else [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+    total, weight = 0.0, 0.0
+    for di, dj in offsets:
+        r, c = rows + di, cols + dj
+        inside = (r >= 0) & (r < s) & (c >= 0) & (c < s)
+        r, c = np.clip(r, 0, s - 1), np.clip(c, 0, s - 1)
+        d = ltrb[i, r, c] * STRIDE  # [n, k, 4] pixels
+        cx, cy = (c + 0.5) * STRIDE, (r + 0.5) * STRIDE
+        xyxy = np.stack([cx - d[..., 0], cy - d[..., 1], cx + d[..., 2], cy + d[..., 3]], axis=-1)
+        w = (inside * (1.0 if heat is None else heat[i, r, c]))[..., None]  # [n, k, 1]
+        total, weight = total + w * xyxy, weight + w
+    return np.clip(total / np.maximum(weight, 1e-12), 0, size).astype(np.float32)
 
 
 def _class_probs(probs: np.ndarray, heat: np.ndarray, rows, cols) -> np.ndarray:
@@ -159,7 +175,7 @@ def decode(case: int, outputs, *, threshold: float = 0.5) -> dict[str, np.ndarra
     heat = out["presence"][..., 0]
     n, s, _ = heat.shape
     rows, cols, scores = _peaks(heat, SLOTS)  # [n, 2]
-    boxes = _boxes_at(out["box"], rows, cols, s * STRIDE)  # [n, 2, 4]
+    boxes = _boxes_at(out["box"], rows, cols, s * STRIDE, heat if REFINE else None)  # [n, 2, 4]
     if case in (1, 3):
         count = np.ones(n, dtype=np.int64)
     elif case == 2:
@@ -222,7 +238,7 @@ def detections(outputs, *, k: int = 10, min_score: float = 0.01):
     heat = out["presence"][..., 0]
     n, s, _ = heat.shape
     rows, cols, peak = _peaks(heat, k)
-    boxes = _boxes_at(out["box"], rows, cols, s * STRIDE)  # [n, k, 4]
+    boxes = _boxes_at(out["box"], rows, cols, s * STRIDE, heat if REFINE else None)  # [n, k, 4]
     probs = _class_probs(out["class"], heat, rows, cols)  # [n, k, 10]
     labels, scores = probs.argmax(axis=-1), peak * probs.max(axis=-1)
     keep = scores >= min_score
