@@ -28,6 +28,9 @@ from typing import Callable
 from mnistloc import canvas_checks, head_checks, metric_checks
 from mnistloc.checking import LESSONS, CheckFailure, Exercise, keras, quiet  # noqa: F401  (the public names)
 
+__all__ = ["EXERCISES", "LESSONS", "PRELUDE", "REFERENCES", "SECRET_SEED_ENV", "CheckFailure", "Exercise", "Result",
+           "check", "check_exercise", "check_notebook", "keras", "quiet", "secret_seed"]
+
 SECRET_SEED_ENV = "MNISTLOC_SECRET_SEED"
 
 # What every exercise cell may rely on; ``mnistloc check`` and the grader run it before each exercise's cell.
