@@ -153,6 +153,10 @@ def _run_grade(args) -> int:
         if fingerprint != grade.seed_fingerprint(seed):
             raise UsageError("the shards were graded with another secret seed than this course's")
     else:
+        from mnistloc.sandbox import capabilities
+
+        caps = capabilities()
+        print(f"sandbox: processes: {caps['processes']}; network: {caps['network']}; files: {caps['files']}")
         tasks = grade.find_tasks(args.course, lessons=args.lesson, students=args.student, shard=args.shard)
         rows = grade.grade_tasks(tasks, seed, jobs=args.jobs, timeout=args.timeout, memory_mb=args.memory_mb,
                                  hide=[args.course])

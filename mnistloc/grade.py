@@ -427,15 +427,21 @@ def record_gradebook(course_dir, rows: list[Row]) -> int:
 
 
 def _gradebook_url(course_dir) -> tuple[str, str]:
-    """The gradebook URL and course id from ``COURSE_DIR/nbgrader_config.py`` (nbgrader's defaults otherwise)."""
+    """The gradebook URL and course id, as nbgrader would use them with its root at ``course_dir``.
+
+    The configuration is ``COURSE_DIR/nbgrader_config.py`` when there is one, else the course's
+    own ``grader/nbgrader_config.py`` (whose root, ``$MNISTLOC_COURSE_ROOT``, is the course folder).
+    """
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
     root = Path(course_dir).resolve()
     config = Config()
-    if (root / "nbgrader_config.py").exists():
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    for folder in (root, Path(__file__).resolve().parent.parent / "grader"):
+        if (folder / "nbgrader_config.py").exists():
+            config = PyFileConfigLoader("nbgrader_config.py", path=str(folder)).load_config()
+            break
     config.CourseDirectory.root = str(root)
     coursedir = CourseDirectory(config=config)
     return coursedir.db_url, coursedir.course_id or "default_course"
@@ -446,7 +452,7 @@ def summary(rows: list[Row]) -> str:
     lines = [f"{'lesson':<20} {'students':>8} {'mean points':>12}  statuses"]
     for lesson in dict.fromkeys(r.lesson for r in rows):
         mine = [r for r in rows if r.lesson == lesson]
-        totals = {}
+        totals: dict[str, tuple[int, int]] = {}
         for r in mine:
             got, most = totals.get(r.student, (0, 0))
             totals[r.student] = (got + r.points, most + r.max_points)

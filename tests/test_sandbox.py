@@ -12,7 +12,6 @@ import pytest
 from mnistloc import checks, sandbox
 
 CAPS = sandbox.capabilities()
-ROOT = os.geteuid() == 0
 
 IOU = textwrap.dedent("""
     def iou(a, b):
@@ -102,7 +101,7 @@ def test_printing_megabytes_is_harmless():
     assert _verdicts({"iou": noisy}, ["iou"]) == {"iou": {"pass"}}
 
 
-@pytest.mark.skipif(not ROOT, reason="the process limit holds per uid only when the sandbox can drop to its own")
+@pytest.mark.skipif("own uid" not in CAPS["processes"], reason=CAPS["processes"])
 def test_a_fork_bomb_is_bounded_and_every_process_is_killed():
     bomb = textwrap.dedent("""
         import os
@@ -144,7 +143,7 @@ def test_hidden_folders_are_empty_for_the_child(tmp_path):
     assert seen in ("[]", "FileNotFoundError")  # an empty tmpfs, or gone with the child's own /tmp
 
 
-@pytest.mark.skipif("namespace" not in CAPS["network"], reason=CAPS["network"])
+@pytest.mark.skipif("empty network namespace" not in CAPS["network"], reason=CAPS["network"])
 def test_the_child_has_no_network():
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
@@ -158,7 +157,8 @@ def test_the_child_has_no_network():
 
 def test_calling_the_reference_scores_nothing_however_it_is_reached():
     direct = "from mnistloc.boxes import iou as ref\ndef iou(a, b):\n    return ref(a, b)\n"
-    hidden = "def iou(a, b):\n    m = __import__('mnist' + 'loc.boxes', fromlist=['x'])\n    return getattr(m, 'i' + 'ou')(a, b)\n"
+    hidden = ("def iou(a, b):\n    m = __import__('mnist' + 'loc.boxes', fromlist=['x'])\n"
+              "    return getattr(m, 'i' + 'ou')(a, b)\n")
     smuggled = {"tight_box": "import builtins\nbuiltins._r = __import__('mnistloc.boxes', fromlist=['x']).iou\n"
                              + TIGHT_BOX,
                 "iou": "def iou(a, b):\n    return _r(a, b)\n"}
