@@ -61,8 +61,8 @@ from typing import Any, Iterable, NamedTuple, Sequence
 STATUSES = ("ok", "error", "timeout", "crash", "missing", "forbidden")
 OUTPUT_CAP = 64 * 1024  # bytes of a child's stdout+stderr kept (head and tail)
 MAX_MESSAGE = 256 * 1024 * 1024  # bytes of one pickled result
-HEAVY = ("tensorflow", "keras")
-WARM_TIMEOUT = 180  # seconds to import Keras before a model exercise, outside its own time limit  # imported lazily in the child: numpy-only exercises skip the 6 s
+HEAVY = ("tensorflow", "keras")  # imported lazily in the child: numpy-only exercises skip the 6 s
+WARM_TIMEOUT = 180  # seconds to import Keras before a model exercise, outside its own time limit
 UID_BASE = 100_000
 _CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 _MS_BIND, _MS_REC, _MS_PRIVATE, _MNT_DETACH = 0x1000, 0x4000, 0x40000, 2
@@ -292,9 +292,12 @@ class _Child:
                     return "crash", f"sent a result larger than {MAX_MESSAGE} bytes"
             if need > 8 and len(buffer) >= need:
                 try:
-                    return _loads(bytes(buffer[8:need]))
+                    reply = _loads(bytes(buffer[8:need]))
                 except Exception as err:  # noqa: BLE001 - any bad bytes from the child
                     return "crash", f"sent an unreadable result ({err})"
+                if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] in STATUSES):
+                    return "crash", "sent a malformed result"
+                return reply
 
     def _drain(self) -> None:
         chunk = os.read(self.output, 1 << 20)

@@ -2,8 +2,8 @@
 
 One course folder (a real ``nbgrader generate_assignment`` of lesson 1 from
 ``solutions/``) holds every case of ``tests/corpus/`` as a student; it is graded
-once by the CLI and once more to compare, with ``--timeout 5`` so the hanging
-cases cost 5 s each.
+once by the CLI and once more to compare, with ``--timeout 10`` so the hanging
+cases cost 10 s each.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ EXPECTED = json.loads((CORPUS / "expected.json").read_text())
 CAPS = sandbox.capabilities()
 CASES = {name: e for name, e in EXPECTED.items() if e.get("requires", "") in CAPS["processes"]}
 PWNED = ["/mnistloc-corpus-pwned", "/var/tmp/mnistloc-corpus-pwned"]
-GRADE = ["--lesson", LESSON, "--jobs", "2", "--timeout", "5"]
+GRADE = ["--lesson", LESSON, "--jobs", "2", "--timeout", "10"]  # generous under load; hangs cost it
 
 
 def _nbgrader(course: Path, *args: str) -> None:

@@ -199,3 +199,20 @@ def test_bad_arguments_name_themselves():
         sandbox.run_exercises({}, ["iou"])
     with pytest.raises(ValueError, match="timeout"):
         sandbox.run_exercises({}, [], timeout=0)
+
+
+@pytest.mark.parametrize("payload", ["5", "os.system"])
+def test_a_forged_result_on_the_pipe_costs_only_its_exercise(payload):
+    forger = textwrap.dedent(f"""
+        import os, pickle, struct
+        def iou(a, b):
+            data = pickle.dumps({payload})
+            for fd in range(3, 64):  # whichever is the result pipe
+                try:
+                    os.write(fd, struct.pack(">Q", len(data)) + data)
+                except OSError:
+                    pass
+            return np.zeros(len(a), np.float32)
+    """)
+    out = _verdicts({"iou": forger, "tight_box": TIGHT_BOX}, ["iou", "tight_box"])
+    assert out == {"iou": {"crash"}, "tight_box": {"pass"}}
