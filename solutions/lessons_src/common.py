@@ -72,6 +72,7 @@ if GRADING:
                                     progress=False)
 else:
     model, history = training.train({case}, model=model, seconds={seconds})
+print(f"trained for {{history.seconds:.0f}} s: {{len(history.history['loss'])}} epochs of fresh canvases")
 ''')
 
 

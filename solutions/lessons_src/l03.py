@@ -108,7 +108,7 @@ as lesson 2.
 '''),
     common.assemble(3, {"presence": "models.build_presence_head", "box": "models.build_box_head",
                        "class": "build_class_head"}),
-    common.train(3, 150),
+    common.train(3, 180),
     common.HISTORY,
     ("md", '''
 ## 4. Evaluation
