@@ -209,6 +209,7 @@ class _Child:
         self.uid = UID_BASE + os.getpid() if os.geteuid() == 0 else None
         self.checks_module = checks_module
         self.warm = False
+        self.ready = False
         self.workdir = Path(tempfile.mkdtemp(prefix="mnistloc-sandbox-"))
         if self.uid is not None:
             os.chown(self.workdir, self.uid, self.uid)
@@ -226,6 +227,7 @@ class _Child:
         os.close(out_w)
         os.close(result_w)
         self.results = result_r
+        self.inbox = bytearray()
         self.output = out_r
         self.head = bytearray()
         self.tail = bytearray()
@@ -233,6 +235,11 @@ class _Child:
 
     def run(self, name: str, source: str, calls, timeout: float, outcomes: dict) -> tuple[str, str]:
         """Runs one exercise; fills ``outcomes`` for its calls; returns its overall status."""
+        if not self.ready:  # starting Python and the checks is not the exercise's time either
+            reply = self._receive(time.monotonic() + max(timeout, WARM_TIMEOUT))
+            if reply[0] != "ok":
+                return reply
+            self.ready = True
         if self.needs_keras(name):  # importing TensorFlow (5-7 s) is not the exercise's time
             self._send(("warm", name, None))
             reply = self._receive(time.monotonic() + max(timeout, WARM_TIMEOUT))
@@ -252,6 +259,10 @@ class _Child:
             if reply[0] in ("timeout", "crash", "forbidden"):
                 return reply
             outcomes[i] = Outcome(name, reply[0], reply[1])
+        if self.inbox or select.select([self.results], [], [], 0.05)[0]:  # more than one reply per call: forged
+            for i in [i for i, (n, _) in enumerate(calls) if n == name]:
+                outcomes.pop(i, None)
+            return "crash", "wrote its own messages to the sandbox's result pipe"
         return "ok", ""
 
     def needs_keras(self, name: str) -> bool:
@@ -271,33 +282,40 @@ class _Child:
 
     def _receive(self, deadline: float) -> tuple[str, Any]:
         """Waits for one (status, value) reply, draining output; times out at ``deadline``."""
-        buffer = bytearray()
-        need = 8
         while True:
+            reply = self._take()
+            if reply is not None:
+                return reply
             left = deadline - time.monotonic()
             if left <= 0:
                 return "timeout", f"took longer than the time limit; {self._said()}"
             ready, _, _ = select.select([self.results, self.output], [], [], left)
             if self.output in ready:
                 self._drain()
-            if self.results not in ready:
-                continue
-            chunk = os.read(self.results, 1 << 20)
-            if not chunk:
-                return "crash", self._death()
-            buffer += chunk
-            if len(buffer) >= 8 and need == 8:
-                need = 8 + struct.unpack(">Q", bytes(buffer[:8]))[0]
-                if need > MAX_MESSAGE:
-                    return "crash", f"sent a result larger than {MAX_MESSAGE} bytes"
-            if need > 8 and len(buffer) >= need:
-                try:
-                    reply = _loads(bytes(buffer[8:need]))
-                except Exception as err:  # noqa: BLE001 - any bad bytes from the child
-                    return "crash", f"sent an unreadable result ({err})"
-                if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] in STATUSES):
-                    return "crash", "sent a malformed result"
-                return reply
+            if self.results in ready:
+                chunk = os.read(self.results, 1 << 20)
+                if not chunk:
+                    return "crash", self._death()
+                self.inbox += chunk
+
+    def _take(self) -> tuple[str, Any] | None:
+        """The first whole message in the inbox, decoded and checked, or None while it is incomplete."""
+        if len(self.inbox) < 8:
+            return None
+        size = struct.unpack(">Q", bytes(self.inbox[:8]))[0]
+        if not 0 < size <= MAX_MESSAGE:
+            return "crash", f"sent a result of {size} bytes"
+        if len(self.inbox) < 8 + size:
+            return None
+        data = bytes(self.inbox[8:8 + size])
+        del self.inbox[:8 + size]
+        try:
+            reply = _loads(data)
+        except Exception as err:  # noqa: BLE001 - any bad bytes from the child
+            return "crash", f"sent an unreadable result ({err})"
+        if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] in STATUSES):
+            return "crash", "sent a malformed result"
+        return reply
 
     def _drain(self) -> None:
         chunk = os.read(self.output, 1 << 20)
@@ -442,15 +460,19 @@ def _child_main() -> None:
     checks = importlib.import_module(config["checks"])
     base = _prelude(getattr(checks, "PRELUDE", ""))
     funcs = {}
+    _reply(results, ("ok", None))  # ready
     while True:
         try:
             message = _read(commands)
         except EOFError:
             return
-        reply = _serve(message, checks, base, funcs)
-        data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        results.write(struct.pack(">Q", len(data)) + data)
-        results.flush()
+        _reply(results, _serve(message, checks, base, funcs))
+
+
+def _reply(results, reply: tuple) -> None:
+    data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    results.write(struct.pack(">Q", len(data)) + data)
+    results.flush()
 
 
 def _read(stream) -> Any:
