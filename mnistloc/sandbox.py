@@ -660,8 +660,7 @@ def _mount_tmpfs(libc, config: dict, root: bool) -> str:
     if uid is not None:
         _expose(libc, keep, os.path.join(top, ".expose"))
     for path in ["/var/tmp", "/dev/shm", *config["hide"]]:
-        if os.path.isdir(path) and not any(_inside(k, path) for k in keep):
-            libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, b"size=1m,mode=0755")
+        _hide(libc, path, keep)
     work = os.path.join(top, "work")
     os.makedirs(work, exist_ok=True)
     if uid is not None:
@@ -676,10 +675,27 @@ def _inside(path: str, folder: str) -> bool:
 
 def _keep_paths(package_root: str) -> list[str]:
     """Folders the child needs: the package, the Python and its site-packages (real paths)."""
-    paths = {os.path.realpath(p) for p in (package_root, sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                            os.path.dirname(os.path.realpath(sys.executable)), *sys.path)
-             if p and os.path.isdir(p)}
+    python = (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+              *(p for p in sys.path if p != package_root))
+    paths = {os.path.realpath(p) for p in (os.path.join(package_root, "mnistloc"), *python) if p and os.path.isdir(p)}
     return sorted(p for p in paths if not any(q != p and _inside(p, q) for q in paths))
+
+
+def _hide(libc, path: str, keep: list[str]) -> None:
+    """Covers ``path`` (a tmpfs over a folder, /dev/null over a file); around kept folders, its entries one by one.
+
+    A course folder that is the repository itself keeps ``mnistloc/`` and ``.venv/`` visible
+    and hides the rest (gradebook.db, secret_seed, submitted/, ...).
+    """
+    if os.path.islink(path) or not os.path.exists(path) or any(k == path for k in keep):
+        return
+    if any(_inside(k, path) for k in keep):
+        for entry in sorted(os.listdir(path)):
+            _hide(libc, os.path.join(path, entry), keep)
+    elif os.path.isdir(path):
+        libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, b"size=1m,mode=0755")
+    else:
+        libc.mount(b"/dev/null", path.encode(), None, _MS_BIND, None)
 
 
 def _expose(libc, keep: list[str], staging: str) -> None:

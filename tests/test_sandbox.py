@@ -232,3 +232,14 @@ def test_a_well_formed_forged_result_is_found_out():
     """)
     assert _verdicts({"iou": forger, "tight_box": TIGHT_BOX}, ["iou", "tight_box"]) == {
         "iou": {"crash"}, "tight_box": {"pass"}}
+
+
+@pytest.mark.skipif("tmpfs" not in CAPS["files"], reason=CAPS["files"])
+def test_a_course_folder_that_holds_the_package_is_hidden_around_it():
+    # The repository itself may be the course root: the child still imports mnistloc from it,
+    # but sees none of the course's own files (here: README.md and tests/ stand in for them).
+    seen = _probe(f"import os\nroot = {sandbox._PACKAGE_ROOT!r}\n"
+                  "return repr((len(open(os.path.join(root, 'README.md')).read()),"
+                  " os.listdir(os.path.join(root, 'tests')), os.path.isdir(os.path.join(root, 'mnistloc'))))",
+                  hide=[sandbox._PACKAGE_ROOT])
+    assert seen == "(0, [], True)"
