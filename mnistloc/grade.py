@@ -127,8 +127,16 @@ def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float =
     else:
         import multiprocessing
 
+        from concurrent.futures.process import BrokenProcessPool
+
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = [f.result() for f in [pool.submit(grade_student, unit, seed, **limits) for unit in units]]
+            futures = [pool.submit(grade_student, unit, seed, **limits) for unit in units]
+            done = []
+            for unit, future in zip(units, futures):
+                try:
+                    done.append(future.result())
+                except BrokenProcessPool:  # a worker was killed from outside (the OOM killer): grade here
+                    done.append(grade_student(unit, seed, **limits))
     by_task = {(r.student, r.lesson): [] for r in (row for rows in done for row in rows)}
     for row in (row for rows in done for row in rows):
         by_task[(row.student, row.lesson)].append(row)
@@ -145,7 +153,7 @@ def grade_student(tasks: list[Task], seed: int, *, timeout: float = 60, memory_m
     """Grades notebooks of one student in one sandbox child; reads their bytes only, never writes them."""
     from mnistloc import sandbox
 
-    plans = [_plan(task, seed) for task in tasks]
+    plans = [_safe_plan(task, seed) for task in tasks]
     sources = {name: src for plan in plans for name, src in plan["sources"].items()}
     calls = [call for plan in plans for call in plan["calls"]]
     warming = _warm_keras_here([name for name, _ in calls])
@@ -158,6 +166,19 @@ def grade_student(tasks: list[Task], seed: int, *, timeout: float = 60, memory_m
         start += len(plan["calls"])
         rows += plan["finish"](mine)
     return rows
+
+
+def _safe_plan(task: Task, seed: int) -> dict:
+    """``_plan``, or a plan that gives every exercise 0 with the reason when reading the notebook failed."""
+    try:
+        return _plan(task, seed)
+    except Exception as err:  # noqa: BLE001 - one odd notebook must not stop the class
+        from mnistloc.checks import EXERCISES
+
+        reason = f"the grader could not read this notebook ({type(err).__name__}: {err})"[:500]
+        rows = [Row(task.student, task.lesson, n, 0, ex.points, "unreadable", reason)
+                for n, ex in EXERCISES.items() if ex.lesson == task.lesson]
+        return {"sources": {}, "calls": [], "finish": lambda _: rows}
 
 
 def _plan(task: Task, seed: int) -> dict:
