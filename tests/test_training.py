@@ -43,6 +43,10 @@ def test_feeder_makes_fresh_canvases_each_epoch():
     assert not np.array_equal(feeder[0][0], x0)
     same = training.CanvasFeeder(3, 10, batch_size=4)
     np.testing.assert_array_equal(same[0][0], x0)  # same seed, same canvases
+    two = training.CanvasFeeder(3, 8, batch_size=8, canvases={"case": 4, "mix": (0, 0, 1)})
+    assert (two.ds.count == 2).all() and set(two[0][1]) == {"presence", "box", "class"}
+    assert two[0][1]["presence"].max(axis=(1, 2, 3)).min() == 1  # every canvas has its centres
+    assert (two[0][1]["presence"] == 1).sum() == 16  # two centres on each of the 8 canvases
 
 
 def test_train_rejects_bad_arguments():
