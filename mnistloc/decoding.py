@@ -217,15 +217,21 @@ def _union(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask.any(axis=1)[:, None], np.concatenate([lo, hi], axis=-1), 0).astype(np.float32)
 
 
-def detections(outputs, *, k: int = 10, min_score: float = 0.01):
-    """Scored, labelled boxes for average precision: up to ``k`` peaks a canvas.
+def detections(outputs, *, k: int = 10, classes_per_peak: int = NUM_CLASSES, min_score: float = 0.01):
+    """Scored, labelled boxes for average precision, as CenterNet decodes: several classes a peak.
 
-    Each presence peak gives one box, labelled with its most probable class
-    and scored ``presence x class probability``.
+    Each of the ``k`` highest presence peaks gives its box once for each of its
+    ``classes_per_peak`` most probable classes (all by default), scored
+    ``presence x class probability``, dropping scores below ``min_score``. A
+    digit the model is unsure of (a 4 or a 9?) is then found under both labels,
+    the right one usually with the higher score: what COCO's AP rewards, and
+    what a detector with one heatmap per class (CenterNet) reports too. On a
+    case 4 model: AP50 0.918 with one label a peak, 0.967 with all.
 
     Args:
         outputs: a case 4 (or 3) model's outputs, as for ``decode``.
-        k: most detections a canvas.
+        k: peaks a canvas.
+        classes_per_peak: labels each peak's box is reported with.
         min_score: detections scoring less are dropped.
 
     Returns:
@@ -240,7 +246,15 @@ def detections(outputs, *, k: int = 10, min_score: float = 0.01):
     rows, cols, peak = _peaks(heat, k)
     boxes = _boxes_at(out["box"], rows, cols, s * STRIDE, heat if REFINE else None)  # [n, k, 4]
     probs = _class_probs(out["class"], heat, rows, cols)  # [n, k, 10]
-    labels, scores = probs.argmax(axis=-1), peak * probs.max(axis=-1)
-    keep = scores >= min_score
-    return ([boxes[i][keep[i]] for i in range(n)], [labels[i][keep[i]].astype(np.int64) for i in range(n)],
-            [scores[i][keep[i]].astype(np.float32) for i in range(n)])
+    labels = np.argsort(-probs, axis=-1, kind="stable")[..., :classes_per_peak]  # [n, k, c]
+    scores = peak[..., None] * np.take_along_axis(probs, labels, axis=-1)  # [n, k, c]
+    boxes = np.repeat(boxes[:, :, None], labels.shape[-1], axis=2)  # [n, k, c, 4]
+    result = ([], [], [])
+    for i in range(n):
+        sc = scores[i].ravel()
+        order = np.argsort(-sc, kind="stable")
+        order = order[sc[order] >= min_score]
+        result[0].append(boxes[i].reshape(-1, 4)[order])
+        result[1].append(labels[i].ravel()[order].astype(np.int64))
+        result[2].append(sc[order].astype(np.float32))
+    return result
