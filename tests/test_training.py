@@ -34,6 +34,14 @@ def test_time_budget_stops_before_the_epochs():
     assert history.seconds > 0
 
 
+def test_cpu_clock_budget_stops_too():
+    _, history = training.train(1, seconds=1, clock="cpu", epochs=10_000, canvases_per_epoch=64, batch_size=32,
+                                validation=0, progress=False, **SMALL)
+    assert len(history.history["loss"]) < 10_000 and history.cpu_seconds > 0
+    with pytest.raises(ValueError, match="clock"):
+        training.Budget(1e-3, seconds=1, clock="sundial")
+
+
 def test_feeder_makes_fresh_canvases_each_epoch():
     feeder = training.CanvasFeeder(3, 10, batch_size=4)
     x0, y0 = feeder[0]
