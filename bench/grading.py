@@ -118,21 +118,21 @@ def new_course(root: Path, lessons, timeout: float) -> Path:
     return root
 
 
-def run(cmd: list[str], cwd: Path) -> float:
-    """Runs a command from the venv; returns its wall time in seconds."""
+def run(cmd: list[str], cwd: Path, *, check: bool = True) -> tuple[float, bool]:
+    """Runs a command from the venv; returns its wall time in seconds and whether it succeeded."""
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "MNISTLOC_SECRET_SEED": SEED,
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     t = time.perf_counter()
     done = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
+    if done.returncode != 0 and check:
         print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
         raise SystemExit(f"{' '.join(cmd)} failed with code {done.returncode}")
-    return time.perf_counter() - t
+    return time.perf_counter() - t, done.returncode == 0
 
 
 def mnistloc_scores(course: Path, lessons, jobs: int, timeout: float) -> tuple[float, dict, dict]:
     args = ["mnistloc", "grade", str(course), "--jobs", str(jobs), "--timeout", str(timeout), "--force"]
-    seconds = run(args + [a for lesson in lessons for a in ("--lesson", lesson)], course)
+    seconds, _ = run(args + [a for lesson in lessons for a in ("--lesson", lesson)], course)
     points, statuses = {}, {}
     for r in csv.DictReader(open(course / "mnistloc_grades" / "grades.csv")):
         points[r["student"]] = points.get(r["student"], 0) + int(r["points"])
@@ -141,13 +141,21 @@ def mnistloc_scores(course: Path, lessons, jobs: int, timeout: float) -> tuple[f
     return seconds, points, statuses
 
 
-def nbgrader_scores(course: Path, lessons) -> tuple[float, dict]:
-    seconds = sum(run(["nbgrader", "autograde", lesson, "--force"], course) for lesson in lessons)
+def nbgrader_scores(course: Path, lessons) -> tuple[float, dict, list]:
+    """Autogrades student by student: one broken notebook makes `nbgrader autograde` stop the whole run."""
+    seconds, failed = 0.0, []
+    students = sorted(p.name for p in (course / "submitted").iterdir())
+    for lesson in lessons:
+        for student in students:
+            took, ok = run(["nbgrader", "autograde", lesson, "--student", student, "--force"], course, check=False)
+            seconds += took
+            if not ok:
+                failed.append(f"{student}/{lesson}")
     run(["nbgrader", "export", "--to", str(course / "nbgrader_export.csv")], course)
     points = {}
     for r in csv.DictReader(open(course / "nbgrader_export.csv")):
         points[r["student_id"]] = points.get(r["student_id"], 0) + float(r["raw_score"])
-    return seconds, points
+    return seconds, points, failed
 
 
 def machine() -> dict:
@@ -175,16 +183,17 @@ def main(argv=None) -> int:
         solo = new_course(work / "solo", LESSONS, args.timeout)
         solo_submission(solo)
         t_solo, solo_points, solo_status = mnistloc_scores(solo, LESSONS, args.jobs, args.timeout)
-        t_nb, theirs, t_nb_solo, theirs_solo = None, {}, None, {}
+        t_nb, theirs, nb_failed, t_nb_solo, theirs_solo = None, {}, [], None, {}
         if not args.skip_nbgrader:
-            t_nb, theirs = nbgrader_scores(course, [LESSON])
-            t_nb_solo, theirs_solo = nbgrader_scores(solo, LESSONS)
+            t_nb, theirs, nb_failed = nbgrader_scores(course, [LESSON])
+            t_nb_solo, theirs_solo, _ = nbgrader_scores(solo, LESSONS)
         result = {
             "machine": machine(), "load_average_before": load, "load_average_after": os.getloadavg(),
             "students": args.students, "jobs": args.jobs, "timeout": args.timeout,
             "class": {"mnistloc_seconds": t_ours, "nbgrader_seconds": t_nb,
                       "rows": [{"student": s, "kind": kinds[s], "mnistloc": ours.get(s, 0),
-                                "nbgrader": theirs.get(s), "mnistloc_not_passed": statuses.get(s, [])}
+                                "nbgrader": theirs.get(s), "nbgrader_failed": f"{s}/{LESSON}" in nb_failed,
+                                "mnistloc_not_passed": statuses.get(s, [])}
                                for s in sorted(kinds)]},
             "solo": {"mnistloc_seconds": t_solo, "nbgrader_seconds": t_nb_solo,
                      "mnistloc": solo_points.get("solo"), "nbgrader": theirs_solo.get("solo"),
@@ -212,7 +221,8 @@ def table(result: dict) -> str:
              f"| one student, four lessons | {_s(s['mnistloc_seconds'])} | {_s(s['nbgrader_seconds'])} |", "",
              "| student | submission | mnistloc | nbgrader | mnistloc: exercises not passed |", "|---|---|---:|---:|---|"]
     for r in c["rows"]:
-        nb = "-" if r["nbgrader"] is None else f"{r['nbgrader']:g}"
+        nb = "-" if r["nbgrader"] is None else f"{r['nbgrader']:g}" + (" (autograde failed)" if r.get(
+            "nbgrader_failed") else "")
         lines.append(f"| {r['student']} | {r['kind']} | {r['mnistloc']} | {nb} | "
                      f"{', '.join(r['mnistloc_not_passed']) or '-'} |")
     return "\n".join(lines)
