@@ -89,6 +89,8 @@ def quiet():
 
 def reduce(x) -> dict:
     """Plain picklable description of a returned value: its type and its data."""
+    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "iuf":
+        return {"type": "number", "value": float(x)}  # a 0-d array is a number
     if isinstance(x, np.ndarray):
         return {"type": "ndarray", "value": np.array(x)}
     if isinstance(x, (tuple, list)):
