@@ -101,12 +101,16 @@ def table(results: dict) -> str:
 def write_readme(path: Path, results: dict) -> None:
     """Replaces the text between the quality markers of ``path`` with the table and the machine."""
     m = results["machine"]
-    body = (f"{BEGIN}\n{table(results)}\n\n✓/✗: issue 3's target met or not (targets: "
+    body = (f"{BEGIN}\n{table(results)}\n\nwall s: wall-clock training time; CPU s: the process's CPU time "
+            f"during it (both cores busy for 175 s make 350); epochs of 5,000 fresh canvases (the last one cut "
+            f"short by the budget). ✓/✗: issue 3's target met or not (targets: "
             + "; ".join(f"case {c}: " + ", ".join(f"{k} >= {v}" for k, v in t.items()) for c, t in TARGETS.items())
             + f").\nMachine: {m['cpu']}, {m['cores']} cores, no GPU, Python {m['python']}, TensorFlow "
             f"{m['tensorflow']}, Keras {m['keras']}; {m['date']}; load average (1 min) "
             f"{m['load_before'][0]:.1f} before and {m['load_after'][0]:.1f} after the run "
-            f"(other helpers' jobs shared the machine; each case's row in the JSON has the load after it).\n"
+            f"(other helpers' jobs shared the machine; each case's row in the JSON has the load after it"
+            + (f"; {m['parallel_runs']} runs over different cases at once" if m.get("parallel_runs") else "")
+            + ").\n"
             f"Budget: {results['seconds']:.0f} s of training per model and case on the {results['clock']} clock"
             + (f" (CPU time of the process / {m['cores']} cores, i.e. {results['seconds']:.0f} s of all "
                f"{m['cores']} cores, whatever else runs: wall time grows with the load instead)"
@@ -121,6 +125,27 @@ def write_readme(path: Path, results: dict) -> None:
     path.write_text(text)
 
 
+def merge(paths: list[Path], out: Path, *, readme: bool = True) -> int:
+    """Combines runs made in parallel over different cases (same budget, clock and seed) into one result."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    keys = {(r["seconds"], r["clock"], r["seed"]) for r in parts}
+    if len(keys) != 1:
+        raise SystemExit(f"--merge: the runs differ in budget, clock or seed: {sorted(keys)}")
+    results = {k: parts[0][k] for k in ("seconds", "clock", "seed", "targets")}
+    for r in parts:
+        results.update({c: r[c] for c in ("1", "2", "3", "4") if c in r})
+    results["machine"] = dict(parts[0]["machine"])
+    results["machine"]["load_before"] = max((r["machine"]["load_before"] for r in parts), key=lambda x: x[0])
+    results["machine"]["load_after"] = max((r["machine"]["load_after"] for r in parts), key=lambda x: x[0])
+    results["machine"]["parallel_runs"] = len(parts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    if readme:
+        write_readme(HERE / "README.md", results)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=175.0, help="training budget per model and case")
@@ -130,7 +155,11 @@ def main(argv=None) -> int:
                    help="budget in seconds of all cores (CPU time / cores; default) or wall-clock seconds")
     p.add_argument("--out", type=Path, default=HERE / "results" / "quality.json")
     p.add_argument("--no-readme", action="store_true", help="do not touch bench/README.md")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                   help="combine the results of runs over different --cases into --out (and the README); no training")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, readme=not args.no_readme)
     results = {"seconds": args.seconds, "clock": args.clock, "seed": args.seed, "targets": TARGETS}
     info = machine()
     info["load_before"] = os.getloadavg()
