@@ -24,8 +24,11 @@ network head that regresses boxes. You will write each of these pieces yourself.
 
 **How this notebook works.** Each exercise is a function with a docstring giving shapes. Replace
 `raise NotImplementedError()` with your code, run the cell, then run the check cell right after it: it prints
-your points, or a hint that names the likely mistake. Boxes are `xyxy` in pixels: `[x0, y0, x1, y1]` with an
-exclusive max, so `width = x1 - x0`; `x` is the column and `y` the row.
+your points, or a hint that names the likely mistake. Keep everything an answer needs inside its cell (`np`
+and `keras` are available there): graders and `mnistloc check` run each answer cell on its own.
+
+Boxes are `xyxy` in pixels: `[x0, y0, x1, y1]` with an exclusive max, so `width = x1 - x0`; `x` is the
+column and `y` the row.
 '''),
     common.setup(),
     ("md", '''
