@@ -73,10 +73,9 @@ def diagnose(path, *, lesson: str | None = None) -> Diagnosis:
         Diagnosis.
     """
     path = Path(path)
-    nb, finding = _load(path)
+    nb, found = load(path)
     if nb is None:
-        return Diagnosis(path, lesson or _lesson_from_name(path), (finding,), False)
-    found = [] if finding is None else [finding]
+        return Diagnosis(path, lesson or _lesson_from_name(path), tuple(found), False)
     lesson = lesson or _lesson_from_name(path) or _lesson_from_cells(nb)
     found += _renamed(path, lesson)
     found += _graded_cells(nb, lesson)
@@ -96,34 +95,49 @@ def _lessons() -> tuple:
     return tuple(dict.fromkeys(ex.lesson for ex in EXERCISES.values()))
 
 
-def _load(path: Path) -> tuple[dict | None, Finding | None]:
-    """The notebook as a dict, or None and the finding that says why not."""
+def load(path) -> tuple[dict | None, list[Finding]]:
+    """The notebook as an nbformat 4 dict (nbformat 3 converted, as nbgrader does), or None; and findings.
+
+    Only reads ``path``.
+    """
+    path = Path(path)
     where = path.name
     if not path.exists():
-        return None, Finding("missing", where, f"there is no file {path}.",
-                             "save the lesson notebook under its original name in the lesson's folder.")
+        return None, [Finding("missing", where, f"there is no file {path}.",
+                              "save the lesson notebook under its original name in the lesson's folder.")]
     try:
         text = path.read_bytes().decode("utf-8")
         nb = json.loads(text)
     except UnicodeDecodeError:
-        return None, Finding("not-json", where, "the file is not text (not UTF-8), so not a notebook.",
-                             "restore it: in JupyterLab, File > Reload Notebook from Disk or a checkpoint "
-                             "(.ipynb_checkpoints/), else " + FRESH_COPY.format(lesson="<lesson>") + ".")
+        return None, [Finding("not-json", where, "the file is not text (not UTF-8), so not a notebook.",
+                              "restore it: in JupyterLab, File > Reload Notebook from Disk or a checkpoint "
+                              "(.ipynb_checkpoints/), else " + FRESH_COPY.format(lesson="<lesson>") + ".")]
     except json.JSONDecodeError as err:
-        return None, Finding("not-json", where, f"the file is not valid JSON (line {err.lineno}, column "
-                             f"{err.colno}: {err.msg}); it was cut short or edited as text.",
-                             "restore the last good version from .ipynb_checkpoints/ (File > Revert Notebook to "
-                             "Checkpoint in JupyterLab), or " + FRESH_COPY.format(lesson="<lesson>") + ".")
+        return None, [Finding("not-json", where, f"the file is not valid JSON (line {err.lineno}, column "
+                              f"{err.colno}: {err.msg}); it was cut short or edited as text.",
+                              "restore the last good version from .ipynb_checkpoints/ (File > Revert Notebook to "
+                              "Checkpoint in JupyterLab), or " + FRESH_COPY.format(lesson="<lesson>") + ".")]
     major = nb.get("nbformat") if isinstance(nb, dict) else None
+    convert = (f"convert it: `jupyter nbconvert --to notebook --nbformat 4 --output {path.stem}.v4 {path.name}`, "
+               f"check it, then rename it to {path.name}.")
+    if major == 3:
+        import nbformat
+
+        try:
+            nb = json.loads(json.dumps(nbformat.reads(text, as_version=4)))
+        except Exception as err:  # noqa: BLE001 - any failure to convert means unreadable
+            return None, [Finding("nbformat", where, f"the notebook is nbformat 3 and cannot be converted ({err}).",
+                                  convert)]
+        old = Finding("nbformat", where, "the notebook is nbformat 3; nbgrader converts it to 4 when grading, "
+                      "and so does this grader, but other tools may not.", convert)
+        return nb, [old] + ([f] if (f := _schema(nb, where)) else [])
     if major is not None and major != 4:
-        return None, Finding("nbformat", where, f"the notebook is nbformat {major}.{nb.get('nbformat_minor')}; "
-                             "nbgrader reads nbformat 4 only.",
-                             f"convert it: `jupyter nbconvert --to notebook --nbformat 4 --output {path.stem}.v4 "
-                             f"{path.name}`, check it, then rename it to {path.name}.")
+        return None, [Finding("nbformat", where, f"the notebook is nbformat {major}.{nb.get('nbformat_minor')}; "
+                              "nbgrader reads nbformat 3 and 4 only.", convert)]
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        return None, Finding("not-notebook", where, "the file is JSON but not a notebook (no list of cells).",
-                             FRESH_COPY.format(lesson="<lesson>") + ".")
-    return nb, _schema(nb, where)
+        return None, [Finding("not-notebook", where, "the file is JSON but not a notebook (no list of cells).",
+                              FRESH_COPY.format(lesson="<lesson>") + ".")]
+    return nb, [f] if (f := _schema(nb, where)) else []
 
 
 def _schema(nb: dict, where: str) -> Finding | None:
@@ -203,7 +217,8 @@ def _graded_cells(nb: dict, lesson: str | None) -> list[Finding]:
             elif any(c.get("cell_type") != "code" for _, c in cells):
                 i, cell = next((i, c) for i, c in cells if c.get("cell_type") != "code")
                 found.append(Finding("retyped", gid, f"the {role} cell of `{name}` (cell {i + 1}) is now "
-                                     f"{cell.get('cell_type')}, so its code never runs.",
+                                     f"{cell.get('cell_type')}, so its code never runs in your notebook "
+                                     "(nbgrader turns it back into code when grading).",
                                      "select the cell and change its type back to Code (press Y in command mode)."))
     return found
 

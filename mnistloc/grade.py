@@ -246,7 +246,7 @@ def _other_notebooks(task: Task) -> str:
 
 def _answers(path: Path, names: list[str], diagnosis) -> tuple[dict, dict]:
     """The answer cells' code by exercise, and exercises blocked by structure: name -> (status, reason)."""
-    nb = json.loads(path.read_bytes().decode("utf-8"))
+    nb, _ = doctor.load(path)
     cells: dict[str, list] = {}
     for cell in nb["cells"]:
         gid = doctor._grade_id(cell)
@@ -258,9 +258,9 @@ def _answers(path: Path, names: list[str], diagnosis) -> tuple[dict, dict]:
         problem = next((f.problem for f in diagnosis.findings if f.where == name), None)
         if len(found) > 1:
             blocked[name] = ("duplicated", problem)
-        elif not found or found[0].get("cell_type") != "code":
+        elif not found:
             blocked[name] = ("missing", problem or f"no answer cell for `{name}`")
-        else:
+        else:  # an answer cell turned into markdown is graded as code, as nbgrader does
             sources[name] = doctor._source(found[0])
     return sources, blocked
 
