@@ -9,7 +9,7 @@ per-exercise time limit (``--timeout``). Then one student's four lessons,
 all correct, are graded by both. Results go to ``bench/results/grading.json``
 with the machine; the tables are printed as markdown for ``bench/README.md``.
 
-    .venv/bin/python bench/grading.py                 # about 15 minutes on 2 cores
+    .venv/bin/python bench/grading.py                 # about 30 minutes on 2 cores, mostly nbgrader
     .venv/bin/python bench/grading.py --students 6 --skip-nbgrader
 """
 from __future__ import annotations
