@@ -219,7 +219,8 @@ def table(result: dict) -> str:
              f"| class of {result['students']} (lesson 1), jobs {result['jobs']} | {_s(c['mnistloc_seconds'])} | "
              f"{_s(c['nbgrader_seconds'])} |",
              f"| one student, four lessons | {_s(s['mnistloc_seconds'])} | {_s(s['nbgrader_seconds'])} |", "",
-             "| student | submission | mnistloc | nbgrader | mnistloc: exercises not passed |", "|---|---|---:|---:|---|"]
+             "| student | submission | mnistloc | nbgrader | mnistloc: exercises not passed |",
+             "|---|---|---:|---:|---|"]
     for r in c["rows"]:
         nb = "-" if r["nbgrader"] is None else f"{r['nbgrader']:g}" + (" (autograde failed)" if r.get(
             "nbgrader_failed") else "")
