@@ -143,6 +143,9 @@ def _args_grade(p: argparse.ArgumentParser) -> None:
 def _run_grade(args) -> int:
     from mnistloc import grade
 
+    from mnistloc.sandbox import guard_this_process
+
+    guard_this_process()  # this process holds the secret seed
     out = args.out or args.course / "mnistloc_grades"
     seed = grade.secret_seed(args.course)
     for path in grade.output_paths(out, args.shard):  # refuse before grading, not after

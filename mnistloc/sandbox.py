@@ -101,6 +101,7 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
         ValueError: ``timeout`` or ``memory_mb`` is not positive.
     """
     _check_args(sources, calls, timeout, memory_mb)
+    guard_this_process()
     import importlib
 
     checks = importlib.import_module(checks_module)
@@ -127,6 +128,14 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
         if child is not None:
             child.stop()
     return [outcomes[i] for i in range(len(calls))]
+
+
+def guard_this_process() -> None:
+    """Makes this process non-dumpable when it is not root, so that a child of the same user cannot
+    read its ``/proc/<pid>/environ`` (the secret seed), ``cwd`` or memory. (As root the child runs as
+    another uid and cannot anyway.)"""
+    if os.geteuid() != 0 and sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
 
 
 def _check_args(sources, calls, timeout, memory_mb) -> None:

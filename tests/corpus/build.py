@@ -143,7 +143,11 @@ BASE = {**ALL_PASS, "build_box_head": "failed"}  # numpy exercises done, the hea
 
 
 def cases() -> dict[str, tuple]:
-    """case name -> (file name or None, notebook dict or raw bytes, why, expected statuses, requires)."""
+    """case name -> (file name or None, notebook dict or raw bytes, why, expected statuses, requires).
+
+    ``requires``: a word that ``mnistloc.sandbox.capabilities()`` must mention for the case to hold
+    (as root: "own uid", "tmpfs"); tests skip the case elsewhere.
+    """
     release_text = json.dumps(RELEASE, indent=1)
     return {
         "correct": ("01-single-digit.ipynb", _with(SOL), "every answer is the reference solution", ALL_PASS, None),
@@ -194,7 +198,7 @@ def cases() -> dict[str, tuple]:
             "iou answers right only if it can see the secret seed (it cannot)", {**BASE, "iou": "failed"}, None),
         "write_outside": ("01-single-digit.ipynb",
                           _base(place_digit=WRITER + _first(SOL["place_digit"], "_write_everywhere()")),
-            "place_digit tries to write outside its folder (it cannot), then answers right", BASE, None),
+            "place_digit tries to write outside its folder (it cannot), then answers right", BASE, "tmpfs"),
         "reference_call": ("01-single-digit.ipynb", _base(iou="from mnistloc.boxes import iou as _ref\n" + _fn(
             "iou", "a, b", "return _ref(a, b)")), "iou calls the mnistloc reference of iou",
             {**BASE, "iou": "forbidden"}, None),
