@@ -92,7 +92,7 @@ def table(results: dict) -> str:
                     continue
                 goal = TARGETS[case].get(k)
                 mark = "" if goal is None else (" ✓" if r[k] >= goal else " ✗")
-                cells.append(f"{r[k]:.3f}{mark if who == 'ours' else ''}")
+                cells.append(f"{r[k]:.4f}{mark if who == 'ours' else ''}")
             lines.append(f"| {case} | {who} | {r['train_seconds']:.0f} | {r.get('cpu_seconds', 0):.0f} | "
                          f"{r['epochs']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
