@@ -101,7 +101,8 @@ def _run_show(args) -> int:
 def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for pictures and metrics")
     p.add_argument("--seconds", type=float, default=None,
-                   help="training per case (default 45; 175 for the targets' budget; 0: data only)")
+                   help="training per case in seconds of all cores (default 60; 175 for the targets' budget; "
+                        "0: data only)")
 
 
 def _run_demo(args) -> int:
