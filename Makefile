@@ -36,7 +36,7 @@ lessons: $(STAMP)
 lab: $(STAMP)
 	mkdir -p my-lessons && echo '*' > my-lessons/.gitignore
 	cp -R -n lessons/. my-lessons/
-	$(BIN)/jupyter lab --ServerApp.root_dir=my-lessons
+	$(BIN)/jupyter lab --ServerApp.root_dir=my-lessons $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python bench/canvas.py
