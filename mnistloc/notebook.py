@@ -110,7 +110,9 @@ def read_lesson(path) -> Lesson:
             if not group:
                 problems.append(f"{name}: its {what} is missing (deleted, or its nbgrader metadata removed).")
             elif len(group) > 1:
-                problems.append(f"{name}: its {what} appears {len(group)} times (duplicated); only the first counts.")
+                problems.append(f"{name}: its {what} appears {len(group)} times (duplicated); "
+                                f"only the first is checked here, but `mnistloc grade` and nbgrader score it 0: "
+                                f"delete the copies.")
             if group and group[0].get("cell_type") != "code":
                 problems.append(f"{name}: its {what} was changed into a {group[0].get('cell_type')} cell; "
                                 f"it must be a code cell.")
