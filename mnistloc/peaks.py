@@ -49,7 +49,7 @@ def find_peaks(heatmap, *, k: int = 10, threshold: float = 0.0) -> tuple[np.ndar
     n, h, w = heat.shape
     padded = np.pad(heat, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     local_max = np.max([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)  # [N, H, W]
-    peak = np.where((heat >= local_max) & (heat >= threshold), heat, -np.inf).reshape(n, -1)  # [N, H*W]
+    peak = np.where((heat >= local_max) & (heat >= threshold), heat, -np.inf).reshape(n, h * w)  # [N, H*W]
     idx = np.argsort(-peak, axis=1, kind="stable")[:, :k]  # [N, min(k, H*W)]
     idx = np.pad(idx, ((0, 0), (0, k - idx.shape[1])))
     scores = np.take_along_axis(peak, idx, axis=1)
