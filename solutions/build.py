@@ -13,6 +13,10 @@ Cell conventions (``../shared/DESIGN.md``, the checks contract):
 - its test cell right after it has ``grade_id`` = ``test_<name>``, the
   exercise's points, is locked, and runs the public check, plus hidden
   secret-seed checks that the release does not contain;
+- a written question's answer cell (``question:NAME``) is a markdown cell graded by hand: nbgrader's
+  manually graded answer, ``grade_id`` = the question's name, its points from
+  ``mnistloc.grading.registry.QUESTIONS``; it holds a model answer, which the release replaces with
+  "YOUR ANSWER HERE"; the question itself is in the markdown cell before it;
 - cells that train are tagged ``train``; the setup cell is locked.
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 from lessons_src import LESSONS  # noqa: E402
 
 from mnistloc.checks import EXERCISES  # noqa: E402
+from mnistloc.grading.registry import QUESTIONS, questions_of  # noqa: E402
 
 KERNEL = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
           "language_info": {"name": "python", "pygments_lexer": "ipython3"}}
@@ -44,11 +49,17 @@ def _nbgrader(grade_id: str, *, solution=False, grade=False, locked=False, point
 
 
 def _cell(kind: str, text: str, lesson: str, i: int):
-    """One cell from the lesson source: ``md``, ``code``, ``setup``, ``train``, ``solution:NAME``, ``test:NAME``."""
+    """One cell from the lesson source: ``md``, ``code``, ``setup``, ``train``, ``solution:NAME``, ``test:NAME``,
+    ``question:NAME``."""
     cid = f"{lesson[:2]}-{i:02d}"
     text = text.strip("\n")
     if kind == "md":
         return nbformat.v4.new_markdown_cell(text, id=cid)
+    if kind.startswith("question:"):
+        name = kind.split(":")[1]
+        cell = nbformat.v4.new_markdown_cell(text, id=cid)
+        cell.metadata.update(_nbgrader(name, solution=True, grade=True, points=QUESTIONS[name].points))
+        return cell
     cell = nbformat.v4.new_code_cell(text, id=cid)
     if kind == "setup":
         cell.metadata.update(_nbgrader("setup", locked=True))
@@ -75,6 +86,9 @@ def build(lesson: str, cells: list) -> nbformat.NotebookNode:
     wanted = {name for name, ex in EXERCISES.items() if ex.lesson == lesson}
     if named != wanted:
         raise ValueError(f"{lesson}: exercises in the notebook {sorted(named)} != checks.EXERCISES {sorted(wanted)}")
+    asked = [k.split(":")[1] for k, _ in cells if k.startswith("question:")]
+    if asked != questions_of(lesson):
+        raise ValueError(f"{lesson}: questions in the notebook {asked} != registry.QUESTIONS {questions_of(lesson)}")
     nbformat.validate(nb)
     return nb
 

@@ -14,6 +14,7 @@ from course import LESSON_IDS, REPO, cells, grade_id, nbgrader, release, solutio
 from mnistloc import checks
 from mnistloc.grading import notebook
 from mnistloc.checks import EXERCISES
+from mnistloc.grading.registry import QUESTIONS, questions_of
 
 
 def test_there_are_four_lessons_and_every_exercise_is_in_one():
@@ -164,3 +165,77 @@ def test_read_lesson_refuses_what_is_not_a_lesson(tmp_path, content, message):
         notebook.read_lesson(path)
     with pytest.raises(notebook.NotALessonError, match="no such file"):
         notebook.read_lesson(tmp_path / "absent.ipynb")
+
+
+# ---- written questions -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_each_lesson_asks_one_to_three_written_questions_graded_by_hand(lesson):
+    asked = [c for c in cells(solution(lesson)) if grade_id(c) in QUESTIONS]
+    assert 1 <= len(asked) <= 3 and [grade_id(c) for c in asked] == questions_of(lesson)
+    for c in asked:
+        meta = c.metadata.nbgrader
+        assert c.cell_type == "markdown" and meta.solution and meta.grade and not meta.task
+        assert meta.points == QUESTIONS[grade_id(c)].points > 0
+        assert len(c.source) > 80  # a model answer for the instructor
+    released = {grade_id(c): c for c in cells(release(lesson))}
+    for c in asked:  # the release asks for the student's answer, never shows the model answer
+        assert released[grade_id(c)].source == "YOUR ANSWER HERE"
+
+
+def test_mnistloc_grade_lists_written_questions_as_manual_with_no_automatic_points(tmp_path):
+    from mnistloc.grading import grade
+
+    lesson = "04-multiple-digits"
+    rows = grade.grade_notebook(grade.Task("alice", lesson, release(lesson)), seed=7)
+    manual = [r for r in rows if r.status == "manual"]
+    assert [r.exercise for r in manual] == questions_of(lesson)
+    for r in manual:
+        assert (r.points, r.max_points) == (0, 0) and f"{QUESTIONS[r.exercise].points} points" in r.reason
+        assert "formgrader" in r.reason
+    graded = [r for r in rows if r.status != "manual"]
+    assert [r.exercise for r in graded] == list(notebook.read_lesson(release(lesson)).exercises)
+    assert all(r.status == "failed" and "not done yet" in r.reason for r in graded)
+
+
+def test_a_notebook_without_the_question_cells_gets_no_manual_row():
+    from mnistloc.grading import grade
+
+    lesson = "02-presence"
+    rows = grade.grade_notebook(grade.Task("bob", lesson, RELEASED_BEFORE / f"{lesson}.ipynb"), seed=7)
+    assert rows and not [r for r in rows if r.status == "manual"]
+
+
+# ---- notebooks released before: students who started them keep their points -------------------------
+
+RELEASED_BEFORE = REPO / "tests" / "fixtures" / "released-2026-11"
+"""The lessons as first released (before the written questions and the detector's parts), and the answers a
+student typed into them (``answers.json``: exercise -> answer cell)."""
+
+
+def _old_lesson_typed_in(tmp_path, lesson: str) -> object:
+    answers = json.loads((RELEASED_BEFORE / "answers.json").read_text())
+    nb = nbformat.read(str(RELEASED_BEFORE / f"{lesson}.ipynb"), as_version=4)
+    for c in nb.cells:
+        if grade_id(c) in answers:
+            c.source = answers[grade_id(c)]
+    path = tmp_path / f"{lesson}.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_a_notebook_released_before_still_grades_its_exercises_with_mnistloc_check(tmp_path, lesson):
+    old = RELEASED_BEFORE / f"{lesson}.ipynb"
+    held = [grade_id(c) for c in cells(old) if grade_id(c) in EXERCISES]
+    assert held  # every exercise it holds is still registered, under the same name and lesson
+    assert {EXERCISES[name].lesson for name in held} == {lesson}
+    untouched = checks.check_notebook(old)
+    by_name = {r["name"]: r for r in untouched["exercises"]}
+    for name in held:
+        assert by_name[name]["points"] == 0 and "not done yet" in by_name[name]["hint"]
+    done = checks.check_notebook(_old_lesson_typed_in(tmp_path, lesson))
+    by_name = {r["name"]: r for r in done["exercises"]}
+    for name in held:
+        assert by_name[name]["passed"] and by_name[name]["points"] == EXERCISES[name].points, by_name[name]["hint"]

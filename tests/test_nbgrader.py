@@ -13,6 +13,7 @@ import pytest
 from course import LESSON_IDS, cells, grade_id, nbgrader, solution
 
 from mnistloc.checks import EXERCISES
+from mnistloc.grading.registry import QUESTIONS, questions_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
 
@@ -62,9 +63,22 @@ def test_export_writes_every_submission_unmodified_lessons_score_zero_solutions_
     assert len(grades) == 2 * len(LESSON_IDS)
     for lesson in LESSON_IDS:
         full = sum(ex.points for ex in EXERCISES.values() if ex.lesson == lesson)
-        assert float(grades["alice", lesson]["max_score"]) == full
+        by_hand = sum(QUESTIONS[name].points for name in questions_of(lesson))
+        assert by_hand > 0
+        assert float(grades["alice", lesson]["max_score"]) == full + by_hand  # the written answers count too
         assert float(grades["alice", lesson]["score"]) == 0
-        assert float(grades["bob", lesson]["score"]) == full
+        assert float(grades["bob", lesson]["score"]) == full  # until the instructor scores the written answers
+
+
+def test_written_answers_wait_for_the_instructor_in_the_gradebook(course):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for lesson in LESSON_IDS:
+            for name in questions_of(lesson):
+                grade = gb.find_grade(name, lesson, lesson, "bob")
+                assert grade.needs_manual_grade and grade.auto_score is None
+                assert grade.max_score == QUESTIONS[name].points
 
 
 def _autograded(course, student, lesson):
@@ -76,7 +90,7 @@ def test_solution_notebooks_execute_without_any_error_in_grading_mode(course, le
     for c in _autograded(course, "bob", lesson):
         errors = [o for o in c.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{lesson} cell {c.id}: {errors[0].ename}: {errors[0].evalue}"
-        if c.metadata.get("nbgrader", {}).get("grade"):
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"):
             assert not [o for o in c.outputs if o.get("name") == "stderr"]
             assert "hidden tests passed" in "".join(o.get("text", "") for o in c.outputs)
 
@@ -84,7 +98,7 @@ def test_solution_notebooks_execute_without_any_error_in_grading_mode(course, le
 @pytest.mark.parametrize("lesson", LESSON_IDS)
 def test_unmodified_lessons_fail_each_test_cell_with_a_hint_and_nothing_else_crashes(course, lesson):
     for c in _autograded(course, "alice", lesson):
-        if c.metadata.get("nbgrader", {}).get("grade"):
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"):
             (error,) = [o for o in c.outputs if o.output_type == "error"]
             assert error.ename == "CheckFailure" and "not done yet" in error.evalue
     feedback = course / "feedback" / "alice" / lesson / f"{lesson}.html"

@@ -29,7 +29,8 @@ from pathlib import Path
 from mnistloc.grading import doctor, notebook, sandbox
 from mnistloc.grading.confine import capabilities, guard_this_process
 from mnistloc.grading.exercises.base import CheckFailure, keras
-from mnistloc.grading.registry import EXERCISES, LESSONS, SEED_FILE, exercises_of, secret_seed  # noqa: F401
+from mnistloc.grading.registry import (EXERCISES, LESSONS, QUESTIONS, SEED_FILE, exercises_of,  # noqa: F401
+                                       questions_of, secret_seed)
 from mnistloc.grading.results import (Row, output_paths, read_shards, record_gradebook, refuse_overwrite,
                                       seed_fingerprint, summary, write_results, write_shard)
 
@@ -211,6 +212,8 @@ def _plan(task: Task, seed: int) -> dict:
         calls += [(name, case) for case in every]
         secret += [i >= len(public) for i in range(len(every))]
 
+    manual = _written_answers(task, questions_of(task.lesson))
+
     def finish(outcomes) -> list[Row]:
         rows = []
         for name in names:
@@ -219,9 +222,19 @@ def _plan(task: Task, seed: int) -> dict:
                 continue
             mine = [(case, s, o) for (n, case), s, o in zip(calls, secret, outcomes) if n == name]
             rows.append(_judge(name, mine, row))
-        return rows
+        return rows + manual
 
     return {"sources": sources, "calls": calls, "finish": finish}
+
+
+def _written_answers(task: Task, names: list[str]) -> list[Row]:
+    """A ``manual`` row, 0 automatic points, for each written question whose answer cell the notebook holds:
+    the instructor scores it in formgrader."""
+    nb, _ = notebook.load(task.path)
+    held = set(notebook.cells_by_id(nb)) if nb is not None else set()
+    return [Row(task.student, task.lesson, name, 0, 0, "manual",
+                f"written answer ({QUESTIONS[name].points} points): graded by hand in formgrader")
+            for name in names if name in held]
 
 
 def _warm_keras_here(names: list[str]):

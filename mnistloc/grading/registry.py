@@ -15,9 +15,11 @@ from typing import Callable
 
 from mnistloc.grading.exercises import canvas, heads, metrics
 from mnistloc.grading.exercises.base import LESSONS, Exercise
+from mnistloc.grading.questions import QUESTIONS as _QUESTIONS
+from mnistloc.grading.questions import Question
 
-__all__ = ["EXERCISES", "LESSONS", "PRELUDE", "REFERENCES", "SECRET_SEED_ENV", "SEED_FILE", "exercise",
-           "exercises_of", "secret_seed"]
+__all__ = ["EXERCISES", "LESSONS", "PRELUDE", "QUESTIONS", "REFERENCES", "SECRET_SEED_ENV", "SEED_FILE", "Question",
+           "exercise", "exercises_of", "questions_of", "secret_seed"]
 
 SECRET_SEED_ENV = "MNISTLOC_SECRET_SEED"
 SEED_FILE = "secret_seed"  # in a course folder: one integer, chmod 600
@@ -33,6 +35,15 @@ EXERCISES: dict[str, Exercise] = dict(sorted(((ex.name, ex) for topic in _TOPICS
 
 REFERENCES: dict[str, Callable] = {name: ex.reference for name, ex in EXERCISES.items()}
 """The ``mnistloc`` reference implementation of each exercise."""
+
+
+QUESTIONS: dict[str, Question] = {q.name: q for q in sorted(_QUESTIONS, key=lambda q: LESSONS.index(q.lesson))}
+"""Every written question (graded by hand in formgrader), by name, in lesson order."""
+
+
+def questions_of(lesson: str | None) -> list[str]:
+    """The names of ``lesson``'s written questions, in lesson order (empty for an unknown lesson or None)."""
+    return [name for name, q in QUESTIONS.items() if q.lesson == lesson]
 
 
 def exercises_of(lesson: str | None) -> list[str]:

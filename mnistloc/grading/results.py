@@ -18,7 +18,8 @@ from pathlib import Path
 
 COLUMNS = ("student", "lesson", "exercise", "points", "max_points", "status", "reason")
 STATUSES = ("passed", "failed", "error", "timeout", "crash", "missing", "forbidden", "duplicated", "unreadable",
-            "not-submitted")
+            "not-submitted", "manual")
+"""``manual``: a written question, 0 automatic points; its score is the instructor's, in formgrader."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +172,7 @@ def record_gradebook(course_dir, rows: list[Row]) -> int:
             stamp = Path(course_dir) / "submitted" / student / lesson / "timestamp.txt"
             extra = {"timestamp": stamp.read_text().strip()} if stamp.is_file() else {}
             gb.update_or_create_submission(lesson, student, **extra)
-            for r in group:
+            for r in (r for r in group if r.status != "manual"):  # formgrader holds the written answers' scores
                 try:
                     grade = gb.find_grade(f"test_{r.exercise}", lesson, lesson, student)
                 except MissingEntry:

@@ -1,4 +1,4 @@
-"""Lesson 1: one digit, one box (case 1): place_digit, tight_box, iou, build_box_head."""
+"""Lesson 1: one digit, one box (case 1): the classic model, place_digit, tight_box, iou, build_box_head."""
 from lessons_src import common
 
 LESSON = "01-single-digit"
@@ -16,11 +16,15 @@ pieces: synthetic or labelled images, boxes in one agreed format, a measure of h
 network head that regresses boxes. You will write each of these pieces yourself.
 
 **Plan.**
+0. Start where most courses start: the *classic* model (convolutions, `Flatten`, `Dense` heads, a multi-output
+   `compile`). Train it briefly, measure it, and see it stall.
 1. Make a canvas: paste a digit at a position (`place_digit`).
 2. Label it: the tight box around the digit's ink (`tight_box`).
 3. Score a box: intersection over union (`iou`).
-4. Build the model's box head (`build_box_head`), train the model for a few minutes, evaluate it on digits it
-   never saw, and look at its best and worst predictions.
+4. Look at what a *dense* model learns instead: a heatmap of digit centres and, per cell, the distances to the
+   box's sides.
+5. Build the dense model's box head (`build_box_head`), train the model for a few minutes, evaluate it on
+   digits it never saw with *your* `iou`, and look at its best and worst predictions.
 
 **How this notebook works.** Each exercise is a function with a docstring giving shapes. Replace
 `raise NotImplementedError()` with your code, run the cell, then run the check cell right after it: it prints
@@ -32,6 +36,32 @@ column and `y` the row.
 '''),
     common.setup(),
     ("md", '''
+## 0. The classic model, and where it stalls
+
+The model most courses build first reads the whole canvas at once: three convolutions and poolings,
+`Flatten`, one hidden `Dense` layer, then one `Dense` head per label: a presence probability (sigmoid) and the
+box in `rel_xyxy` (four numbers in [0, 1], sigmoid). It has *named outputs*, so `compile` takes one loss per
+output (a dict) and their weights. `mnistloc.models.classic_model(1)` builds it and `compile_classic` compiles
+it; here they are, trained for 80 s of CPU time (40 s on an idle 2-core machine) on fresh canvases.
+'''),
+    ("code", '''
+keras.utils.set_random_seed(0)
+classic = models.compile_classic(models.classic_model(1), 1)  # loss={"presence": BCE, "box": MAE}
+print(f"classic model: {classic.count_params():,} parameters; outputs: {', '.join(classic.output_names)}")
+budget = dict(epochs=1, canvases_per_epoch=128, validation=0) if GRADING else dict(seconds=80, clock="cpu")
+classic, classic_history = training.train(1, model=classic, encode=models.classic_targets, learning_rate=1e-3,
+                                          progress=not GRADING, **budget)
+test_classic = evaluation.test_dataset(1, 200 if GRADING else 1000)
+classic_box = classic.predict(test_classic.images.astype(np.float32), verbose=0)["box"] * 128  # rel -> pixels
+classic_iou = boxes.iou(test_classic.boxes[:, 0], classic_box)
+print(f"after {classic_history.seconds:.0f} s: mean IoU {classic_iou.mean():.3f}, "
+      f"IoU >= 0.5 on {(classic_iou >= 0.5).mean():.1%} of the test canvases")
+viz.history_plot(classic_history)
+'''),
+    ("md", '''
+The box loss falls fast at first, then flattens out far above zero: the boxes land near the digit but rarely
+on it. Keep that number in mind; the model you build in this lesson will be compared with it.
+
 ## 1. A canvas
 
 A canvas is a black `uint8` image, 128x128. A digit is a 28x28 `uint8` image from MNIST. Placing a digit with
@@ -175,8 +205,25 @@ model never sees, so the score measures generalisation, not memory.
 ds = canvas.make_dataset(1, 16, seed=1)
 viz.sample_grid(ds, n=8)
 '''),
+    ("md", """
+## 5. What the dense model learns: a heatmap and per-cell distances
+
+The dense model does not regress four numbers for the whole canvas. Its backbone cuts the canvas into 16x16
+cells of 8x8 pixels, and it learns two *maps*: how likely each cell is to hold the digit's centre (a Gaussian
+bump around the centre cell, 1 at the centre: `decoding.heatmap_targets`), and, at the cells near the centre,
+the distances from the cell's centre to the box's four sides (`decoding.box_targets`). The box is read back at
+the heatmap's peak. Here are the heatmaps of four training canvases, and the distances at one centre cell.
+"""),
+    ("code", '''
+heat = decoding.heatmap_targets(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16): 1 at each centre cell
+distances, learns = decoding.box_targets(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) in cells, (4, 16, 16)
+viz.heatmap_plot(ds.images[:4], {"centre heatmap": heat}, boxes=ds.boxes[:4, :1])
+row, col = np.unravel_index(np.argmax(heat[0]), heat[0].shape)
+print(f"canvas 0: centre cell (row {row}, column {col}); {learns[0].sum()} cells learn its box; "
+      f"(left, top, right, bottom) there = {distances[0, row, col]} cells")
+'''),
     ("md", '''
-## 5. The model: a backbone and heads
+## 6. The model: a backbone and heads
 
 The backbone (given) turns a canvas into a grid of features: one cell per 8x8 pixels, so 16x16 cells of 64
 numbers. Heads read that grid. A digit looks the same wherever it lies, and a convolution asks the same
@@ -219,16 +266,16 @@ check_exercise("build_box_head", build_box_head, secret=True)
 '''),
     common.assemble(1, {"presence": "models.build_presence_head", "box": "build_box_head"}),
     ("md", '''
-## 6. Training
+## 7. Training
 
 Each step shows the model a batch of fresh canvases; the presence head learns a heatmap of digit centres, your
 box head learns the distances, with an L1 + IoU loss counted only at cells near a centre (`models.LOSSES`).
-The budget is wall-clock time: the learning rate falls to zero as it runs out.
+The budget is CPU time: the learning rate falls to zero as it runs out.
 '''),
-    common.train(1, 150),
+    common.train(1, 300),
     common.HISTORY,
     ("md", '''
-## 7. Evaluation on digits the model never saw
+## 8. Evaluation on digits the model never saw
 
 2,000 test canvases. *Mean IoU* averages the IoU of the predicted box with the true box; *iou50* and *iou75*
 are the shares of canvases where IoU reaches 0.5 and 0.75.
@@ -236,7 +283,19 @@ are the shares of canvases where IoU reaches 0.5 and 0.75.
     common.TAKE,
     common.evaluate(1, {"mean_iou": 0.85, "iou50": 0.99}),
     ("md", '''
-## 8. Pictures: the best and the worst predictions
+The same mean IoU measured with *your* `iou`, next to the classic model's from section 0 (a wrong `iou`
+shows here as a disagreement with `mnistloc.metrics`):
+'''),
+    ("code", '''
+your_iou = yours_or_reference(iou, boxes.iou, np.zeros((1, 4)), np.zeros((1, 4)))
+predicted = decoding.decode(1, outputs)["box"]  # (n, 4) xyxy pixels, read at the heatmap's peak
+dense_iou = your_iou(test.boxes[:, 0], predicted)
+print(f"dense model:   mean IoU {dense_iou.mean():.3f} (mnistloc.metrics: {scores['mean_iou']:.3f}), "
+      f"IoU >= 0.5 on {(dense_iou >= 0.5).mean():.1%}")
+print(f"classic model: mean IoU {your_iou(test_classic.boxes[:, 0], classic_box).mean():.3f}")
+'''),
+    ("md", '''
+## 9. Pictures: the best and the worst predictions
 
 True boxes are green, predictions red and dashed.
 '''),
@@ -245,6 +304,26 @@ True boxes are green, predictions red and dashed.
 Look at the green boxes of the worst cases: a tight box counts every pixel brighter than 0, also the faint
 ones at a stroke's edge that you can hardly see. A model that learns "the visible stroke" loses IoU there;
 on a thin "1", one pixel of width is a lot (section 3).
+'''),
+    *common.question("q_classic_plateau", '''
+**Question** (2 points, graded by hand). The classic model of section 0 stalls far below the dense model,
+though both see the same canvases. Explain why, in two to four sentences: what must its `Flatten` + `Dense`
+head learn for a digit at each position, and what does a convolution share across positions instead?
+''', '''
+The classic model maps the flattened feature map to four coordinates through one big weight matrix: every
+position of the digit uses different weights, so each position is learned only from the canvases with a digit
+there, and the box coordinates must be read off absolute positions the Dense layer has to memorise. The dense
+model asks the same local question in every cell with the same weights, so every canvas teaches every
+position; each cell only has to find box sides a few pixels away, which a small receptive field does
+precisely.
+'''),
+    *common.question("q_tight_or_frame", '''
+**Question** (1 point, graded by hand). Why is the tight box a harder, and a more honest, target than the
+28x28 frame box (`make_dataset(..., box="frame")`)?
+''', '''
+The frame box always has the same size and is fixed by where the digit was pasted, so a model can score well
+by finding the frame's corner; the tight box depends on the ink (a thin "1" is 5 pixels wide), so the model
+must see the digit's extent. IoU on a thin box punishes a one-pixel error much more.
 '''),
     ("md", '''
 ## What to try next

@@ -160,12 +160,25 @@ print("unmasked:", float(np.abs(y_true[:, 1:] - guess).mean()))
     ("md", '''
 ## 4. The model and its training
 
-Your presence head and the box head of lesson 1 on the same backbone. The reference trains the box output
-with `masked_box_loss + masked_iou_loss` per cell (`models.LOSSES`), and the presence output with a focal loss
-that copes with 255 empty cells for each centre.
+Your presence head and the box head of lesson 1 on the same backbone. The box output trains with *your*
+`masked_box_loss` per cell (plus the reference's IoU loss, `losses.iou_loss`, which scores overlap as the
+metrics do), and the presence output with a focal loss that copes with 255 empty cells for each centre. A
+wrong masked loss shows in the boxes below.
 '''),
     common.assemble(2, {"presence": "build_presence_head", "box": "models.build_box_head"}),
-    common.train(2, 150),
+    ("code", '''
+box_l1 = yours_or_reference(masked_box_loss, losses.masked_box_loss, np.zeros((2, 5), np.float32),
+                            np.zeros((2, 4), np.float32))
+
+
+def box_loss(y_true, y_pred):
+    """Per cell (B, 16, 16, 5) vs (B, 16, 16, 4): the masked L1 above plus the IoU loss."""
+    return box_l1(y_true, y_pred) + losses.iou_loss(y_true, y_pred)
+
+
+model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={"presence": losses.focal_loss, "box": box_loss})
+'''),
+    common.train(2, 300),
     common.HISTORY,
     ("md", '''
 ## 5. Evaluation
@@ -175,7 +188,28 @@ predicted union box, on the canvases that hold digits.
 '''),
     common.TAKE,
     common.evaluate(2, {"presence_accuracy": 0.995, "mean_iou": 0.85}),
+    ("md", '''
+The same mean IoU against the union boxes that *your* `union_box` draws around the test digits:
+'''),
+    ("code", '''
+your_union = yours_or_reference(union_box, boxes.union_box, np.zeros((1, 2, 4)), np.zeros((1, 2), bool))
+true_union = your_union(test.boxes, test.mask)  # (n, 4) xyxy pixels, zeros on empty canvases
+pred = decoding.decode(2, outputs)
+has = test.mask.any(axis=1)
+print(f"mean IoU on the {has.sum()} canvases with digits, against your union boxes: "
+      f"{boxes.iou(true_union[has], pred['box'][has]).mean():.3f}   (mnistloc.metrics: {scores['mean_iou']:.3f})")
+'''),
     *common.pictures(2),
+    *common.question("q_mask_on_empty", '''
+**Question** (2 points, graded by hand). On a batch of empty canvases, what does `masked_box_loss` return,
+and what gradient does the box head get from it? What would an unmasked L1 loss teach the box head there, and
+how would that show in the boxes on canvases *with* digits?
+''', '''
+It returns 0 (the mask is 0 everywhere and the denominator is clamped to 1), so the box head gets no gradient
+from empty canvases: it is neither pulled nor pushed. An unmasked L1 would ask for the placeholder box
+[0, 0, 0, 0] there, so the head would learn to shrink boxes toward the top-left corner; on canvases with
+digits the predicted boxes would come out too small and shifted toward the origin, and IoU would fall.
+'''),
     ("md", '''
 ## What to try next
 

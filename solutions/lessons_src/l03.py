@@ -108,7 +108,7 @@ as lesson 2.
 '''),
     common.assemble(3, {"presence": "models.build_presence_head", "box": "models.build_box_head",
                        "class": "build_class_head"}),
-    common.train(3, 180),
+    common.train(3, 360),
     common.HISTORY,
     ("md", '''
 ## 4. Evaluation
@@ -119,15 +119,26 @@ the model actually cares about.
     common.TAKE,
     common.evaluate(3, {"class_accuracy": 0.96, "mean_iou": 0.88, "joint_accuracy": 0.95}),
     ("md", '''
-Which digits get confused? Rows are the true class, columns the predicted one.
+Which digits get confused? The confusion matrix, drawn by scikit-learn (`ConfusionMatrixDisplay`): rows are the
+true class, columns the predicted one, each row normalised to 1, so the diagonal is each class's accuracy.
 '''),
     ("code", '''
 pred = decoding.decode(3, outputs)
-confusion = np.zeros((10, 10), int)
-np.add.at(confusion, (test.classes[:, 0], pred["class"]), 1)
-print(confusion)
+viz.confusion_matrix_plot(test.classes[:, 0], pred["class"], normalize="true")
+wrong = test.classes[:, 0] != pred["class"]
+pairs, counts = np.unique(np.stack([test.classes[wrong, 0], pred["class"][wrong]], axis=1), axis=0, return_counts=True)
+top = np.argsort(-counts, kind="stable")[:5]
+print("most confused (true -> predicted: count):", ", ".join(f"{t} -> {p}: {c}" for (t, p), c in zip(pairs[top], counts[top])))
 '''),
     *common.pictures(3),
+    *common.question("q_confusions", '''
+**Question** (1 point, graded by hand). Name the pair of classes your model confuses most (from the matrix
+above) and say, looking at the worst canvases, why those two digits are hard to tell apart.
+''', '''
+(Depends on the run.) Typically 4 and 9, or 3 and 5, or 7 and 1: their strokes differ in a small region (an
+open or closed top, a short bar), which a slanted or thin handwritten digit blurs; the box is right, the class
+is the ambiguous part.
+'''),
     ("md", '''
 ## What to try next
 

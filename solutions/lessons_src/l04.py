@@ -114,7 +114,7 @@ score is presence x class probability. The count head says how many peaks to kee
 '''),
     common.assemble(4, {"presence": "models.build_presence_head", "box": "models.build_box_head",
                        "class": "models.build_class_head", "count": "build_count_head"}),
-    common.train(4, 180),
+    common.train(4, 360),
     common.HISTORY,
     ("md", '''
 ## 4. Average precision
@@ -171,36 +171,88 @@ that were found.
     common.TAKE,
     common.evaluate(4, {"count_accuracy": 0.99, "map50": 0.93, "map": 0.70}),
     ("md", '''
-Now AP50 with *your* `average_precision`: match each class's detections to the true boxes greedily, best
-score first (COCO's rule), and average over the classes. It should agree with `mnistloc.metrics` (checked
-against pycocotools) above.
+## 6. Duplicates, and non-maximum suppression
+
+Every cell near a digit's centre predicts a box for that digit. Take the most confident cells as detections
+and one digit comes out several times: a detector must keep one box per object. Greedy *non-maximum
+suppression* keeps the best-scored box, drops every box overlapping it by IoU > 0.5, and repeats
+(`peaks.nms`). The decoding above avoids most duplicates earlier, by keeping only the cells that beat their
+eight neighbours (a 3x3 max-pool: CenterNet's "NMS"), then runs NMS per class for what is left.
 '''),
     ("code", '''
-def match(true_boxes, true_labels, pred_boxes, pred_labels, pred_scores, c, threshold=0.5):
-    """Scores (D,), matched flags (D,) of class c's detections over all canvases, and its true box count."""
-    scores, matched, num_true = [], [], 0
-    for tb, tl, pb, pl, ps in zip(true_boxes, true_labels, pred_boxes, pred_labels, pred_scores):
-        t, p, s = tb[tl == c], pb[pl == c], ps[pl == c]
-        num_true += len(t)
-        free = np.ones(len(t), bool)
-        for j in np.argsort(-s, kind="stable"):
-            ious = np.where(free, boxes.pairwise_iou(p[j:j + 1], t)[0], -1) if len(t) else np.zeros(0)
-            hit = len(t) > 0 and ious.max() >= threshold
-            if hit:
-                free[np.argmax(ious)] = False
-            scores.append(s[j])
-            matched.append(hit)
-    return np.array(scores), np.array(matched, bool), num_true
+i = int(np.flatnonzero(test.count == 2)[0])  # a test canvas with two digits
+heat_i = outputs["presence"][i, ..., 0]  # (16, 16) centre probabilities
+cell_boxes = decoding.boxes_from_cells(outputs["box"][i])  # (16, 16, 4): the box each cell predicts, xyxy pixels
+top = np.argsort(-heat_i.ravel(), kind="stable")[:12]  # the 12 most confident cells, no peak picking
+candidates, confidence = cell_boxes.reshape(-1, 4)[top], heat_i.ravel()[top]
+kept = peaks.nms(candidates, confidence, 0.5)
+viz.nms_plot(test.images[i], candidates, confidence, kept);
+'''),
+    ("md", '''
+## 7. AP with your function, and its precision-recall curve
 
-
-det = decoding.detections(outputs)
+Now AP50 with *your* `average_precision`: match each class's detections to the true boxes greedily, best
+score first, each true box at most once (COCO's rule, `metrics.match_detections`), and average over the
+classes. It should agree with `mnistloc.metrics` (checked against pycocotools) above.
+'''),
+    ("code", '''
+det = decoding.detections(outputs)  # per canvas: boxes (P, 4), labels (P,), scores (P,), best first
 truth = ([test.boxes[i][test.mask[i]] for i in range(len(test))],
          [test.classes[i][test.mask[i]] for i in range(len(test))])
-aps = [average_precision(*match(*truth, *det, c)) for c in range(10)
-       if sum((labels == c).sum() for labels in truth[1])]
-print(f"AP50 with your average_precision: {np.mean(aps):.4f}   mnistloc.metrics: {scores['map50']:.4f}")
+
+
+def class_detections(c, threshold=0.5):
+    """Class c over all test canvases: scores (D,), matched (D,) bool, and the number of its true boxes."""
+    scores, matched, num_true = [np.zeros(0)], [np.zeros(0, bool)], 0
+    for tb, tl, pb, pl, ps in zip(*truth, *det):
+        t, p, s = tb[tl == c], pb[pl == c], ps[pl == c]
+        num_true += len(t)
+        scores.append(s)
+        matched.append(metrics.match_detections(p, s, t, threshold) >= 0)
+    return np.concatenate(scores), np.concatenate(matched), num_true
+
+
+your_ap = yours_or_reference(average_precision, metrics.average_precision, np.ones(1), np.ones(1, bool), 1)
+present = [c for c in range(10) if any((labels == c).any() for labels in truth[1])]
+aps = {c: your_ap(*class_detections(c)) for c in present}
+print(f"AP50 with your average_precision: {np.mean(list(aps.values())):.4f}   mnistloc.metrics: {scores['map50']:.4f}")
+'''),
+    ("md", '''
+The precision-recall curve of the class with the lowest AP: precision after each detection (grey) and the
+envelope your AP averages (red). Cross-check with scikit-learn: `precision_recall_curve` ranks the same
+detections; its recall counts only the matched ones, so it is rescaled to all true boxes, and the envelope at
+recalls 0, 0.01, ..., 1 is averaged the same way.
+'''),
+    ("code", '''
+from sklearn.metrics import precision_recall_curve
+
+worst_class = min(aps, key=aps.get)
+s, m, n_true = class_detections(worst_class)
+viz.pr_curve(s, m, n_true, ap=aps[worst_class])
+if m.any():
+    precision, recall, _ = precision_recall_curve(m, s)
+    recall = recall * m.sum() / n_true  # of all true boxes, not only those matched
+    sk_ap = np.mean([precision[recall >= r].max(initial=0) for r in np.linspace(0, 1, 101)])
+    print(f"class {worst_class}: your AP50 {aps[worst_class]:.4f}, from scikit-learn's curve {sk_ap:.4f}")
 '''),
     *common.pictures(4),
+    *common.question("q_nms_removes_truth", '''
+**Question** (2 points, graded by hand). When does NMS remove a *true* digit? Describe a canvas where it
+happens with an IoU threshold of 0.5, and say what a lower or a higher threshold would change.
+''', '''
+When two true digits overlap (or sit so close that their boxes do) with IoU above the threshold, the box of
+the weaker-scored digit is taken for a duplicate of the stronger one and dropped: a missed digit. Here digits
+never overlap, so it happens only when a badly placed box of one digit covers the other. A lower threshold
+drops more such near neighbours (more misses), a higher one keeps more duplicates (more false positives).
+'''),
+    *common.question("q_score_order", '''
+**Question** (1 point, graded by hand). Matching takes detections best score first. Why does the order
+matter for AP? Give a case where matching in the given order instead would change the AP.
+''', '''
+A true box can be matched only once. If a low-scored detection took it first, the high-scored detection on
+the same digit would count as a false positive at the top of the ranking, lowering precision at every recall;
+e.g. two boxes on one digit, scores 0.9 and 0.3, listed 0.3 first: in the given order AP drops from 1 to 0.5.
+'''),
     ("md", '''
 ## What to try next
 
