@@ -253,13 +253,9 @@ def _class_probs(probs: np.ndarray, heat: np.ndarray, rows, cols) -> np.ndarray:
     padded_p = np.pad(probs, ((0, 0), (1, 1), (1, 1), (0, 0)))
     padded_h = np.pad(heat, ((0, 0), (1, 1), (1, 1)))
     i = np.arange(n)[:, None]
-    total, weight = 0.0, 0.0
-    for di in range(3):
-        for dj in range(3):
-            w = padded_h[i, rows + di, cols + dj][..., None]  # [n, k, 1]
-            total = total + w * padded_p[i, rows + di, cols + dj]
-            weight = weight + w
-    return total / np.maximum(weight, 1e-12)
+    w = [padded_h[i, rows + di, cols + dj][..., None] for di in range(3) for dj in range(3)]  # 9 x [n, k, 1]
+    total = sum(wk * padded_p[i, rows + di, cols + dj] for wk, (di, dj) in zip(w, np.ndindex(3, 3)))
+    return total / np.maximum(sum(w), 1e-12)
 
 
 def _outputs(outputs) -> dict[str, np.ndarray]:
@@ -344,7 +340,7 @@ def _union(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def detections(outputs, *, k: int = 10, classes_per_peak: int = NUM_CLASSES, min_score: float = 0.01,
-               iou_threshold: float | None = NMS_IOU, peaks_fn=None, cells_fn=None, nms_fn=None):
+               iou_threshold: float | None = None, peaks_fn=None, cells_fn=None, nms_fn=None):
     """Scored, labelled boxes for average precision, as CenterNet decodes: several classes a peak.
 
     Each of the ``k`` highest presence peaks gives its box once for each of its
@@ -353,15 +349,18 @@ def detections(outputs, *, k: int = 10, classes_per_peak: int = NUM_CLASSES, min
     digit the model is unsure of (a 4 or a 9?) is then found under both labels,
     the right one usually with the higher score: what COCO's AP rewards, and
     what a detector with one heatmap per class (CenterNet) reports too. On a
-    case 4 model: AP50 0.918 with one label a peak, 0.967 with all. Then
-    ``nms`` within each label drops duplicates: two peaks on one digit.
+    case 4 model: AP50 0.918 with one label a peak, 0.967 with all. The
+    max-pool of ``find_peaks`` is CenterNet's only NMS; ``iou_threshold`` adds
+    ``nms`` within each label, which drops duplicates (two peaks on one digit)
+    but also the better-placed of two boxes: on noisy case 4 outputs, NMS at
+    0.5 moved AP50 from 0.997 to 0.999 and AP from 0.732 to 0.711.
 
     Args:
         outputs: a case 4 (or 3) model's outputs, as for ``decode``.
         k: peaks a canvas.
         classes_per_peak: labels each peak's box is reported with.
         min_score: detections scoring less are dropped.
-        iou_threshold: ``nms``'s, per label; None for no NMS.
+        iou_threshold: ``nms``'s, per label (e.g. ``NMS_IOU``); None (default) for no NMS.
         peaks_fn, cells_fn, nms_fn: stand in for ``find_peaks``, ``boxes_from_cells``, ``nms``.
 
     Returns:
@@ -394,7 +393,7 @@ def detections(outputs, *, k: int = 10, classes_per_peak: int = NUM_CLASSES, min
 
 
 def _nms_per_label(boxes, labels, scores, iou_threshold, nms_fn) -> np.ndarray:
-    """Indices (best first) of the detections that ``nms_fn`` keeps within each label."""
-    keep = [np.flatnonzero(labels == c)[np.asarray(nms_fn(boxes[labels == c], scores[labels == c], iou_threshold),
-                                                   dtype=np.int64)] for c in np.unique(labels)]
-    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
+    """Indices (sorted) of the detections that ``nms_fn`` keeps within each label: one call, with
+    each label's boxes moved far from the others' so that they never overlap (torchvision's batched NMS)."""
+    apart = boxes + (labels * (np.abs(boxes).max(initial=0) * 2 + 1))[:, None]
+    return np.sort(np.asarray(nms_fn(apart, scores, iou_threshold), dtype=np.int64))

@@ -373,13 +373,13 @@ def test_detections_score_labels_and_drop_duplicates_with_nms():
     put_box(out, 0, 4, 2, (10, 20, 30, 44))
     put_box(out, 0, 4, 4, (12, 20, 32, 44))  # IoU with the first: 18 * 24 / (2 * 480 - 432) = 0.818
     out["class"][0, 4, 2] = out["class"][0, 4, 4] = 0.7 * np.eye(10)[4] + 0.3 * np.eye(10)[9]
-    boxes, labels, scores = decoding.detections(out, k=2, classes_per_peak=2)
+    boxes, labels, scores = decoding.detections(out, k=2, classes_per_peak=2, iou_threshold=0.5)
     # per label, NMS keeps the 0.9 peak: scores 0.9 * 0.7 = 0.63 (label 4) and 0.9 * 0.3 = 0.27 (label 9)
     np.testing.assert_array_equal(labels[0], [4, 9])
     np.testing.assert_allclose(scores[0], [0.63, 0.27], rtol=1e-5)
     np.testing.assert_allclose(boxes[0], [[10, 20, 30, 44]] * 2, atol=1e-4)
-    _, labels, scores = decoding.detections(out, k=2, classes_per_peak=2, iou_threshold=None)
-    # without NMS, the 0.6 peak's copies stay: 0.6 * 0.7 = 0.42 and 0.6 * 0.3 = 0.18
+    _, labels, scores = decoding.detections(out, k=2, classes_per_peak=2)
+    # without NMS (the default), the 0.6 peak's copies stay: 0.6 * 0.7 = 0.42 and 0.6 * 0.3 = 0.18
     np.testing.assert_allclose(scores[0], [0.63, 0.42, 0.27, 0.18], rtol=1e-5)
     np.testing.assert_array_equal(labels[0], [4, 4, 9, 9])
 
@@ -401,7 +401,7 @@ def test_the_pipeline_calls_the_parts_it_is_given():
         return np.arange(len(boxes))
 
     decoding.decode(4, out, peaks_fn=peaks, cells_fn=lambda d, stride: boxes_from_cells(d, stride=stride) + 1)
-    decoding.detections(out, peaks_fn=peaks, nms_fn=no_nms)
+    decoding.detections(out, peaks_fn=peaks, nms_fn=no_nms, iou_threshold=0.5)
     assert calls[:2] == [2, 10] and "nms" in calls
     shifted = decoding.decode(4, out, cells_fn=lambda d, stride: boxes_from_cells(d, stride=stride) + 1)
     np.testing.assert_allclose(shifted["boxes"][ds.mask], np.clip(ds.boxes[ds.mask] + 1, 0, 128), atol=1e-4)
