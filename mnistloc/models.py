@@ -37,11 +37,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from mnistloc.canvas import CASES, NUM_CLASSES, SLOTS  # noqa: E402,F401  (re-exported)
 from mnistloc.decoding import STRIDE, decode, detections, encode_targets  # noqa: E402,F401  (re-exported)
 
-CASES = (1, 2, 3, 4)
-NUM_CLASSES = 10
-MAX_COUNT = 2
+MAX_COUNT = SLOTS  # the largest count a model predicts: one digit a slot
 OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"),
            3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count")}
 """The named outputs of each case's model."""
