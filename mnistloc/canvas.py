@@ -2,7 +2,7 @@
 
 A canvas is ``size x size`` uint8, black, with 28x28 digits pasted at uniform
 random integer positions fully inside; the digits' 28x28 frames never overlap,
-so neither does their ink. The cases (``../shared/DESIGN.md``):
+so neither does their ink. The cases:
 
 1. one digit of one class (``digit``, default 1): its box;
 2. empty, one or two digits of any class: presence, and the union box;
@@ -64,7 +64,11 @@ class CanvasDataset:
         return self.images.shape[-1]
 
     def targets(self) -> dict[str, np.ndarray]:
-        """The arrays the case's model trains on, keyed by output name; boxes in ``rel_xyxy``.
+        """The case's answers per canvas, keyed by output name; boxes in ``rel_xyxy``.
+
+        These are the plain per-canvas targets (the lessons' single-box heads). The
+        reference models of ``mnistloc.models`` learn per-cell maps instead:
+        ``decoding.encode_targets`` turns the boxes into presence, distance and class maps.
 
         Returns:
             case 1: ``box`` (n, 4), ``presence`` (n, 1) (always 1);

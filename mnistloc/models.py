@@ -38,13 +38,12 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mnistloc.canvas import CASES, NUM_CLASSES, SLOTS  # noqa: E402,F401  (re-exported)
 from mnistloc.decoding import STRIDE, decode, detections, encode_targets  # noqa: E402,F401  (re-exported)
 from mnistloc.losses import (CUSTOM_OBJECTS, LOSS_WEIGHTS, LOSSES, box_loss, focal_loss,  # noqa: E402,F401
                              heatmap_loss, iou_loss, masked_box_loss, masked_class_loss, masked_iou_loss)
 
-CASES = (1, 2, 3, 4)
-NUM_CLASSES = 10
-MAX_COUNT = 2
+MAX_COUNT = SLOTS  # the largest count a model predicts: one digit a slot
 OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"),
            3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count")}
 """The named outputs of each case's model."""
