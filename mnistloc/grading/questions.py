@@ -26,6 +26,6 @@ QUESTIONS = (
     Question("q_tight_or_frame", "01-single-digit", 1),
     Question("q_mask_on_empty", "02-presence", 2),
     Question("q_confusions", "03-multi-class", 1),
-    Question("q_nms_removes_truth", "04-multiple-digits", 2),
+    Question("q_nms_removes_truth", "03-multi-class", 2),
     Question("q_score_order", "04-multiple-digits", 1),
 )

@@ -206,21 +206,109 @@ ds = canvas.make_dataset(1, 16, seed=1)
 viz.sample_grid(ds, n=8)
 '''),
     ("md", """
-## 5. What the dense model learns: a heatmap and per-cell distances
+## 5. What the dense model learns: per-cell box distances
 
-The dense model does not regress four numbers for the whole canvas. Its backbone cuts the canvas into 16x16
-cells of 8x8 pixels, and it learns two *maps*: how likely each cell is to hold the digit's centre (a Gaussian
-bump around the centre cell, 1 at the centre: `decoding.heatmap_targets`), and, at the cells near the centre,
-the distances from the cell's centre to the box's four sides (`decoding.box_targets`). The box is read back at
-the heatmap's peak. Here are the heatmaps of four training canvases, and the distances at one centre cell.
+The dense model does not regress four numbers for the whole canvas. Its backbone cuts the canvas into a grid
+of cells, 8x8 pixels each (16x16 cells on a 128-pixel canvas). A digit's *centre cell* holds its box's centre
+`((x0 + x1) / 2, (y0 + y1) / 2)`: row `floor(cy / stride)`, column `floor(cx / stride)`. The cells within
+`radius` rows and columns of it (the 3x3 block for `radius=1`) each learn the distances from their own centre,
+`((j + 0.5) * stride, (i + 0.5) * stride)` for cell (row i, column j), to the box's four sides, in cells:
+`(l, t, r, b) = (cx - x0, cy - y0, x1 - cx, y1 - cy) / stride`, positive when the cell's centre is inside the
+box. A second map, the *heatmap* (lesson 2), says which cell holds a centre.
+
+**Exercise: `box_targets`** (3 points). For each canvas and each used slot (mask True), fill the cells near
+its centre cell with the distances; where two digits' blocks meet, a cell learns the box of the digit whose
+centre cell is nearest (squared distance in cells; on a tie, the earlier slot, as `np.argmin` picks). Also
+return which cells learn a box. Cells that learn nothing hold zeros. About 12 lines; work on the whole grid
+with broadcasting: `np.arange(g)` for rows and columns, distances of shape `(N, K, G, G)`.
 """),
+    ("solution:box_targets", '''
+def box_targets(boxes, mask, *, size=128, stride=8, radius=1):
+    """Per cell: the distances (l, t, r, b), in cells, from the cell's centre to its digit's box.
+
+    Args:
+        boxes (float[N, K, 4]): xyxy pixels, K slots per canvas.
+        mask (bool[N, K]): which slots hold a digit.
+        size (int): the canvas side in pixels, a multiple of stride.
+        stride (int): pixels per cell side; the grid is G x G, G = size // stride.
+        radius (int): cells (in rows and in columns) around a centre cell that learn its box.
+
+    Returns:
+        (float32[N, G, G, 4], bool[N, G, G]): the distances (zeros where no box is learned), and the cells
+        that learn a box.
+    """
+    ### BEGIN SOLUTION
+    b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
+    centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] column, row
+    i = np.arange(g)
+    dr = i[:, None] - centre[..., 1, None, None]  # [N, K, G, 1] rows from each centre cell
+    dc = i[None, :] - centre[..., 0, None, None]  # [N, K, 1, G] columns
+    near = (np.abs(dr) <= radius) & (np.abs(dc) <= radius) & m[..., None, None]  # [N, K, G, G]
+    d2 = np.where(m[..., None, None], dr ** 2 + dc ** 2, np.inf)  # [N, K, G, G]
+    owner = np.argmin(d2, axis=1) if b.shape[1] else np.zeros((len(b), g, g), int)  # [N, G, G]
+    own = np.take_along_axis(b, owner.reshape(len(b), -1, 1), axis=1).reshape(len(b), g, g, 4)
+    ctr = (i + 0.5) * stride  # [G] cell centres in pixels
+    cx, cy = ctr[None, None, :], ctr[None, :, None]
+    ltrb = np.stack([cx - own[..., 0], cy - own[..., 1], own[..., 2] - cx, own[..., 3] - cy], -1) / stride
+    cells = near.any(axis=1)
+    return np.where(cells[..., None], ltrb, 0).astype(np.float32), cells
+    ### END SOLUTION
+'''),
+    ("test:box_targets", '''
+check_exercise("box_targets", box_targets)
+### BEGIN HIDDEN TESTS
+check_exercise("box_targets", box_targets, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+Your targets for four training canvases: the cells that learn a box (bright), and the distances at one centre
+cell. The model trains on exactly these (section 7).
+'''),
     ("code", '''
-heat = decoding.heatmap_targets(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16): 1 at each centre cell
-distances, learns = decoding.box_targets(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) in cells, (4, 16, 16)
-viz.heatmap_plot(ds.images[:4], {"centre heatmap": heat}, boxes=ds.boxes[:4, :1])
-row, col = np.unravel_index(np.argmax(heat[0]), heat[0].shape)
-print(f"canvas 0: centre cell (row {row}, column {col}); {learns[0].sum()} cells learn its box; "
-      f"(left, top, right, bottom) there = {distances[0, row, col]} cells")
+targets_fn = yours_or_reference(box_targets, decoding.box_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
+distances, learns = targets_fn(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) cells, (4, 16, 16) bool
+viz.heatmap_plot(ds.images[:4], {"cells that learn the box": learns.astype(np.float32)}, boxes=ds.boxes[:4, :1])
+row, col = np.argwhere(learns[0])[len(np.argwhere(learns[0])) // 2]  # the middle of the block: the centre cell
+print(f"canvas 0, cell (row {row}, column {col}): (l, t, r, b) = {distances[0, row, col]} cells")
+'''),
+    ("md", '''
+**Exercise: `boxes_from_cells`** (2 points). The inverse: the box each cell predicts from its distances,
+`(cx - l * stride, cy - t * stride, cx + r * stride, cy + b * stride)` with the cell's centre `(cx, cy)` as
+above. It works on any leading axes: `(..., H, W, 4)`. No clipping. About 5 lines. After training, the lesson
+reads the model's box at the heatmap's peak with *your* function.
+'''),
+    ("solution:boxes_from_cells", '''
+def boxes_from_cells(distances, *, stride=8):
+    """The xyxy box in pixels that each cell's distances describe: the inverse of box_targets.
+
+    Args:
+        distances (float[..., H, W, 4]): (l, t, r, b) in cells, from each cell's centre.
+        stride (int): pixels per cell side.
+
+    Returns:
+        float32[..., H, W, 4]: xyxy pixels.
+    """
+    ### BEGIN SOLUTION
+    d = np.asarray(distances, np.float64)
+    h, w = d.shape[-3], d.shape[-2]
+    cy = ((np.arange(h) + 0.5) * stride)[:, None]  # [H, 1]
+    cx = ((np.arange(w) + 0.5) * stride)[None, :]  # [1, W]
+    out = np.stack([cx - d[..., 0] * stride, cy - d[..., 1] * stride, cx + d[..., 2] * stride,
+                    cy + d[..., 3] * stride], axis=-1)
+    return out.astype(np.float32)
+    ### END SOLUTION
+'''),
+    ("test:boxes_from_cells", '''
+check_exercise("boxes_from_cells", boxes_from_cells)
+### BEGIN HIDDEN TESTS
+check_exercise("boxes_from_cells", boxes_from_cells, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("code", '''
+cells_fn = yours_or_reference(boxes_from_cells, decoding.boxes_from_cells, np.zeros((1, 1, 4)))
+back = cells_fn(distances)[learns]  # (cells, 4): every learning cell's box, decoded
+truth = np.repeat(ds.boxes[:4, 0], learns.reshape(4, -1).sum(axis=1), axis=0)
+print(f"{len(back)} cells decoded; largest error against the true boxes: {np.abs(back - truth).max():.2g} px")
 '''),
     ("md", '''
 ## 6. The model: a backbone and heads
@@ -265,14 +353,20 @@ check_exercise("build_box_head", build_box_head, secret=True)
 ### END HIDDEN TESTS
 '''),
     common.assemble(1, {"presence": "models.build_presence_head", "box": "build_box_head"}),
+    ("code", '''
+def student_targets(ds):
+    """What the model trains on for a batch of canvases: the reference heatmap, the distances from your box_targets."""
+    return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, box_fn=targets_fn)
+'''),
     ("md", '''
 ## 7. Training
 
 Each step shows the model a batch of fresh canvases; the presence head learns a heatmap of digit centres, your
-box head learns the distances, with an L1 + IoU loss counted only at cells near a centre (`models.LOSSES`).
+box head learns the distances that *your* `box_targets` gives, with an L1 + IoU loss counted only at cells near a
+centre (`models.LOSSES`). A wrong target shows in the boxes below.
 The budget is CPU time: the learning rate falls to zero as it runs out.
 '''),
-    common.train(1, 300),
+    common.train(1, 300, extra="encode=student_targets"),
     common.HISTORY,
     ("md", '''
 ## 8. Evaluation on digits the model never saw
@@ -288,7 +382,7 @@ shows here as a disagreement with `mnistloc.metrics`):
 '''),
     ("code", '''
 your_iou = yours_or_reference(iou, boxes.iou, np.zeros((1, 4)), np.zeros((1, 4)))
-predicted = decoding.decode(1, outputs)["box"]  # (n, 4) xyxy pixels, read at the heatmap's peak
+predicted = decoding.decode(1, outputs, cells_fn=cells_fn)["box"]  # (n, 4) xyxy pixels: your boxes_from_cells
 dense_iou = your_iou(test.boxes[:, 0], predicted)
 print(f"dense model:   mean IoU {dense_iou.mean():.3f} (mnistloc.metrics: {scores['mean_iou']:.3f}), "
       f"IoU >= 0.5 on {(dense_iou >= 0.5).mean():.1%}")

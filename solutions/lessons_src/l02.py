@@ -1,4 +1,5 @@
-"""Lesson 2: is there a digit at all? (case 2): union_box, build_presence_head, masked_box_loss."""
+"""Lesson 2: is there a digit at all? (case 2): union_box, heatmap_targets, build_presence_head, find_peaks,
+masked_box_loss, focal_loss."""
 from lessons_src import common
 
 LESSON = "02-presence"
@@ -16,9 +17,12 @@ lesson adds a *presence* output and a *masked* loss: no box loss where there is 
 
 **Plan.**
 1. The label of a canvas with two digits: the union box (`union_box`).
-2. The presence head: a probability per cell that a digit's centre is there (`build_presence_head`).
-3. A box loss that ignores canvases (and cells) without a digit (`masked_box_loss`).
-4. Train, evaluate (presence accuracy, mean IoU on canvases with digits), look at the mistakes.
+2. What the presence output learns: a heatmap of digit centres (`heatmap_targets`), the head that predicts it
+   (`build_presence_head`), and how to read digits off it: its peaks (`find_peaks`).
+3. The losses: a box loss that ignores canvases (and cells) without a digit (`masked_box_loss`), and a focal
+   loss for a heatmap that is almost all background (`focal_loss`).
+4. Train with your targets and losses, evaluate with your peaks (presence accuracy, mean IoU on canvases with
+   digits), look at the mistakes.
 
 Boxes are `xyxy` pixels with an exclusive max, as in lesson 1.
 '''),
@@ -68,7 +72,54 @@ print("your union boxes:\\n", union_box(ds.boxes[:4], ds.mask[:4]))
 print("presence:", (ds.count[:4] > 0).astype(int))
 '''),
     ("md", '''
-## 2. The presence head
+## 2. A heatmap of centres
+
+The model says for every cell of its 16x16 grid how likely it is that a digit's *centre* lies there. Its
+target is a *heatmap* (CenterNet): 1 at each digit's centre cell (row `floor(cy / stride)`, column
+`floor(cx / stride)`, with `(cx, cy)` the box's centre), and a Gaussian bump around it,
+`exp(-((i - row)^2 + (j - col)^2) / (2 sigma^2))` at cell (i, j), distances in cells. The bump tells the
+loss that a cell next to the centre is *almost* right. With two digits a cell keeps the larger bump.
+
+**Exercise: `heatmap_targets`** (3 points). About 8 lines, no loop: distances of shape `(N, K, G, G)` by
+broadcasting, unused slots (mask False) set to 0, then the max over the slots.
+'''),
+    ("solution:heatmap_targets", '''
+def heatmap_targets(boxes, mask, *, size=128, stride=8, sigma=1.0):
+    """The centre heatmap: a Gaussian bump, 1 at each digit's centre cell.
+
+    Args:
+        boxes (float[N, K, 4]): xyxy pixels, K slots per canvas.
+        mask (bool[N, K]): which slots hold a digit.
+        size (int): the canvas side in pixels, a multiple of stride.
+        stride (int): pixels per cell side; the grid is G x G, G = size // stride.
+        sigma (float): the bump's width, in cells.
+
+    Returns:
+        float32[N, G, G]: the heatmap; 0 on an empty canvas.
+    """
+    ### BEGIN SOLUTION
+    b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
+    centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] column, row
+    i = np.arange(g)
+    d2 = (i[:, None] - centre[..., 1, None, None]) ** 2 + (i[None, :] - centre[..., 0, None, None]) ** 2
+    heat = np.exp(-d2 / (2 * sigma ** 2)) * m[..., None, None]  # [N, K, G, G]
+    return heat.max(axis=1, initial=0.0).astype(np.float32)
+    ### END SOLUTION
+'''),
+    ("test:heatmap_targets", '''
+check_exercise("heatmap_targets", heatmap_targets)
+### BEGIN HIDDEN TESTS
+check_exercise("heatmap_targets", heatmap_targets, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("code", '''
+heat_fn = yours_or_reference(heatmap_targets, decoding.heatmap_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
+show = np.argsort(-ds.count, kind="stable")[:4]  # four canvases, those with the most digits
+viz.heatmap_plot(ds.images[show], {"your centre heatmap": heat_fn(ds.boxes[show], ds.mask[show])},
+                 boxes=[b[m] for b, m in zip(ds.boxes[show], ds.mask[show])])
+'''),
+    ("md", '''
+## 3. The presence head
 
 Rather than one yes/no for the whole canvas, the model says for every cell of its 16x16 grid how likely it is
 that a digit's *centre* lies there: a heatmap. A canvas holds a digit when some cell is confident; each
@@ -107,7 +158,61 @@ check_exercise("build_presence_head", build_presence_head, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("md", '''
-## 3. A box loss with a mask
+## 4. Reading digits off a heatmap: peaks
+
+A trained heatmap is a bump around each digit, not a single bright cell. A digit is where a cell scores at
+least as high as its eight neighbours: a *peak* (CenterNet's "NMS", a 3x3 max-pool). One digit gives one
+peak, two digits two.
+
+**Exercise: `find_peaks`** (3 points). For each map, the cells that no neighbour beats (cells off the grid do
+not count; equal neighbours are both peaks) and that score at least `threshold`, the `k` highest of them by
+descending score (equal scores in row-major order: `np.argsort(-scores, kind="stable")` on the flattened map).
+A map with fewer than `k` peaks pads with row = col = -1 and score 0. About 10 lines: pad the maps with
+`-np.inf`, and take the max of the nine shifted copies.
+'''),
+    ("solution:find_peaks", '''
+def find_peaks(heatmap, *, k=10, threshold=0.0):
+    """The k highest local maxima (3x3) of each map.
+
+    Args:
+        heatmap (float[N, H, W]): scores.
+        k (int): peaks per map.
+        threshold (float): the lowest score a peak may have.
+
+    Returns:
+        (int64[N, k], int64[N, k], float32[N, k]): rows, columns and scores of the peaks, best first; -1, -1, 0
+        where a map has fewer than k peaks.
+    """
+    ### BEGIN SOLUTION
+    heat = np.asarray(heatmap, np.float64)
+    n, h, w = heat.shape
+    padded = np.pad(heat, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    local_max = np.max([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)  # [N, H, W]
+    peak = np.where((heat >= local_max) & (heat >= threshold), heat, -np.inf).reshape(n, h * w)
+    idx = np.argsort(-peak, axis=1, kind="stable")[:, :k]
+    idx = np.pad(idx, ((0, 0), (0, k - idx.shape[1])))
+    scores = np.take_along_axis(peak, idx, axis=1)
+    scores[:, h * w:] = -np.inf  # k > H * W: no cell left
+    found = np.isfinite(scores)
+    return (np.where(found, idx // w, -1).astype(np.int64), np.where(found, idx % w, -1).astype(np.int64),
+            np.where(found, scores, 0).astype(np.float32))
+    ### END SOLUTION
+'''),
+    ("test:find_peaks", '''
+check_exercise("find_peaks", find_peaks)
+### BEGIN HIDDEN TESTS
+check_exercise("find_peaks", find_peaks, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("code", '''
+peaks_fn = yours_or_reference(find_peaks, peaks.find_peaks, np.zeros((1, 3, 3)))
+rows, cols, top = peaks_fn(heat_fn(ds.boxes[show], ds.mask[show]), k=3, threshold=0.5)  # (4, 3) each
+for i, c in enumerate(show):
+    found = [(int(r), int(col)) for r, col in zip(rows[i], cols[i]) if r >= 0]
+    print(f"canvas {c}: {ds.count[c]} digit(s); peaks at (row, column) {found}")
+'''),
+    ("md", '''
+## 5. A box loss with a mask
 
 The box target of an empty canvas is `[0, 0, 0, 0]`: not a box, a placeholder. A loss that asks the model to
 predict it there would pull every prediction toward the corner. The fix: carry a mask with the target and count
@@ -158,12 +263,52 @@ print("masked:  ", float(masked_box_loss(y_true, guess)))
 print("unmasked:", float(np.abs(y_true[:, 1:] - guess).mean()))
 '''),
     ("md", '''
-## 4. The model and its training
+## 6. A focal loss for the heatmap
 
-Your presence head and the box head of lesson 1 on the same backbone. The box output trains with *your*
-`masked_box_loss` per cell (plus the reference's IoU loss, `losses.iou_loss`, which scores overlap as the
-metrics do), and the presence output with a focal loss that copes with 255 empty cells for each centre. A
-wrong masked loss shows in the boxes below.
+A 16x16 heatmap has 256 cells and one or two centres: a plain cross-entropy is dominated by the easy empty
+cells, and the model learns to say "nothing" everywhere. CenterNet's *penalty-reduced focal loss* fixes both
+problems. With `p` the predicted probability (clipped to `[1e-6, 1 - 1e-6]`) and `y` the target heatmap: a
+centre cell (`y == 1`) costs `-(1 - p)^alpha * log(p)`; any other cell `-(1 - y)^beta * p^alpha * log(1 - p)`,
+so confident cells count little and cells near a centre are forgiven for scoring high. Sum over all cells and
+divide by the number of centres (at least 1).
+
+**Exercise: `focal_loss`** (3 points). With `keras.ops`, so Keras can differentiate it. About 6 lines.
+'''),
+    ("solution:focal_loss", '''
+def focal_loss(y_true, y_pred, alpha=2.0, beta=4.0):
+    """CenterNet's penalty-reduced focal loss on the presence heatmap, per centre.
+
+    Args:
+        y_true (float[B, H, W, 1]): 1 at centres, a Gaussian bump around them, 0 elsewhere.
+        y_pred (float[B, H, W, 1]): probabilities.
+        alpha (float): the focusing power.
+        beta (float): how much cells near a centre are forgiven.
+
+    Returns:
+        A scalar tensor: the summed loss of all cells divided by max(number of centres, 1).
+    """
+    ### BEGIN SOLUTION
+    ops = keras.ops
+    p = ops.clip(y_pred, 1e-6, 1 - 1e-6)
+    pos = ops.cast(y_true >= 1.0, p.dtype)
+    pos_loss = -pos * (1 - p) ** alpha * ops.log(p)
+    neg_loss = -(1 - pos) * (1 - y_true) ** beta * p ** alpha * ops.log(1 - p)
+    return ops.sum(pos_loss + neg_loss) / ops.maximum(ops.sum(pos), 1.0)
+    ### END SOLUTION
+'''),
+    ("test:focal_loss", '''
+check_exercise("focal_loss", focal_loss)
+### BEGIN HIDDEN TESTS
+check_exercise("focal_loss", focal_loss, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+## 7. The model and its training
+
+Your presence head and the box head of lesson 1 on the same backbone, trained on *your* heatmaps, the
+presence output with *your* `focal_loss`, the box output with *your* `masked_box_loss` per cell (plus the
+reference's IoU loss, `losses.iou_loss`, which scores overlap as the metrics do). The evaluation reads the
+digits at *your* peaks. A wrong function shows in the model.
 '''),
     common.assemble(2, {"presence": "build_presence_head", "box": "models.build_box_head"}),
     ("code", '''
@@ -176,12 +321,19 @@ def box_loss(y_true, y_pred):
     return box_l1(y_true, y_pred) + losses.iou_loss(y_true, y_pred)
 
 
-model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={"presence": losses.focal_loss, "box": box_loss})
+focal = yours_or_reference(focal_loss, losses.focal_loss, np.zeros((1, 2, 2, 1), np.float32),
+                           np.full((1, 2, 2, 1), 0.5, np.float32))
+model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={"presence": focal, "box": box_loss})
+
+
+def student_targets(ds):
+    """What the model trains on for a batch of canvases: your heatmap, the reference box distances."""
+    return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, heatmap_fn=heat_fn)
 '''),
-    common.train(2, 300),
+    common.train(2, 300, extra="encode=student_targets"),
     common.HISTORY,
     ("md", '''
-## 5. Evaluation
+## 8. Evaluation
 
 *Presence accuracy*: the share of test canvases where "any digit?" is answered right. *Mean IoU*: of the
 predicted union box, on the canvases that hold digits.
@@ -189,15 +341,18 @@ predicted union box, on the canvases that hold digits.
     common.TAKE,
     common.evaluate(2, {"presence_accuracy": 0.995, "mean_iou": 0.85}),
     ("md", '''
-The same mean IoU against the union boxes that *your* `union_box` draws around the test digits:
+The digits read at *your* peaks, scored against the union boxes that *your* `union_box` draws around the test
+digits:
 '''),
     ("code", '''
 your_union = yours_or_reference(union_box, boxes.union_box, np.zeros((1, 2, 4)), np.zeros((1, 2), bool))
 true_union = your_union(test.boxes, test.mask)  # (n, 4) xyxy pixels, zeros on empty canvases
-pred = decoding.decode(2, outputs)
+pred = decoding.decode(2, outputs, peaks_fn=peaks_fn)  # the digits at your peaks
 has = test.mask.any(axis=1)
+print(f"presence accuracy with your peaks: {(pred['presence'] == has).mean():.3f}   "
+      f"(mnistloc: {scores['presence_accuracy']:.3f})")
 print(f"mean IoU on the {has.sum()} canvases with digits, against your union boxes: "
-      f"{boxes.iou(true_union[has], pred['box'][has]).mean():.3f}   (mnistloc.metrics: {scores['mean_iou']:.3f})")
+      f"{boxes.iou(true_union[has], pred['box'][has]).mean():.3f}   (mnistloc: {scores['mean_iou']:.3f})")
 '''),
     *common.pictures(2),
     *common.question("q_mask_on_empty", '''

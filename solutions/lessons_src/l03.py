@@ -1,4 +1,4 @@
-"""Lesson 3: which digit, and where? (case 3): one_hot, build_class_head."""
+"""Lesson 3: which digit, and where? (case 3): one_hot, iou_loss, nms, build_class_head."""
 from lessons_src import common
 
 LESSON = "03-multi-class"
@@ -17,7 +17,9 @@ jointly: a prediction counts only when the class is right *and* the box overlaps
 **Plan.**
 1. Class labels as one-hot vectors (`one_hot`), with "no digit" as a row of zeros.
 2. The class head: per-cell class probabilities (`build_class_head`).
-3. Train, evaluate (class accuracy, mean IoU, joint accuracy), look at the confusions.
+3. A box loss that scores what the metric scores: the IoU loss (`iou_loss`).
+4. Train with it, evaluate (class accuracy, mean IoU, joint accuracy), look at the confusions.
+5. One box per digit: greedy non-maximum suppression (`nms`), and the duplicates without it.
 '''),
     common.setup(),
     ("code", '''
@@ -100,18 +102,83 @@ check_exercise("build_class_head", build_class_head, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("md", '''
-## 3. The model and its training
+## 3. An IoU loss
 
-The presence and box heads of the earlier lessons (the reference versions) and your class head. The class loss
-is a cross-entropy counted only at cells near a digit's centre (`models.masked_class_loss`): the same mask idea
-as lesson 2.
+The metric is IoU, but L1 on the four distances treats a one-pixel error on a thin "1" like one on a wide
+"0", where it costs far less IoU. The FCOS *IoU loss* scores the overlap itself. The true and the predicted
+box are both measured from the same point, the cell's centre, as distances `(l, t, r, b)`, so their
+intersection is `min(l, l') + min(r, r')` wide and `min(t, t') + min(b, b')` high, each at least 0. The union
+is `area + area' - intersection` (a predicted width `l' + r'` or height below 0 counts as 0), and the loss of
+a cell is `1 - IoU` (guard the division with `ops.maximum(union, 1e-6)`). Like `masked_box_loss` in lesson 2,
+`y_true[..., 0]` weighs each cell: sum the weighted losses and divide by the sum of the weights (at least 1).
+
+**Exercise: `iou_loss`** (3 points). With `keras.ops` (`ops.minimum`, `ops.relu`, `ops.maximum`, `ops.sum`).
+About 9 lines.
+'''),
+    ("solution:iou_loss", '''
+def iou_loss(y_true, y_pred):
+    """1 - IoU of the boxes that two (l, t, r, b) distances from the same point describe, over weighted cells.
+
+    Args:
+        y_true (float[..., 5]): each cell's weight (0 where no digit), then the true (l, t, r, b).
+        y_pred (float[..., 4]): the predicted (l, t, r, b).
+
+    Returns:
+        A scalar tensor: sum(weight * (1 - IoU)) / max(sum(weight), 1).
+    """
+    ### BEGIN SOLUTION
+    ops = keras.ops
+    mask, t, p = y_true[..., 0], y_true[..., 1:], y_pred
+    inter_w = ops.relu(ops.minimum(t[..., 0], p[..., 0]) + ops.minimum(t[..., 2], p[..., 2]))
+    inter_h = ops.relu(ops.minimum(t[..., 1], p[..., 1]) + ops.minimum(t[..., 3], p[..., 3]))
+    inter = inter_w * inter_h
+    area_t = (t[..., 0] + t[..., 2]) * (t[..., 1] + t[..., 3])
+    area_p = ops.relu(p[..., 0] + p[..., 2]) * ops.relu(p[..., 1] + p[..., 3])
+    iou = inter / ops.maximum(area_t + area_p - inter, 1e-6)
+    return ops.sum(mask * (1 - iou)) / ops.maximum(ops.sum(mask), 1.0)
+    ### END SOLUTION
+'''),
+    ("test:iou_loss", '''
+check_exercise("iou_loss", iou_loss)
+### BEGIN HIDDEN TESTS
+check_exercise("iou_loss", iou_loss, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+The two losses side by side: one true box 1 cell from the centre on each side (2x2 cells), and predictions
+that are each 0.5 cell too wide on the right. L1 grows with the error; the IoU loss grows with what the error
+costs in overlap, more for a thin box than for a wide one.
+'''),
+    ("code", '''
+box_iou_loss = yours_or_reference(iou_loss, losses.iou_loss, np.ones((1, 5), np.float32), np.ones((1, 4), np.float32))
+for name, true in (("wide 2x2 cells", [1, 1, 1, 1]), ("thin 0.5x2 cells", [0.25, 1, 0.25, 1])):
+    y_true = np.float32([[1, *true]])
+    y_pred = np.float32([[true[0], true[1], true[2] + 0.5, true[3]]])
+    print(f"{name}: L1 {float(losses.masked_box_loss(y_true, y_pred)):.3f}, "
+          f"IoU loss {float(box_iou_loss(y_true, y_pred)):.3f}")
+'''),
+    ("md", '''
+## 4. The model and its training
+
+The presence and box heads of the earlier lessons (the reference versions) and your class head. The box output
+trains with L1 plus *your* `iou_loss`; the class loss is a cross-entropy counted only at cells near a digit's
+centre (`losses.masked_class_loss`): the same mask idea as lesson 2.
 '''),
     common.assemble(3, {"presence": "models.build_presence_head", "box": "models.build_box_head",
                        "class": "build_class_head"}),
+    ("code", '''
+def box_loss(y_true, y_pred):
+    """Per cell (B, 16, 16, 5) vs (B, 16, 16, 4): the masked L1 plus your IoU loss."""
+    return losses.masked_box_loss(y_true, y_pred) + box_iou_loss(y_true, y_pred)
+
+
+model.compile(optimizer=keras.optimizers.Adam(2e-3),
+              loss={"presence": losses.focal_loss, "box": box_loss, "class": losses.masked_class_loss})
+'''),
     common.train(3, 360),
     common.HISTORY,
     ("md", '''
-## 4. Evaluation
+## 5. Evaluation
 
 *Class accuracy*; *mean IoU* of the box; *joint accuracy*: class right **and** IoU >= 0.5, what a user of
 the model actually cares about.
@@ -131,6 +198,67 @@ top = np.argsort(-counts, kind="stable")[:5]
 print("most confused (true -> predicted: count):", ", ".join(f"{t} -> {p}: {c}" for (t, p), c in zip(pairs[top], counts[top])))
 '''),
     *common.pictures(3),
+    ("md", '''
+## 6. One box per digit: non-maximum suppression
+
+Every cell near the digit's centre predicts a box for it. Take the most confident cells as detections and the
+one digit comes out many times. Greedy *non-maximum suppression* keeps one: take the boxes by descending score;
+keep a box unless its IoU with a box already kept is above `iou_threshold`; a dropped box drops nothing.
+(The decoding above avoids most duplicates earlier, by keeping only the heatmap's peaks; NMS catches what is
+left, e.g. one digit reported under two labels in lesson 4.)
+
+**Exercise: `nms`** (3 points). Return the indices of the kept boxes, by descending score (equal scores in the
+given order: `np.argsort(-scores, kind="stable")`). About 8 lines; compute all pairwise IoUs first (with your
+`iou` from lesson 1 as `boxes.pairwise_iou` does, or with broadcasting).
+'''),
+    ("solution:nms", '''
+def nms(boxes, scores, iou_threshold=0.5):
+    """Greedy non-maximum suppression.
+
+    Args:
+        boxes (float[M, 4]): xyxy pixels.
+        scores (float[M]): one per box.
+        iou_threshold (float): IoU above it means "the same object".
+
+    Returns:
+        int64[K]: indices into boxes of the kept boxes, by descending score.
+    """
+    ### BEGIN SOLUTION
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    s = np.asarray(scores, np.float64).reshape(-1)
+    lo = np.maximum(b[:, None, :2], b[None, :, :2])  # [M, M, 2]
+    hi = np.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(axis=-1)  # [M, M]
+    area = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=-1)  # [M]
+    union = area[:, None] + area[None, :] - inter
+    ious = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    dropped, keep = np.zeros(len(b), bool), []
+    for i in np.argsort(-s, kind="stable"):
+        if not dropped[i]:
+            keep.append(i)
+            dropped |= ious[i] > iou_threshold
+    return np.array(keep, dtype=np.int64)
+    ### END SOLUTION
+'''),
+    ("test:nms", '''
+check_exercise("nms", nms)
+### BEGIN HIDDEN TESTS
+check_exercise("nms", nms, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+The 12 most confident cells of one test canvas as detections, before and after *your* NMS:
+'''),
+    ("code", '''
+nms_fn = yours_or_reference(nms, peaks.nms, np.zeros((1, 4)), np.ones(1))
+i = int(worst[0])  # the worst canvas above: where duplicates would hurt most
+heat_i = outputs["presence"][i, ..., 0]  # (16, 16) centre probabilities
+cell_boxes = decoding.boxes_from_cells(outputs["box"][i])  # (16, 16, 4): the box each cell predicts, xyxy pixels
+top = np.argsort(-heat_i.ravel(), kind="stable")[:12]  # the 12 most confident cells, no peak picking
+candidates, confidence = cell_boxes.reshape(-1, 4)[top], heat_i.ravel()[top]
+kept = nms_fn(candidates, confidence, 0.5)
+viz.nms_plot(test.images[i], candidates, confidence, kept);
+'''),
     *common.question("q_confusions", '''
 **Question** (1 point, graded by hand). Name the pair of classes your model confuses most (from the matrix
 above) and say, looking at the worst canvases, why those two digits are hard to tell apart.
@@ -138,6 +266,15 @@ above) and say, looking at the worst canvases, why those two digits are hard to 
 (Depends on the run.) Typically 4 and 9, or 3 and 5, or 7 and 1: their strokes differ in a small region (an
 open or closed top, a short bar), which a slanted or thin handwritten digit blurs; the box is right, the class
 is the ambiguous part.
+'''),
+    *common.question("q_nms_removes_truth", '''
+**Question** (2 points, graded by hand). When does NMS remove a *true* digit? Describe a canvas where it
+happens with an IoU threshold of 0.5, and say what a lower or a higher threshold would change.
+''', '''
+When two true digits overlap (or sit so close that their boxes do) with IoU above the threshold, the box of
+the weaker-scored digit is taken for a duplicate of the stronger one and dropped: a missed digit. Here digits
+never overlap, so it happens only when a badly placed box of one digit covers the other. A lower threshold
+drops more such near neighbours (more misses), a higher one keeps more duplicates (more false positives).
 '''),
     ("md", '''
 ## What to try next

@@ -1,4 +1,4 @@
-"""Lesson 4: several digits (case 4): order_left_to_right, build_count_head, average_precision."""
+"""Lesson 4: several digits (case 4): order_left_to_right, build_count_head, average_precision, match_detections."""
 from lessons_src import common
 
 LESSON = "04-multiple-digits"
@@ -18,7 +18,8 @@ precision sums them up over every confidence threshold.
 **Plan.**
 1. Labels in a fixed order: slots sorted left to right (`order_left_to_right`).
 2. A count head: 0, 1 or 2 digits for the whole canvas (`build_count_head`).
-3. Train, and score with average precision, which you write yourself (`average_precision`).
+3. Train, and score with average precision, which you write yourself (`average_precision`): match the
+   detections to the true boxes (`match_detections`), and draw the precision-recall curve of your AP.
 '''),
     common.setup(),
     ("code", '''
@@ -171,29 +172,65 @@ that were found.
     common.TAKE,
     common.evaluate(4, {"count_accuracy": 0.99, "map50": 0.93, "map": 0.70}),
     ("md", '''
-## 6. Duplicates, and non-maximum suppression
+## 6. Which detection found which digit?
 
-Every cell near a digit's centre predicts a box for that digit. Take the most confident cells as detections
-and one digit comes out several times: a detector must keep one box per object. Greedy *non-maximum
-suppression* keeps the best-scored box, drops every box overlapping it by IoU > 0.5, and repeats
-(`peaks.nms`). The decoding above avoids most duplicates earlier, by keeping only the cells that beat their
-eight neighbours (a 3x3 max-pool: CenterNet's "NMS"), then runs NMS per class for what is left.
+AP needs, for each detection, whether it is a true positive. COCO decides greedily, per canvas and class:
+take the detections by descending score (equal scores in the given order); each takes the *free* true box it
+overlaps most, if that IoU is at least the threshold; a true box is taken at most once, so a second detection
+of the same digit is a false positive. (Equal IoUs: the later true box, as COCO.)
+
+**Exercise: `match_detections`** (3 points). Return, for each detection in the given order, the index of the
+true box it matched, or -1. About 10 lines; compute the pairwise IoUs first (`(D, T)`).
+'''),
+    ("solution:match_detections", '''
+def match_detections(pred_boxes, scores, true_boxes, iou_threshold=0.5):
+    """Greedy matching of detections to true boxes, best score first (one canvas, one class).
+
+    Args:
+        pred_boxes (float[D, 4]): detections, xyxy pixels.
+        scores (float[D]): their confidences.
+        true_boxes (float[T, 4]): true boxes, xyxy pixels.
+        iou_threshold (float): the lowest IoU of a match.
+
+    Returns:
+        int64[D]: for each detection, in the given order, the index of the true box it matched, or -1.
+    """
+    ### BEGIN SOLUTION
+    p = np.asarray(pred_boxes, np.float64).reshape(-1, 4)
+    t = np.asarray(true_boxes, np.float64).reshape(-1, 4)
+    lo = np.maximum(p[:, None, :2], t[None, :, :2])  # [D, T, 2]
+    hi = np.minimum(p[:, None, 2:], t[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(axis=-1)  # [D, T]
+    area = lambda b: np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=-1)
+    union = area(p)[:, None] + area(t)[None, :] - inter
+    ious = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    matches, taken = np.full(len(p), -1, np.int64), np.zeros(len(t), bool)
+    for d in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
+        free = np.where(taken, -1.0, ious[d])  # [T]
+        if len(t) and free.max() >= iou_threshold:
+            best = len(t) - 1 - int(np.argmax(free[::-1]))  # equal IoUs: the later true box
+            matches[d], taken[best] = best, True
+    return matches
+    ### END SOLUTION
+'''),
+    ("test:match_detections", '''
+check_exercise("match_detections", match_detections)
+### BEGIN HIDDEN TESTS
+check_exercise("match_detections", match_detections, secret=True)
+### END HIDDEN TESTS
 '''),
     ("code", '''
-i = int(np.flatnonzero(test.count == 2)[0])  # a test canvas with two digits
-heat_i = outputs["presence"][i, ..., 0]  # (16, 16) centre probabilities
-cell_boxes = decoding.boxes_from_cells(outputs["box"][i])  # (16, 16, 4): the box each cell predicts, xyxy pixels
-top = np.argsort(-heat_i.ravel(), kind="stable")[:12]  # the 12 most confident cells, no peak picking
-candidates, confidence = cell_boxes.reshape(-1, 4)[top], heat_i.ravel()[top]
-kept = peaks.nms(candidates, confidence, 0.5)
-viz.nms_plot(test.images[i], candidates, confidence, kept);
+match_fn = yours_or_reference(match_detections, metrics.match_detections, np.zeros((1, 4)), np.ones(1),
+                              np.zeros((1, 4)))
+two = [10, 10, 30, 40]
+print("two detections of one digit, scores 0.3 and 0.9:", match_fn(np.float32([two, two]), np.float32([0.3, 0.9]),
+                                                                   np.float32([two])))
 '''),
     ("md", '''
 ## 7. AP with your function, and its precision-recall curve
 
-Now AP50 with *your* `average_precision`: match each class's detections to the true boxes greedily, best
-score first, each true box at most once (COCO's rule, `metrics.match_detections`), and average over the
-classes. It should agree with `mnistloc.metrics` (checked against pycocotools) above.
+Now AP50 with *your* `average_precision`: match each class's detections to the true boxes with *your*
+`match_detections`, and average over the classes. It should agree with `mnistloc.metrics` (checked against pycocotools) above.
 '''),
     ("code", '''
 det = decoding.detections(outputs)  # per canvas: boxes (P, 4), labels (P,), scores (P,), best first
@@ -208,7 +245,7 @@ def class_detections(c, threshold=0.5):
         t, p, s = tb[tl == c], pb[pl == c], ps[pl == c]
         num_true += len(t)
         scores.append(s)
-        matched.append(metrics.match_detections(p, s, t, threshold) >= 0)
+        matched.append(match_fn(p, s, t, threshold) >= 0)
     return np.concatenate(scores), np.concatenate(matched), num_true
 
 
@@ -236,15 +273,6 @@ if m.any():
     print(f"class {worst_class}: your AP50 {aps[worst_class]:.4f}, from scikit-learn's curve {sk_ap:.4f}")
 '''),
     *common.pictures(4),
-    *common.question("q_nms_removes_truth", '''
-**Question** (2 points, graded by hand). When does NMS remove a *true* digit? Describe a canvas where it
-happens with an IoU threshold of 0.5, and say what a lower or a higher threshold would change.
-''', '''
-When two true digits overlap (or sit so close that their boxes do) with IoU above the threshold, the box of
-the weaker-scored digit is taken for a duplicate of the stronger one and dropped: a missed digit. Here digits
-never overlap, so it happens only when a badly placed box of one digit covers the other. A lower threshold
-drops more such near neighbours (more misses), a higher one keeps more duplicates (more false positives).
-'''),
     *common.question("q_score_order", '''
 **Question** (1 point, graded by hand). Matching takes detections best score first. Why does the order
 matter for AP? Give a case where matching in the given order instead would change the AP.
