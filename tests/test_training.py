@@ -2,10 +2,10 @@
 import json
 
 import numpy as np
+import keras
 import pytest
 
-keras = pytest.importorskip("keras")
-from mnistloc import cli, evaluation, models, training  # noqa: E402
+from mnistloc import cli, evaluation, models, training
 
 SMALL = {"widths": (4, 8, 8), "hidden": 8}
 
