@@ -33,6 +33,7 @@ NUM_CLASSES = 10
 THRESHOLD = 0.5  # presence score that counts as a digit
 IOU_THRESHOLD = 0.5  # NMS
 MAX_DETECTIONS = 20  # peaks a canvas
+REFINE = True  # average the boxes and classes of the agreeing cells around a peak (``refine``)
 
 
 def sigmas(boxes) -> np.ndarray:
@@ -121,6 +122,42 @@ def boxes_at(ltrb, rows, cols) -> np.ndarray:
     return np.clip(xyxy, 0, s * STRIDE).astype(np.float32)
 
 
+def refine(ltrb, probs, heat, rows, cols, *, agree: float = 0.5):
+    """Boxes and class probabilities at peaks, averaged over the 3x3 cells around each.
+
+    Every cell within ``RADIUS`` of a centre learned that digit's box and
+    class, so their answers average out part of each cell's error. A
+    neighbour counts, weighted by its presence score, only when its box
+    overlaps the peak's own by IoU >= ``agree``: in a crowd it may belong to
+    another digit.
+
+    Args:
+        ltrb (float[n, S, S, 4]), probs (float[n, S, S, C]), heat (float[n, S, S]): the maps.
+        rows, cols (int[n, k]): the peaks.
+        agree: IoU with the peak's box that a neighbour needs to count.
+
+    Returns:
+        boxes float32 (n, k, 4) ``xyxy`` pixels, probs float32 (n, k, C).
+    """
+    n, s = heat.shape[:2]
+    i = np.arange(n)[:, None]
+    own = boxes_at(ltrb, rows, cols)
+    total_b, total_p, weight = 0.0, 0.0, 0.0
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            r, c = rows + di, cols + dj
+            inside = (r >= 0) & (r < s) & (c >= 0) & (c < s)
+            r, c = np.clip(r, 0, s - 1), np.clip(c, 0, s - 1)
+            b = boxes_at(ltrb, r, c)  # [n, k, 4]
+            w = (inside & (B.iou(b, own) >= agree)) * heat[i, r, c]  # [n, k]
+            if di == 0 and dj == 0:
+                w = np.maximum(w, 1e-6)  # the peak itself always counts
+            total_b = total_b + w[..., None] * b
+            total_p = total_p + w[..., None] * probs[i, r, c]
+            weight = weight + w[..., None]
+    return (total_b / weight).astype(np.float32), (total_p / weight).astype(np.float32)
+
+
 def nms(boxes, scores, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
     """Greedy non-maximum suppression over each canvas, class-agnostic.
 
@@ -177,9 +214,13 @@ def detect(outputs, *, k: int = MAX_DETECTIONS, threshold: float = THRESHOLD,
         ``count`` int64 (n,) = ``mask.sum(1)``.
     """
     out = _outputs(outputs)
-    rows, cols, scores = find_peaks(out["presence"][..., 0], k)
-    boxes = boxes_at(out["box"], rows, cols)
-    probs = out["class"][np.arange(len(rows))[:, None], rows, cols].astype(np.float32)  # [n, k, 10]
+    heat = out["presence"][..., 0]
+    rows, cols, scores = find_peaks(heat, k)
+    if REFINE:
+        boxes, probs = refine(out["box"], out["class"], heat, rows, cols)
+    else:
+        boxes = boxes_at(out["box"], rows, cols)
+        probs = out["class"][np.arange(len(rows))[:, None], rows, cols].astype(np.float32)  # [n, k, 10]
     kept = nms(boxes, scores, iou_threshold) & (scores > 0)
     mask = kept & (scores >= threshold)
     return {"boxes": boxes, "scores": scores, "probs": probs, "classes": probs.argmax(-1).astype(np.int64),

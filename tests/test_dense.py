@@ -84,3 +84,19 @@ def test_a_missed_digit_costs_recall():
     present = len(np.unique(ds.classes[ds.mask]))
     assert got["map"] == pytest.approx((present - 1 + ap_c) / present)
     assert got["count_accuracy"] == pytest.approx(39 / 40)
+
+
+def test_refine_averages_agreeing_neighbours_only():
+    s = 3
+    heat = np.zeros((1, s, s), np.float32)
+    heat[0, 1, 1], heat[0, 1, 2], heat[0, 0, 1] = 1.0, 0.5, 0.5
+    ltrb = np.zeros((1, s, s, 4), np.float32)
+    ltrb[0, 1, 1] = [1, 1, 1, 1]  # centre cell (12, 12): box [4, 4, 20, 20]
+    ltrb[0, 1, 2] = [2.25, 1, -0.25, 1]  # from (20, 12): box [2, 4, 18, 20], IoU 14 * 16 / (18 * 16) = 0.78
+    ltrb[0, 0, 1] = [0.25, 0.25, 0.25, 0.25]  # from (12, 4): box [10, 2, 14, 6], IoU 8 / 256: another digit
+    probs = np.zeros((1, s, s, 2), np.float32)
+    probs[0, 1, 1], probs[0, 1, 2], probs[0, 0, 1] = [1, 0], [0.5, 0.5], [0, 1]
+    boxes, p = dense.refine(ltrb, probs, heat, np.array([[1]]), np.array([[1]]))
+    # weights 1 (peak) and 0.5 (agreeing neighbour): x0 = (4 + 0.5 * 2) / 1.5, x1 = (20 + 0.5 * 18) / 1.5
+    assert np.allclose(boxes, [[[5 / 1.5, 4, 29 / 1.5, 20]]], atol=1e-4)
+    assert np.allclose(p, [[[1.25 / 1.5, 0.25 / 1.5]]], atol=1e-4)
