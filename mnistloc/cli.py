@@ -246,6 +246,10 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+DESCRIPTION = ("Object localization and detection on canvases of MNIST digits: make data, draw it, train and "
+               "score the reference models, and check or grade the course's lesson notebooks. "
+               "Run 'mnistloc COMMAND --help' for a command's options.")
+
 COMMANDS = {
     "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
@@ -259,7 +263,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnistloc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mnistloc", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_, add, _) in COMMANDS.items():
         add(sub.add_parser(name, help=help_, description=help_))

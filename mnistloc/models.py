@@ -37,11 +37,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from mnistloc.canvas import ALL_CASES, CASES, NUM_CLASSES, SLOTS  # noqa: E402,F401  (re-exported)
 from mnistloc.decoding import STRIDE, decode, detections, encode_targets  # noqa: E402,F401  (re-exported)
 
-CASES = (1, 2, 3, 4, 5)
-NUM_CLASSES = 10
-MAX_COUNT = 2
+MAX_COUNT = SLOTS  # the largest count a model predicts: one digit a slot
 OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"),
            3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count"),
            5: ("presence", "box", "class")}
@@ -260,8 +259,8 @@ def build_case5_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) ->
 
 def build_model(case: int, **sizes) -> keras.Model:
     """The model of ``case`` (1 to 5); ``sizes`` go to its builder."""
-    if case not in CASES:
-        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    if case not in ALL_CASES:
+        raise ValueError(f"`case` should be one of {ALL_CASES}. Got case={case!r}.")
     if case == 5:
         return build_case5_model(**sizes)
     return (build_case1_model, build_case2_model, build_case3_model, build_case4_model)[case - 1](**sizes)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistloc.boxes import union_box
+
 TRUE_COLOUR = "#2ecc40"
 PRED_COLOUR = "#ff4136"
 CASE_TITLES = {
@@ -111,8 +113,6 @@ def draw_canvas(ax, image, boxes, labels=None, scores=None, pred_boxes=None, pre
 
 def _true_labels(ds, i: int):
     """(boxes (K, 4), labels (K,) or None, panel title) that case ``ds.case`` trains on, canvas i."""
-    from mnistloc.boxes import union_box
-
     used = ds.mask[i]
     if ds.case == 2:
         present = bool(used.any())
