@@ -20,6 +20,7 @@ from mnistloc.checks import EXERCISES
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
 
 LESSON = "01-single-digit"
+FULL = sum(ex.points for ex in EXERCISES.values() if ex.lesson == LESSON)
 SUBMIT = 'cp -R "$SUBMISSIONS"/. "$MNISTLOC_COURSE_ROOT/submitted/"   # step 2, done by the test'
 
 
@@ -63,10 +64,10 @@ def test_the_workflow_has_the_steps_it_promises():
         assert command in text
 
 
-def test_nbgrader_scores_the_solved_submission_10_and_the_unclamped_iou_7(course):
+def test_nbgrader_gives_the_solved_submission_full_marks_and_the_unclamped_iou_3_less(course):
     rows = {r["student_id"]: r for r in csv.DictReader(open(course / "grades.csv")) if r["assignment"] == LESSON}
-    assert {s: float(r["score"]) for s, r in rows.items()} == {"alice": 10.0, "bob": 7.0}  # 10 - 3 for iou
-    assert float(rows["bob"]["max_score"]) == 10.0
+    assert {s: float(r["score"]) for s, r in rows.items()} == {"alice": FULL, "bob": FULL - 3}  # iou: 3 points
+    assert float(rows["bob"]["max_score"]) == FULL
 
 
 def test_nbgrader_feedback_shows_the_hint(course):
@@ -78,10 +79,10 @@ def test_nbgrader_feedback_shows_the_hint(course):
 def test_mnistloc_grade_agrees_and_writes_the_same_hint(course):
     rows = list(csv.DictReader(open(course / "mnistloc_grades" / "grades.csv")))
     lesson1 = {(r["student"], r["exercise"]): r for r in rows if r["lesson"] == LESSON}
-    assert sum(int(r["points"]) for (s, _), r in lesson1.items() if s == "alice") == 10
-    assert sum(int(r["points"]) for (s, _), r in lesson1.items() if s == "bob") == 7
+    assert sum(int(r["points"]) for (s, _), r in lesson1.items() if s == "alice") == FULL
+    assert sum(int(r["points"]) for (s, _), r in lesson1.items() if s == "bob") == FULL - 3
     assert lesson1[("bob", "iou")]["status"] == "failed"
     assert lesson1[("bob", "iou")]["reason"].startswith("iou: overlap not clamped at zero")
     assert {r["status"] for r in rows if r["lesson"] != LESSON} == {"not-submitted"}
     page = (course / "mnistloc_grades" / "feedback" / "bob" / f"{LESSON}.html").read_text()
-    assert "overlap not clamped at zero" in page and "7/10" in page
+    assert "overlap not clamped at zero" in page and f"{FULL - 3}/{FULL}" in page
