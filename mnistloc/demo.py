@@ -218,7 +218,7 @@ def make_course(root, corpus=CORPUS, students: dict | None = None) -> Path:
     """
     import secrets
 
-    from mnistloc import grade
+    from mnistloc.grading import grade
 
     root = Path(root)
     for student, folder in (students or SAMPLE_CLASS).items():
@@ -234,29 +234,29 @@ def make_course(root, corpus=CORPUS, students: dict | None = None) -> Path:
 
 
 def grade_class(out_dir, corpus=CORPUS, students: dict | None = None) -> dict:
-    """Grades the sample class in a temporary course folder; keeps grades and feedback in ``out_dir``.
+    """Grades the sample class in a temporary course folder with ``grading.grade.grade_course`` (what
+    ``mnistloc grade`` calls); keeps grades and feedback pages in ``out_dir``.
 
     Returns:
-        dict: ``rows`` (list of ``grade.Row``), ``summary`` (text), ``students`` (student -> corpus
-        folder), ``why`` (corpus folder -> what it does), ``seconds`` (wall time).
+        dict: ``rows`` (list of ``grading.results.Row``), ``summary`` (text), ``sandbox`` (what the
+        sandbox confines), ``students`` (student -> corpus folder), ``why`` (corpus folder -> what it
+        does), ``seconds`` (wall time).
     """
     import json
 
-    from mnistloc import grade
+    from mnistloc.grading import grade
 
     students = students or SAMPLE_CLASS
     print(f"\ngrading {len(students)} notebooks of lesson 1 in the sandbox", flush=True)
-    start = time.perf_counter()
+    start, said = time.perf_counter(), []
     with tempfile.TemporaryDirectory(prefix="mnistloc-demo-course-") as tmp:
         course = make_course(Path(tmp) / "course", corpus, students)
-        seed = grade.secret_seed(course)
-        tasks = grade.find_tasks(course, lessons=[LESSON])
-        rows = grade.grade_tasks(tasks, seed, jobs=2, timeout=30, hide=[course])
-        grade.write_results(rows, out_dir, seed=seed, force=True)
+        rows = grade.grade_course(course, out=out_dir, lessons=[LESSON], jobs=2, timeout=30, gradebook=False,
+                                  force=True, say=said.append)
     expected = json.loads((Path(corpus) / "expected.json").read_text())
-    return {"rows": rows, "summary": grade.summary(rows), "students": dict(students),
-            "why": {folder: expected.get(folder, {}).get("why", "") for folder in students.values()},
-            "seconds": time.perf_counter() - start}
+    return {"rows": rows, "summary": grade.summary(rows), "sandbox": next((s for s in said if "sandbox" in s), ""),
+            "students": dict(students), "seconds": time.perf_counter() - start,
+            "why": {folder: expected.get(folder, {}).get("why", "") for folder in students.values()}}
 
 
 def format_grades(graded: dict) -> str:
@@ -324,6 +324,7 @@ def run(out_dir="demo-output", n: int = CANVASES, live_seconds: float = LIVE_SEC
         print(f"\n4. Grading: {len(page['grading']['students'])} sample notebooks of lesson 1 (copied from "
               f"tests/corpus/), graded in the sandbox in {page['grading']['seconds']:.0f} s:\n")
         print(format_grades(page["grading"]))
+        print(page["grading"]["sandbox"])
     page["seconds"] = time.perf_counter() - start
     page["cpu_seconds"] = cpu_seconds() - start_cpu
     index = report.write_index(page, out)

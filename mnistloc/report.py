@@ -131,4 +131,4 @@ def _grading(graded: dict, out: Path) -> str:
             f"into a temporary course folder and graded by the hardened grader (as <code>mnistloc grade</code>) in "
             f"{graded['seconds']:.0f} s{link}. Each name links to the student's feedback page.</p>\n"
             + _table(["student", "notebook", "points", "exercises"], rows)
-            + f"\n<pre>{_e(graded['summary'])}</pre>")
+            + f"\n<pre>{_e(graded['summary'])}\n\n{_e(graded.get('sandbox', ''))}</pre>")

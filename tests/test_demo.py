@@ -15,7 +15,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mnistloc import _quiet, demo, grade, report
+from mnistloc import _quiet, demo, report
+from mnistloc.grading import grade
 from mnistloc.evaluation import TARGETS
 
 REPO = Path(__file__).resolve().parent.parent
