@@ -15,8 +15,10 @@ things, in order of how much they touch:
    Python logger (Keras builds a new predict function per model, and scoring several
    models in one process sets it off although each model traces once or twice).
 
-``TF_ENABLE_ONEDNN_OPTS`` is left alone: oneDNN's line is filtered like the others,
-and turning oneDNN off would change the numbers and the speed of every convolution.
+``TF_ENABLE_ONEDNN_OPTS`` is left alone: oneDNN's line is filtered like the others, and
+turning oneDNN off changes the numbers (measured on case 3's model, seed 0: outputs differ
+by up to 4e-8, the loss after 10 training steps by 7e-6, so runs recorded with oneDNN would
+not repeat bit for bit) and slows prediction (0.39 vs 0.30 CPU seconds for 256 canvases).
 """
 from __future__ import annotations
 
