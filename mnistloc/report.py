@@ -81,7 +81,7 @@ def _data(data: dict, out: Path) -> str:
             for r in data["rows"]]
     figures = "".join(_figure(p, out, f"case {case_name(c)}: true boxes in green") for c, p in data["grids"].items())
     return ("<h2>1. Data</h2>\n<p>Canvases made from the bundled MNIST digits (training split), with tight "
-            "boxes.</p>\n" + _table(["case", "canvases", "digits per canvas", "share of 0 / 1 / 2 digits",
+            "boxes.</p>\n" + _table(["case", "canvases", "digits per canvas", "share of 0 / 1 / 2+ digits",
                                     "mean box w x h (px)"], rows) + f"\n<div>{figures}</div>")
 
 
