@@ -21,6 +21,11 @@ The library, what the lessons import (one concept each):
 ``grading``: everything that judges student code (registry of exercises, checks,
 notebook reader, doctor, sandbox, the hardened grader); see its own map.
 
-Importing the package imports neither TensorFlow nor matplotlib.
+Importing the package imports neither TensorFlow nor matplotlib, but makes
+TensorFlow's later import quiet (``_quiet``: its start-up log lines filtered out).
 """
+from mnistloc import _quiet
+
 __version__ = "0.1.0"
+
+_quiet.install()
