@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistloc.canvas import NUM_CLASSES, SLOTS
 from mnistloc.peaks import NMS_IOU, find_peaks, nms  # noqa: F401  (part of this module's API)
 
 STRIDE = 8
 SIGMA = 1.0  # width of the centre bump, in cells
 RADIUS = 1  # cells around a centre that learn its box and class
-NUM_CLASSES = 10
-SLOTS = 2
 REFINE = True  # average the boxes of the cells around a peak
 
 
