@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -35,8 +36,17 @@ TRAINING_CANVASES = {3: {"case": 4, "mix": (0, 0, 1)}}
 """Case 3's model learns from canvases of two digits each: twice the digits a step for the
 same compute. The dense model finds every digit where it is, so one digit at test time is just
 fewer peaks; its class and box heads see twice the examples within the budget."""
-WARMUP = 0.02
-CLOCKS = ("wall", "cpu")  # fraction of the budget with a rising learning rate
+WARMUP_STEPS = 300
+"""Steps over which the learning rate rises linearly to its peak. Counted in steps, not in the budget's clock:
+a warm-up of 2% of a 175 s budget was eaten by the first step's tracing (3 s of CPU), so Adam took its
+first steps at 2.6e-3 .. 6e-3 and on unlucky seeds silenced most ReLU channels for good (case 3, seed 5:
+94% of ``stage2``'s channels and of the class head's never positive after 80 steps, class accuracy at chance)."""
+CLOCKS = ("wall", "cpu")
+STALL_CHECK_STEPS = 200
+"""Runs of at least this many steps are checked for a model left at chance (``history.stalled``)."""
+CHANCE = {"class_accuracy": 0.2, "mean_iou": 0.1, "map50": 0.05}
+"""A trained model scoring below any of these on training canvases is flagged as stalled: twice chance for
+ten classes; a box that barely touches the digit; almost no digit found."""
 
 
 class CanvasFeeder(keras.utils.PyDataset):
@@ -100,8 +110,9 @@ class Budget(keras.callbacks.Callback):
     """Stops training after ``seconds`` (checked after every batch) and sets a cosine learning rate.
 
     The fraction of the budget used is ``max(elapsed / seconds, steps / total_steps)``
-    over the limits given; the learning rate rises linearly over the first
-    ``WARMUP`` of it, then follows ``0.5 * (1 + cos(pi * fraction))``.
+    over the limits given; the learning rate is the peak times
+    ``min(1, (step + 1) / warmup_steps)`` (a linear warm-up over the first
+    steps, whatever the clock) times ``0.5 * (1 + cos(pi * fraction))``.
     A tqdm bar shows the progress and the loss when ``progress`` is true.
 
     ``clock="wall"`` measures wall-clock seconds. ``clock="cpu"`` measures this
@@ -111,12 +122,12 @@ class Budget(keras.callbacks.Callback):
     """
 
     def __init__(self, learning_rate: float, seconds: float | None = None, total_steps: int | None = None,
-                 progress: bool = True, clock: str = "wall"):
+                 progress: bool = True, clock: str = "wall", warmup_steps: int = WARMUP_STEPS):
         super().__init__()
         if clock not in CLOCKS:
             raise ValueError(f"`clock` should be one of {CLOCKS}. Got clock={clock!r}.")
         self.base, self.seconds, self.total_steps, self.progress = learning_rate, seconds, total_steps, progress
-        self.clock = clock
+        self.clock, self.warmup_steps = clock, max(int(warmup_steps), 1)
         self.steps, self.start, self.start_cpu, self.elapsed, self.cpu, self.bar = 0, None, None, 0.0, 0.0, None
 
     def used_seconds(self) -> float:
@@ -158,7 +169,7 @@ class Budget(keras.callbacks.Callback):
             self.bar.close()
 
     def _set_rate(self, f: float) -> None:
-        warm = min(f / WARMUP, 1.0)
+        warm = min((self.steps + 1) / self.warmup_steps, 1.0)  # the rate of the next step
         self.model.optimizer.learning_rate.assign(self.base * warm * 0.5 * (1 + math.cos(math.pi * f)))
 
 
@@ -194,8 +205,10 @@ def train(case: int, *, seconds: float | None = None, epochs: int | None = None,
     Returns:
         (model, history): the trained ``keras.Model`` and its ``keras.callbacks.History``
         (``history.history`` maps ``loss``, ``<output>_loss`` and their ``val_`` versions to
-        one value per epoch; ``history.seconds`` is the wall-clock training time and
-        ``history.cpu_seconds`` the process's CPU time during it).
+        one value per epoch; ``history.seconds`` is the wall-clock training time,
+        ``history.cpu_seconds`` the process's CPU time during it, ``history.steps`` the steps taken;
+        after ``STALL_CHECK_STEPS`` steps or more, ``history.stalled`` says whether the model was left
+        at chance (``health_check``, which also warns) and ``history.health`` holds its scores).
     """
     if case not in models.CASES:
         raise ValueError(f"`case` should be one of {models.CASES}. Got case={case!r}.")
@@ -220,8 +233,29 @@ def train(case: int, *, seconds: float | None = None, epochs: int | None = None,
         val = CanvasFeeder(case, validation, batch_size=256, seed=seed + 10_000, fresh=False, **feed)
     budget = Budget(learning_rate, seconds, epochs * len(feeder) if epochs else None, progress, clock)
     history = model.fit(feeder, validation_data=val, epochs=epochs or 10_000, callbacks=[budget], verbose=0)
-    history.seconds, history.cpu_seconds = budget.elapsed, budget.cpu
+    history.seconds, history.cpu_seconds, history.steps = budget.elapsed, budget.cpu, budget.steps
+    history.health, history.stalled = {}, False
+    if encode is None and budget.steps >= STALL_CHECK_STEPS:
+        history.health, history.stalled = health_check(model, case, seed=seed, source=source)
     return model, history
+
+
+def health_check(model: keras.Model, case: int, *, n: int = 256, seed: int = 0, source="auto"):
+    """Scores ``model`` on ``n`` canvases of training digits and warns if it sits at chance.
+
+    Returns:
+        (scores, stalled): the case's metrics (``mnistloc.evaluation.score``) and whether any of
+        them is below its ``CHANCE`` level; a stalled model also raises a ``RuntimeWarning``
+        naming the metrics, so that a run that went wrong is never silent.
+    """
+    ds = canvas.make_dataset(case, n, seed=[seed, 20_000], split="train", source=source)
+    scores = evaluation.score(case, ds, evaluation.predict(model, ds))
+    low = {k: round(v, 3) for k, v in scores.items() if k in CHANCE and v < CHANCE[k]}
+    if low:
+        warnings.warn(f"Training left the case {case} model at chance: {low} on {n} training canvases "
+                      f"(flagged below {CHANCE}). Train again with a lower learning rate or a longer budget; "
+                      f"the history says `stalled=True`.", RuntimeWarning, stacklevel=3)
+    return scores, bool(low)
 
 
 def model_case(model: keras.Model) -> int | None:

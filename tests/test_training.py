@@ -128,3 +128,54 @@ def test_demo_metrics_table_marks_targets():
     assert "mean_iou 0.860 (>= 0.85 ok)" in text  # 0.86 >= 0.85
     assert "iou50 0.980 (>= 0.99 MISSED)" in text  # 0.98 < 0.99
     assert "map 0.500 (>= 0.7 MISSED)" in text and "iou75 0.700\n" in text  # iou75 has no target
+
+
+class _Optimizer:
+    def __init__(self):
+        self.learning_rate = keras.Variable(0.0)
+
+
+def test_warm_up_counts_steps_not_seconds():
+    # A 1000-step budget and a 10-step warm-up at peak 1e-2: before step k+1 (k steps done) the rate is
+    # 1e-2 * min(1, (k + 1) / 10) * 0.5 * (1 + cos(pi * k / 1000)). A clock budget far away (1e6 s)
+    # does not change it: the first step's tracing can no longer eat the warm-up.
+    budget = training.Budget(1e-2, seconds=1e6, total_steps=1000, progress=False, warmup_steps=10)
+    budget.set_model(keras.Sequential())
+    budget.model.optimizer = _Optimizer()
+    budget.on_train_begin()
+    assert float(budget.model.optimizer.learning_rate) == pytest.approx(1e-3)  # 1e-2 * 1/10 * 1
+    for _ in range(4):
+        budget.on_train_batch_end(0)
+    cosine = 0.5 * (1 + np.cos(np.pi * 4 / 1000))
+    assert float(budget.model.optimizer.learning_rate) == pytest.approx(1e-2 * 0.5 * cosine, rel=1e-6)  # 5/10
+    for _ in range(496):
+        budget.on_train_batch_end(0)
+    assert float(budget.model.optimizer.learning_rate) == pytest.approx(0.5e-2, rel=1e-4)  # half-way: cos = 0
+
+
+def test_health_check_flags_a_model_at_chance(monkeypatch):
+    from mnistloc import decoding
+
+    model = models.build_model(3, **SMALL)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    # Every output constant: the peak is cell (0, 0) of every canvas with a zero-size box there (IoU 0), and
+    # the class is argmax of equal probabilities, 0: right on the ~1 in 10 canvases with a 0.
+    with pytest.warns(RuntimeWarning, match="chance"):
+        scores, stalled = training.health_check(model, 3, n=64)
+    assert stalled and scores["mean_iou"] == 0.0 and scores["class_accuracy"] < training.CHANCE["class_accuracy"]
+
+    def perfect(model, ds, **kwargs):  # the targets themselves: every metric 1
+        t = decoding.encode_targets(ds.boxes, ds.classes, ds.mask)
+        return {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:]}
+
+    monkeypatch.setattr(evaluation, "predict", perfect)
+    scores, stalled = training.health_check(model, 3, n=64)
+    assert not stalled and scores["class_accuracy"] == 1.0
+
+
+def test_a_long_enough_run_reports_its_health(monkeypatch):
+    monkeypatch.setattr(training, "STALL_CHECK_STEPS", 2)  # 64 canvases / 32 a step = 2 steps
+    with pytest.warns(RuntimeWarning, match="chance"):  # two steps of a tiny model cannot get far
+        _, history = training.train(3, epochs=1, canvases_per_epoch=64, batch_size=32, validation=0,
+                                    progress=False, **SMALL)
+    assert history.steps == 2 and history.stalled and set(history.health) >= {"class_accuracy", "mean_iou"}
