@@ -131,7 +131,7 @@ def evaluate(model, case: int, *, n: int = TEST_CANVASES, seed: int = TEST_SEED,
     Returns:
         dict of metrics; or ``(metrics, ds, outputs)`` with ``return_predictions``.
     """
-    from mnistloc.training import check_case
+    from mnistloc.models import check_case  # Keras: only when a model is scored
 
     check_case(model, case)
     ds = test_dataset(case, n, seed, source)
@@ -194,15 +194,6 @@ def picture_predictions(case: int, outputs, index=None) -> dict:
     return out
 
 
-def subset(ds, index):
-    """The canvases ``index`` of a CanvasDataset, as a new CanvasDataset."""
-    import dataclasses
-
-    index = np.asarray(index)
-    arrays = {f.name: getattr(ds, f.name)[index] for f in dataclasses.fields(ds) if f.name not in ("case", "split")}
-    return dataclasses.replace(ds, **arrays)
-
-
 def write_report(model, case: int, out_dir, *, history=None, n: int = TEST_CANVASES, seed: int = TEST_SEED,
                  source="auto", show: int = 16) -> dict:
     """Evaluates ``model`` and writes ``metrics.json`` and pictures into ``out_dir``.
@@ -224,9 +215,9 @@ def write_report(model, case: int, out_dir, *, history=None, n: int = TEST_CANVA
     result, ds, outputs = evaluate(model, case, n=n, seed=seed, source=source, return_predictions=True)
     first = np.arange(min(show, len(ds)))
     worst = np.argsort(per_canvas_quality(case, ds, outputs), kind="stable")[:show]
-    viz.save(viz.sample_grid(subset(ds, first), show, predictions=picture_predictions(case, outputs, first)),
+    viz.save(viz.sample_grid(canvas.subset(ds, first), show, predictions=picture_predictions(case, outputs, first)),
              out / "predictions.png")
-    viz.save(viz.sample_grid(subset(ds, worst), show, predictions=picture_predictions(case, outputs, worst)),
+    viz.save(viz.sample_grid(canvas.subset(ds, worst), show, predictions=picture_predictions(case, outputs, worst)),
              out / "worst.png")
     if history is not None:
         viz.save(viz.history_plot(history), out / "history.png")
