@@ -142,36 +142,11 @@ def _args_grade(p: argparse.ArgumentParser) -> None:
 
 
 def _run_grade(args) -> int:
-    from mnistloc import grade
+    from mnistloc.grading import grade
 
-    from mnistloc.sandbox import guard_this_process
-
-    guard_this_process()  # this process holds the secret seed
-    out = args.out or args.course / "mnistloc_grades"
-    seed = grade.secret_seed(args.course)
-    for path in grade.output_paths(out, args.shard):  # refuse before grading, not after
-        _new_output(path, args.force)
-    if args.merge is not None:
-        shards = args.merge or sorted((out / "shards").glob("shard-*-of-*.json"))
-        rows, fingerprint = grade.read_shards(shards)
-        if fingerprint != grade.seed_fingerprint(seed):
-            raise UsageError("the shards were graded with another secret seed than this course's")
-    else:
-        from mnistloc.sandbox import capabilities
-
-        caps = capabilities()
-        print(f"sandbox: processes: {caps['processes']}; network: {caps['network']}; files: {caps['files']}")
-        tasks = grade.find_tasks(args.course, lessons=args.lesson, students=args.student, shard=args.shard)
-        rows = grade.grade_tasks(tasks, seed, jobs=args.jobs, timeout=args.timeout, memory_mb=args.memory_mb,
-                                 hide=[args.course])
-        if args.shard is not None:
-            print(f"wrote {grade.write_shard(rows, out, args.shard, seed=seed, force=args.force)}")
-            return 0
-    paths = grade.write_results(rows, out, seed=seed, force=args.force)
-    if not args.no_gradebook:
-        print(f"recorded {grade.record_gradebook(args.course, rows)} grades in nbgrader's gradebook")
-    print(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} feedback pages")
-    print(grade.summary(rows))
+    grade.grade_course(args.course, out=args.out, lessons=args.lesson, students=args.student, shard=args.shard,
+                       merge=args.merge, jobs=args.jobs, timeout=args.timeout, memory_mb=args.memory_mb,
+                       gradebook=not args.no_gradebook, force=args.force)
     return 0
 
 
@@ -184,7 +159,7 @@ def _args_doctor(p: argparse.ArgumentParser) -> None:
 def _run_doctor(args) -> int:
     import json
 
-    from mnistloc import doctor
+    from mnistloc.grading import doctor
 
     diagnosis = doctor.diagnose(args.notebook, lesson=args.lesson)
     print(json.dumps(diagnosis.to_dict(), indent=1) if args.json else doctor.format_report(diagnosis))
@@ -202,9 +177,9 @@ def _args_check(p: argparse.ArgumentParser) -> None:
 def _run_check(args) -> int:
     import json
 
-    from mnistloc import checks
+    from mnistloc.grading.check import check_notebook
 
-    report = checks.check_notebook(args.notebook, timeout=args.timeout)
+    report = check_notebook(args.notebook, timeout=args.timeout)
     if args.json:
         print(json.dumps({k: report[k] for k in ("score", "max_score", "exercises")}, indent=2))
     else:
@@ -299,6 +274,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command][2](args)
-    except (UsageError, ValueError, FileNotFoundError) as err:
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"mnistloc {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ import nbformat
 import pytest
 from nbgrader.utils import compute_checksum
 
-from mnistloc import cli, doctor
+from mnistloc import cli
+from mnistloc.grading import doctor
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "corpus"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from mnistloc import cli, grade, sandbox
+from mnistloc import cli
+from mnistloc.grading import confine, grade, sandbox
 from mnistloc.checks import EXERCISES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-corpus")]
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "corpus"
 LESSON = "01-single-digit"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
-CAPS = sandbox.capabilities()
+CAPS = confine.capabilities()
 CASES = {name: e for name, e in EXPECTED.items() if any(e.get("requires", "") in how for how in CAPS.values())}
 PWNED = ["/mnistloc-corpus-pwned", "/var/tmp/mnistloc-corpus-pwned"]
 GRADE = ["--lesson", LESSON, "--jobs", "2", "--timeout", "10"]  # generous under load; hangs cost it

@@ -11,7 +11,8 @@ import nbformat
 import pytest
 from course import LESSON_IDS, REPO, cells, grade_id, nbgrader, release, solution
 
-from mnistloc import checks, notebook
+from mnistloc import checks
+from mnistloc.grading import notebook
 from mnistloc.checks import EXERCISES
 
 

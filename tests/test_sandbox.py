@@ -5,13 +5,15 @@ import os
 import pickle
 import socket
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnistloc import checks, sandbox
+from mnistloc import checks
+from mnistloc.grading import confine, sandbox
 
-CAPS = sandbox.capabilities()
+CAPS = confine.capabilities()
 
 IOU = textwrap.dedent("""
     def iou(a, b):
@@ -113,8 +115,8 @@ def test_a_fork_bomb_is_bounded_and_every_process_is_killed():
                     pass
     """)
     assert _verdicts({"iou": bomb}, ["iou"], timeout=2) == {"iou": {"timeout"}}
-    uid = sandbox.UID_BASE + os.getpid()
-    assert [p for p, (owner, state) in sandbox._processes().items() if owner == uid and state != "Z"] == []
+    uid = confine.UID_BASE + os.getpid()
+    assert [p for p, (owner, state) in confine.processes().items() if owner == uid and state != "Z"] == []
 
 
 def test_the_child_never_sees_the_secret_seed(monkeypatch):
@@ -125,7 +127,7 @@ def test_the_child_never_sees_the_secret_seed(monkeypatch):
 
 @pytest.mark.skipif("own uid" not in CAPS["files"], reason=CAPS["files"])
 def test_the_child_cannot_write_outside_its_folder(tmp_path):
-    outside = [tmp_path / "outside.txt", sandbox.Path(sandbox._PACKAGE_ROOT) / "pwned.txt", "/var/tmp/pwned.txt"]
+    outside = [tmp_path / "outside.txt", Path(confine.PACKAGE_ROOT) / "pwned.txt", "/var/tmp/pwned.txt"]
     body = "import os\nresult = []\n"
     for path in outside:
         body += (f"try:\n    open({str(path)!r}, 'w').write('x')\n    result.append('wrote')\n"
@@ -242,8 +244,8 @@ def test_a_well_formed_forged_result_is_found_out():
 def test_a_course_folder_that_holds_the_package_is_hidden_around_it():
     # The repository itself may be the course root: the child still imports mnistloc from it,
     # but sees none of the course's own files (here: README.md and tests/ stand in for them).
-    seen = _probe(f"import os\nroot = {sandbox._PACKAGE_ROOT!r}\n"
+    seen = _probe(f"import os\nroot = {confine.PACKAGE_ROOT!r}\n"
                   "return repr((len(open(os.path.join(root, 'README.md')).read()),"
                   " os.listdir(os.path.join(root, 'tests')), os.path.isdir(os.path.join(root, 'mnistloc'))))",
-                  hide=[sandbox._PACKAGE_ROOT])
+                  hide=[confine.PACKAGE_ROOT])
     assert seen == "(0, [], True)"

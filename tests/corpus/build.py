@@ -145,7 +145,7 @@ BASE = {**ALL_PASS, "build_box_head": "failed"}  # numpy exercises done, the hea
 def cases() -> dict[str, tuple]:
     """case name -> (file name or None, notebook dict or raw bytes, why, expected statuses, requires).
 
-    ``requires``: a word that ``mnistloc.sandbox.capabilities()`` must mention for the case to hold
+    ``requires``: a word that ``mnistloc.grading.confine.capabilities()`` must mention for the case to hold
     (as root: "own uid", "tmpfs"); tests skip the case elsewhere.
     """
     release_text = json.dumps(RELEASE, indent=1)
@@ -208,7 +208,7 @@ def cases() -> dict[str, tuple]:
             iou=_fn("iou", "a, b", "return _r(a, b)")),
             "the tight_box cell smuggles the reference of iou to the iou cell", {**BASE, "iou": "forbidden"}, None),
         "monkeypatch_checks": ("01-single-digit.ipynb", _base(iou=(
-            "import mnistloc.checks as _c, mnistloc.checking as _k\n"
+            "import mnistloc.checks as _c, mnistloc.grading.exercises.base as _k\n"
             "_k.compare = lambda *a, **k: None\n"
             "for _e in _c.EXERCISES.values():\n    object.__setattr__(_e, 'judge', lambda *a, **k: None)\n")
             + _fn("iou", "a, b", "return np.zeros(len(a))")),

@@ -11,7 +11,7 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import canvas as C
-from mnistloc.checking import LESSONS, RANDOM_CASES, _show, numpy_exercise
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, _show, numpy_exercise
 
 L1, L2, L3, L4 = LESSONS
 

@@ -12,28 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from pathlib import Path
 
-FRESH_COPY = ("get a fresh copy of the lesson (lessons/{lesson}/{lesson}.ipynb, or `nbgrader fetch_assignment "
-              "{lesson}` into another folder) and copy your code into its answer cells")
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One problem: ``kind`` (a short key), ``where`` (cell or file), ``problem`` and ``fix`` (plain sentences)."""
-
-    kind: str
-    where: str
-    problem: str
-    fix: str
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.problem}\n    fix: {self.fix}"
+from mnistloc.grading.notebook import (FRESH_COPY, Finding, cells_by_id, grade_id, lesson_from_cells,
+                                       lesson_from_name, load, source)
+from mnistloc.grading.registry import exercises_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,104 +59,12 @@ def diagnose(path, *, lesson: str | None = None) -> Diagnosis:
     path = Path(path)
     nb, found = load(path)
     if nb is None:
-        return Diagnosis(path, lesson or _lesson_from_name(path), tuple(found), False)
-    lesson = lesson or _lesson_from_name(path) or _lesson_from_cells(nb)
+        return Diagnosis(path, lesson or lesson_from_name(path), tuple(found), False)
+    lesson = lesson or lesson_from_name(path) or lesson_from_cells(nb)
     found += _renamed(path, lesson)
     found += _graded_cells(nb, lesson)
     found += _edited_locked_cells(nb, lesson)
     return Diagnosis(path, lesson, tuple(found), True)
-
-
-def _exercises(lesson: str | None) -> list[str]:
-    from mnistloc.checks import EXERCISES
-
-    return [name for name, ex in EXERCISES.items() if ex.lesson == lesson]
-
-
-def _lessons() -> tuple:
-    from mnistloc.checks import EXERCISES
-
-    return tuple(dict.fromkeys(ex.lesson for ex in EXERCISES.values()))
-
-
-def load(path) -> tuple[dict | None, list[Finding]]:
-    """The notebook as an nbformat 4 dict (nbformat 3 converted, as nbgrader does), or None; and findings.
-
-    Only reads ``path``.
-    """
-    path = Path(path)
-    where = path.name
-    if not path.exists():
-        return None, [Finding("missing", where, f"there is no file {path}.",
-                              "save the lesson notebook under its original name in the lesson's folder.")]
-    try:
-        text = path.read_bytes().decode("utf-8")
-        nb = json.loads(text)
-    except UnicodeDecodeError:
-        return None, [Finding("not-json", where, "the file is not text (not UTF-8), so not a notebook.",
-                              "restore it: in JupyterLab, File > Reload Notebook from Disk or a checkpoint "
-                              "(.ipynb_checkpoints/), else " + FRESH_COPY.format(lesson="<lesson>") + ".")]
-    except json.JSONDecodeError as err:
-        return None, [Finding("not-json", where, f"the file is not valid JSON (line {err.lineno}, column "
-                              f"{err.colno}: {err.msg}); it was cut short or edited as text.",
-                              "restore the last good version from .ipynb_checkpoints/ (File > Revert Notebook to "
-                              "Checkpoint in JupyterLab), or " + FRESH_COPY.format(lesson="<lesson>") + ".")]
-    major = nb.get("nbformat") if isinstance(nb, dict) else None
-    convert = (f"convert it: `jupyter nbconvert --to notebook --nbformat 4 --output {path.stem}.v4 {path.name}`, "
-               f"check it, then rename it to {path.name}.")
-    if major == 3:
-        import nbformat
-
-        try:
-            nb = json.loads(json.dumps(nbformat.reads(text, as_version=4)))
-        except Exception as err:  # noqa: BLE001 - any failure to convert means unreadable
-            return None, [Finding("nbformat", where, f"the notebook is nbformat 3 and cannot be converted ({err}).",
-                                  convert)]
-        old = Finding("nbformat", where, "the notebook is nbformat 3; nbgrader converts it to 4 when grading, "
-                      "and so does this grader, but other tools may not.", convert)
-        return nb, [old] + ([f] if (f := _schema(nb, where)) else [])
-    if major is not None and major != 4:
-        return None, [Finding("nbformat", where, f"the notebook is nbformat {major}.{nb.get('nbformat_minor')}; "
-                              "nbgrader reads nbformat 3 and 4 only.", convert)]
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        return None, [Finding("not-notebook", where, "the file is JSON but not a notebook (no list of cells).",
-                              FRESH_COPY.format(lesson="<lesson>") + ".")]
-    return nb, [f] if (f := _schema(nb, where)) else []
-
-
-def _schema(nb: dict, where: str) -> Finding | None:
-    import warnings
-
-    import nbformat
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # duplicate cell ids: "Corrected" in this copy only
-            nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))))
-    except nbformat.ValidationError as err:
-        return Finding("schema", where, f"the notebook breaks the nbformat 4 schema: {str(err).splitlines()[0]}",
-                       "open it in JupyterLab and save it again; if that fails, " +
-                       FRESH_COPY.format(lesson="<lesson>") + ".")
-    return None
-
-
-def _lesson_from_name(path: Path) -> str | None:
-    for name in (path.stem, path.parent.name):
-        if name in _lessons():
-            return name
-    return None
-
-
-def _lesson_from_cells(nb: dict) -> str | None:
-    """The lesson whose exercises the notebook's graded cells name most often."""
-    ids = {_grade_id(c) for c in nb["cells"]}
-    best = max(_lessons(), key=lambda lesson: len(ids & set(_exercises(lesson))), default=None)
-    return best if best is not None and ids & set(_exercises(best)) else None
-
-
-def _grade_id(cell: dict) -> str | None:
-    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
-    return meta.get("grade_id") if isinstance(meta, dict) else None
 
 
 def _renamed(path: Path, lesson: str | None) -> list[Finding]:
@@ -185,18 +77,9 @@ def _renamed(path: Path, lesson: str | None) -> list[Finding]:
     return []
 
 
-def _cells_by_id(nb: dict) -> dict[str, list[tuple[int, dict]]]:
-    found: dict[str, list] = {}
-    for i, cell in enumerate(nb["cells"]):
-        gid = _grade_id(cell)
-        if gid is not None:
-            found.setdefault(gid, []).append((i, cell))
-    return found
-
-
 def _graded_cells(nb: dict, lesson: str | None) -> list[Finding]:
     """Deleted, duplicated and retyped answer and test cells; answers pasted into new cells."""
-    by_id = _cells_by_id(nb)
+    by_id = cells_by_id(nb)
     fresh = FRESH_COPY.format(lesson=lesson)
     found = []
     for gid, cells in by_id.items():
@@ -205,7 +88,7 @@ def _graded_cells(nb: dict, lesson: str | None) -> list[Finding]:
             found.append(Finding("duplicated", gid, f"the graded cell {gid!r} appears {len(cells)} times ({where}); "
                                  "nbgrader refuses the notebook.",
                                  "delete the copies you made (keep the original one, in its place), or " + fresh + "."))
-    for name in _exercises(lesson):
+    for name in exercises_of(lesson):
         for gid, role in ((name, "answer"), (f"test_{name}", "test")):
             cells = by_id.get(gid, [])
             if not cells:
@@ -226,14 +109,9 @@ def _graded_cells(nb: dict, lesson: str | None) -> list[Finding]:
 def _defines_without_metadata(nb: dict, name: str) -> int | None:
     pattern = re.compile(rf"^def {re.escape(name)}\(", re.M)
     for i, cell in enumerate(nb["cells"]):
-        if _grade_id(cell) is None and cell.get("cell_type") == "code" and pattern.search(_source(cell)):
+        if grade_id(cell) is None and cell.get("cell_type") == "code" and pattern.search(source(cell)):
             return i + 1
     return None
-
-
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
 
 
 def checksum(cell: dict) -> str:
@@ -242,7 +120,7 @@ def checksum(cell: dict) -> str:
     meta = cell["metadata"]["nbgrader"]
     grade, solution = meta.get("grade", False), meta.get("solution", False)
     locked = False if solution else (True if grade else meta.get("locked", False))
-    parts = [_source(cell), cell.get("cell_type", ""), str(grade), str(solution), str(locked), meta["grade_id"]]
+    parts = [source(cell), cell.get("cell_type", ""), str(grade), str(solution), str(locked), meta["grade_id"]]
     if grade:
         parts.append(str(float(meta["points"])))
     return hashlib.md5("".join(parts).encode("utf-8")).hexdigest()

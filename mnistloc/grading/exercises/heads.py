@@ -7,14 +7,14 @@ output's shape, what kind of values come out (probabilities summing to 1,
 probabilities in (0, 1), non-negative, or unbounded), the name, the number of
 parameters, and whether one gradient step lowers a loss. No full training.
 
-Keras is imported on first use (``mnistloc.checking.keras``), so importing this
-module stays light. Registered in ``mnistloc.checks.EXERCISES``.
+Keras is imported on first use (``mnistloc.grading.exercises.base.keras``), so
+importing this module stays light. Registered in ``mnistloc.grading.registry``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mnistloc.checking import LESSONS, Exercise, keras
+from mnistloc.grading.exercises.base import LESSONS, Exercise, keras
 
 _L1, _L2, _L3, _L4 = LESSONS
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import metrics as M
-from mnistloc.checking import LESSONS, RANDOM_CASES, _show, numpy_exercise
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, _show, numpy_exercise
 
 L1, L2, L3, L4 = LESSONS
 

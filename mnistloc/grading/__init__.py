@@ -1,0 +1,15 @@
+"""Everything that judges student code. Where to look:
+
+- ``registry``: every exercise by name, the lessons, the prelude, the secret seed.
+- ``exercises``: ``base`` (``Exercise``, reducing and comparing outputs, ``CheckFailure``)
+  and one module per topic (``canvas``, ``metrics``, ``heads``).
+- ``check``: ``check``, ``check_exercise`` (a notebook's test cell), ``check_notebook``.
+- ``notebook``: the one notebook reader (parse, schema, graded cells, which lesson).
+- ``doctor``: what is structurally wrong with a notebook, and how to fix it.
+- ``sandbox``: runs untrusted code in a child process (parent side); ``child``: the
+  child's loop and the reference trap; ``confine``: namespaces, mounts, limits, uid.
+- ``grade``: ``grade_course``, the hardened grader of a class; ``results``: its
+  rows, CSV, JSON, feedback pages, shards and nbgrader's gradebook.
+
+Lessons import ``mnistloc.checks``, a thin door over this package.
+"""

@@ -1,0 +1,293 @@
+"""The hardened grader: grades a class of untrusted lesson notebooks safely and fast.
+
+``grade_course(COURSE_DIR)`` grades nbgrader's ``submitted/<student>/<lesson>/<lesson>.ipynb``
+layout (it is what ``mnistloc grade`` calls). Each notebook's answer cells run in a
+sandbox child (``mnistloc.grading.sandbox``) on the public cases and on cases from
+the course's secret seed; this process judges the results, so nothing a submission
+does inside its child can raise its grade. Results (``mnistloc.grading.results``):
+one ``Row`` per student, lesson and exercise, written as ``grades.csv`` and
+``grades.json``, a feedback page per student and lesson, and the scores of the
+test cells (``test_<exercise>``) in nbgrader's gradebook, so ``nbgrader export``
+and formgrader agree. A large class can be graded in shards (``shard=(i, n)`` on
+n machines) and merged (``merge=[...]``).
+
+The secret seed comes from ``$MNISTLOC_SECRET_SEED``, else from the file
+``COURSE_DIR/secret_seed`` (one integer; keep it ``chmod 600``). The child never
+sees either: cases are made here and sent to it.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from mnistloc.grading import doctor, notebook, sandbox
+from mnistloc.grading.confine import capabilities, guard_this_process
+from mnistloc.grading.exercises.base import CheckFailure, keras
+from mnistloc.grading.registry import EXERCISES, LESSONS, SEED_FILE, exercises_of, secret_seed  # noqa: F401
+from mnistloc.grading.results import (Row, output_paths, read_shards, record_gradebook, refuse_overwrite,
+                                      seed_fingerprint, summary, write_results, write_shard)
+
+
+def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tuple[int, int] | None = None,
+                 merge=None, jobs: int = 1, timeout: float = 60, memory_mb: int = 4096, gradebook: bool = True,
+                 force: bool = False, say=print) -> list[Row]:
+    """Grades a course folder and writes the results: what ``mnistloc grade`` does.
+
+    Args:
+        course_dir: the nbgrader course folder (with ``submitted/``).
+        out: the results folder (default: ``COURSE_DIR/mnistloc_grades``).
+        lessons: lesson ids to grade (default: every lesson).
+        students: student ids to grade (default: every folder in ``submitted/``).
+        shard: ``(i, n)``: grade only students i, i + n, ... and write ``out/shards/shard-i-of-n.json``.
+        merge: shard files to join instead of grading (an empty list: every ``out/shards/*``); None: grade.
+        jobs: students graded at a time.
+        timeout: seconds per exercise.
+        memory_mb: address space per child process.
+        gradebook: also record the scores in nbgrader's gradebook.
+        force: overwrite existing results.
+        say: prints one line of progress (``print``; pass ``lambda line: None`` for silence).
+
+    Returns:
+        list[Row]: one per student, lesson and exercise (of this shard only, when ``shard`` is given).
+
+    Raises:
+        ValueError: no secret seed, a bad lesson or shard, or shards of another seed.
+        FileExistsError: an output exists and ``force`` is False (checked before grading).
+    """
+    guard_this_process()  # this process holds the secret seed
+    course = Path(course_dir)
+    out = Path(out) if out is not None else course / "mnistloc_grades"
+    seed = secret_seed(course)
+    refuse_overwrite(output_paths(out, shard), force)  # refuse before grading, not after
+    if merge is not None:
+        shards = list(merge) or sorted((out / "shards").glob("shard-*-of-*.json"))
+        rows, fingerprint = read_shards(shards)
+        if fingerprint != seed_fingerprint(seed):
+            raise ValueError("the shards were graded with another secret seed than this course's")
+    else:
+        caps = capabilities()
+        say(f"sandbox: processes: {caps['processes']}; network: {caps['network']}; files: {caps['files']}")
+        tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
+        rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb, hide=[course])
+        if shard is not None:
+            say(f"wrote {write_shard(rows, out, shard, seed=seed, force=force)}")
+            return rows
+    paths = write_results(rows, out, seed=seed, force=force)
+    if gradebook:
+        say(f"recorded {record_gradebook(course, rows)} grades in nbgrader's gradebook")
+    say(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} feedback pages")
+    say(summary(rows))
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One notebook to grade (``path`` may not exist: then every exercise is missing)."""
+
+    student: str
+    lesson: str
+    path: Path
+
+
+def find_tasks(course_dir, *, lessons=None, students=None, shard: tuple[int, int] | None = None) -> list[Task]:
+    """Every (student, lesson) notebook to grade, sorted; a shard ``(i, n)`` keeps students i, i + n, ...
+
+    Args:
+        course_dir: the nbgrader course folder (with ``submitted/``).
+        lessons: lesson ids to grade (default: every lesson of ``mnistloc.checks``).
+        students: student ids to grade (default: every folder in ``submitted/``).
+        shard: ``(i, n)`` with ``0 <= i < n``: grade only one n-th of the students.
+
+    Raises:
+        ValueError: no ``submitted/`` folder, an unknown lesson, or a bad shard.
+    """
+    submitted = Path(course_dir) / "submitted"
+    if not submitted.is_dir():
+        raise ValueError(f"`course_dir` should hold nbgrader's submitted/<student>/<lesson>/ folders; "
+                         f"there is no {submitted}")
+    lessons = list(lessons or LESSONS)
+    unknown = sorted(set(lessons) - set(LESSONS))
+    if unknown:
+        raise ValueError(f"`lesson` should be one of {list(LESSONS)}. Got {unknown}.")
+    names = sorted(students or (p.name for p in submitted.iterdir() if p.is_dir()))
+    if shard is not None:
+        i, n = shard
+        if not 0 <= i < n:
+            raise ValueError(f"`shard` should be I/N with 0 <= I < N. Got {i}/{n}.")
+        names = names[i::n]
+    return [Task(s, lesson, submitted / s / lesson / f"{lesson}.ipynb") for s in names for lesson in lessons]
+
+
+def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float = 60, memory_mb: int = 4096,
+                hide=()) -> list[Row]:
+    """Grades every task, ``jobs`` students at a time; rows in the order of ``tasks``.
+
+    A student's lessons share one sandbox child (one TensorFlow import), restarted after a
+    timeout or crash; students never share one. (One student's four lessons: 23 s in one
+    child, 44 s as four children on two cores, where each child imports TensorFlow.)
+    """
+    limits = {"timeout": timeout, "memory_mb": memory_mb, "hide": [str(p) for p in hide]}
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(task.student, []).append(task)
+    units = list(groups.values())
+    if jobs <= 1 or len(units) <= 1:
+        done = [grade_student(unit, seed, **limits) for unit in units]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(grade_student, unit, seed, **limits) for unit in units]
+            done = []
+            for unit, future in zip(units, futures):
+                try:
+                    done.append(future.result())
+                except BrokenProcessPool:  # a worker was killed from outside (the OOM killer): grade here
+                    done.append(grade_student(unit, seed, **limits))
+    by_task = {(r.student, r.lesson): [] for r in (row for rows in done for row in rows)}
+    for row in (row for rows in done for row in rows):
+        by_task[(row.student, row.lesson)].append(row)
+    return [row for task in tasks for row in by_task[(task.student, task.lesson)]]
+
+
+def grade_notebook(task: Task, seed: int, *, timeout: float = 60, memory_mb: int = 4096, hide=()) -> list[Row]:
+    """Grades one notebook: its lesson's exercises, each full points or 0 with the reason."""
+    return grade_student([task], seed, timeout=timeout, memory_mb=memory_mb, hide=hide)
+
+
+def grade_student(tasks: list[Task], seed: int, *, timeout: float = 60, memory_mb: int = 4096,
+                  hide=()) -> list[Row]:
+    """Grades notebooks of one student in one sandbox child; reads their bytes only, never writes them."""
+    plans = [_safe_plan(task, seed) for task in tasks]
+    sources = {name: src for plan in plans for name, src in plan["sources"].items()}
+    calls = [call for plan in plans for call in plan["calls"]]
+    warming = _warm_keras_here([name for name, _ in calls])
+    outcomes = sandbox.run_exercises(sources, calls, timeout=timeout, memory_mb=memory_mb, hide=hide)
+    if warming is not None:
+        warming.join()  # never import Keras from two threads at once
+    rows, start = [], 0
+    for plan in plans:
+        mine = outcomes[start:start + len(plan["calls"])]
+        start += len(plan["calls"])
+        rows += plan["finish"](mine)
+    return rows
+
+
+def _safe_plan(task: Task, seed: int) -> dict:
+    """``_plan``, or a plan that gives every exercise 0 with the reason when reading the notebook failed."""
+    try:
+        return _plan(task, seed)
+    except Exception as err:  # noqa: BLE001 - one odd notebook must not stop the class
+        reason = f"the grader could not read this notebook ({type(err).__name__}: {err})"[:500]
+        rows = [Row(task.student, task.lesson, n, 0, EXERCISES[n].points, "unreadable", reason)
+                for n in exercises_of(task.lesson)]
+        return {"sources": {}, "calls": [], "finish": lambda _: rows}
+
+
+def _plan(task: Task, seed: int) -> dict:
+    """What to run for one notebook, and how to turn the outcomes into rows."""
+    names = exercises_of(task.lesson)
+    row = lambda name, status, reason, points=0: Row(  # noqa: E731
+        task.student, task.lesson, name, points, EXERCISES[name].points, status, reason)
+    nothing = {"sources": {}, "calls": []}
+    if not task.path.exists():
+        reason = _other_notebooks(task)
+        return {**nothing, "finish": lambda _: [row(name, "not-submitted", reason) for name in names]}
+    diagnosis = doctor.diagnose(task.path, lesson=task.lesson)
+    if not diagnosis.readable:
+        problem = diagnosis.findings[0].problem
+        return {**nothing, "finish": lambda _: [row(name, "unreadable", problem) for name in names]}
+    sources, blocked = _answers(task.path, names, diagnosis)
+    for name in [n for n in sources if _unfinished(sources[n], n)]:
+        del sources[name]  # the stub as released: no child needed (a Keras stub would cost the 6 s import)
+        blocked[name] = ("failed", f"{name}: not done yet: replace `raise NotImplementedError()` with your code.")
+    calls, secret = [], []
+    for name in sources:
+        public, every = EXERCISES[name].cases(None), EXERCISES[name].cases(seed)
+        calls += [(name, case) for case in every]
+        secret += [i >= len(public) for i in range(len(every))]
+
+    def finish(outcomes) -> list[Row]:
+        rows = []
+        for name in names:
+            if name in blocked:
+                rows.append(row(name, *blocked[name]))
+                continue
+            mine = [(case, s, o) for (n, case), s, o in zip(calls, secret, outcomes) if n == name]
+            rows.append(_judge(name, mine, row))
+        return rows
+
+    return {"sources": sources, "calls": calls, "finish": finish}
+
+
+def _warm_keras_here(names: list[str]):
+    """Starts importing Keras (and the reference models) in a thread while the child runs, when a model
+    exercise will be judged here; returns the thread to join before judging, or None."""
+    if not any(getattr(EXERCISES[n], "keras", False) for n in names):
+        return None
+    thread = threading.Thread(target=lambda: (getattr(keras, "Model"), importlib.import_module("mnistloc.models")),
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _other_notebooks(task: Task) -> str:
+    folder = task.path.parent
+    others = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+    if others:
+        return (f"no {task.path.name} in submitted/{task.student}/{task.lesson}/ (found {', '.join(others)}): "
+                f"nbgrader grades only {task.path.name}; rename it back")
+    return f"no submission: submitted/{task.student}/{task.lesson}/{task.path.name} does not exist"
+
+
+def _answers(path: Path, names: list[str], diagnosis) -> tuple[dict, dict]:
+    """The answer cells' code by exercise, and exercises blocked by structure: name -> (status, reason)."""
+    nb, _ = notebook.load(path)
+    cells: dict[str, list] = {}
+    for cell in nb["cells"]:
+        gid = notebook.grade_id(cell)
+        if gid in names:
+            cells.setdefault(gid, []).append(cell)
+    sources, blocked = {}, {}
+    for name in names:
+        found = cells.get(name, [])
+        problem = next((f.problem for f in diagnosis.findings if f.where == name), None)
+        if len(found) > 1:
+            blocked[name] = ("duplicated", problem)
+        elif not found:
+            blocked[name] = ("missing", problem or f"no answer cell for `{name}`")
+        else:  # an answer cell turned into markdown is graded as code, as nbgrader does
+            sources[name] = notebook.source(found[0])
+    return sources, blocked
+
+
+def _unfinished(source: str, name: str) -> bool:
+    """Whether the cell is the released stub: ``def name(...)``, a docstring, ``raise NotImplementedError()``."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    if len(body) != 1 or not isinstance(body[0], ast.FunctionDef) or body[0].name != name:
+        return False
+    stmts = [s for s in body[0].body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return (len(stmts) == 1 and isinstance(stmts[0], ast.Raise) and stmts[0].exc is not None
+            and "NotImplementedError" in ast.unparse(stmts[0].exc))
+
+
+def _judge(name: str, mine: list, row) -> Row:
+    """Full points when every case passes, else 0 and the first failure's reason (secret-safe)."""
+    ex = EXERCISES[name]
+    for case, secret, outcome in mine:
+        if outcome.status != "ok":
+            return row(name, outcome.status, f"{name}: {outcome.value}")
+        try:
+            ex.judge(outcome.value, case, secret=secret)
+        except CheckFailure as failure:
+            return row(name, "failed", failure.hint)
+        except Exception as err:  # noqa: BLE001 - a malformed result from the child is the student's
+            return row(name, "failed", f"{name}: the result could not be checked ({type(err).__name__})")
+    return row(name, "passed", "", ex.points)

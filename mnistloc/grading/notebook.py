@@ -1,0 +1,230 @@
+"""Reading a lesson notebook, never running it: the one reader every grading tool uses.
+
+A lesson (``lessons/<lesson>/<lesson>.ipynb``, or a student's copy) marks each
+exercise's answer cell with nbgrader metadata ``grade_id == <exercise name>``
+and its graded test cell with ``grade_id == "test_<exercise name>"``
+(``solutions/build.py``).
+
+- ``load(path) -> (notebook dict or None, findings)``: parses the file as nbgrader
+  would (nbformat 3 converted), validates the schema, and says what is unreadable.
+- ``grade_id(cell)``, ``source(cell)``, ``cells_by_id(nb)``: the graded cells.
+- ``lesson_from_name(path)``, ``lesson_from_cells(nb)``: which lesson a notebook is.
+- ``read_lesson(path) -> Lesson``: the code of each answer cell and what is
+  structurally wrong, for ``mnistloc check``.
+- ``Finding``: one structural problem and its fix (``mnistloc.grading.doctor`` finds them all).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from mnistloc.grading.registry import EXERCISES, LESSONS, exercises_of
+
+FRESH_COPY = ("get a fresh copy of the lesson (lessons/{lesson}/{lesson}.ipynb, or `nbgrader fetch_assignment "
+              "{lesson}` into another folder) and copy your code into its answer cells")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One problem: ``kind`` (a short key), ``where`` (cell or file), ``problem`` and ``fix`` (plain sentences)."""
+
+    kind: str
+    where: str
+    problem: str
+    fix: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}\n    fix: {self.fix}"
+
+
+class NotALessonError(ValueError):
+    """The file is not JSON, not a Jupyter notebook, or not an mnistloc lesson."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Lesson:
+    """What a lesson notebook holds.
+
+    Attributes:
+        path: the file read.
+        lesson: the lesson id, e.g. ``"01-single-digit"``.
+        sources: exercise name -> the code of its answer cell (the first one, if duplicated).
+        problems: what is structurally wrong, one sentence each; empty for an intact lesson.
+    """
+
+    path: Path
+    lesson: str
+    sources: dict
+    problems: list
+
+    @property
+    def exercises(self) -> list:
+        """The names of the lesson's exercises, in lesson order."""
+        return exercises_of(self.lesson)
+
+
+def grade_id(cell) -> str | None:
+    """The nbgrader ``grade_id`` of a cell, or None (also for malformed cells and metadata)."""
+    meta = cell.get("metadata") if isinstance(cell, dict) else None
+    nbg = meta.get("nbgrader") if isinstance(meta, dict) else None
+    return nbg.get("grade_id") if isinstance(nbg, dict) else None
+
+
+def source(cell: dict) -> str:
+    """A cell's code as one string (nbformat allows a list of lines)."""
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def cells_by_id(nb: dict) -> dict[str, list[tuple[int, dict]]]:
+    """grade id -> the ``(index, cell)`` pairs that carry it, in notebook order."""
+    found: dict[str, list] = {}
+    for i, cell in enumerate(nb["cells"]):
+        gid = grade_id(cell)
+        if gid is not None:
+            found.setdefault(gid, []).append((i, cell))
+    return found
+
+
+def load(path) -> tuple[dict | None, list[Finding]]:
+    """The notebook as an nbformat 4 dict (nbformat 3 converted, as nbgrader does), or None; and findings.
+
+    Only reads ``path``.
+    """
+    path = Path(path)
+    where = path.name
+    if not path.exists():
+        return None, [Finding("missing", where, f"there is no file {path}.",
+                              "save the lesson notebook under its original name in the lesson's folder.")]
+    try:
+        text = path.read_bytes().decode("utf-8")
+        nb = json.loads(text)
+    except UnicodeDecodeError:
+        return None, [Finding("not-json", where, "the file is not text (not UTF-8), so not a notebook.",
+                              "restore it: in JupyterLab, File > Reload Notebook from Disk or a checkpoint "
+                              "(.ipynb_checkpoints/), else " + FRESH_COPY.format(lesson="<lesson>") + ".")]
+    except json.JSONDecodeError as err:
+        return None, [Finding("not-json", where, f"the file is not valid JSON (line {err.lineno}, column "
+                              f"{err.colno}: {err.msg}); it was cut short or edited as text.",
+                              "restore the last good version from .ipynb_checkpoints/ (File > Revert Notebook to "
+                              "Checkpoint in JupyterLab), or " + FRESH_COPY.format(lesson="<lesson>") + ".")]
+    major = nb.get("nbformat") if isinstance(nb, dict) else None
+    convert = (f"convert it: `jupyter nbconvert --to notebook --nbformat 4 --output {path.stem}.v4 {path.name}`, "
+               f"check it, then rename it to {path.name}.")
+    if major == 3:
+        import nbformat
+
+        try:
+            nb = json.loads(json.dumps(nbformat.reads(text, as_version=4)))
+        except Exception as err:  # noqa: BLE001 - any failure to convert means unreadable
+            return None, [Finding("nbformat", where, f"the notebook is nbformat 3 and cannot be converted ({err}).",
+                                  convert)]
+        old = Finding("nbformat", where, "the notebook is nbformat 3; nbgrader converts it to 4 when grading, "
+                      "and so does this grader, but other tools may not.", convert)
+        return nb, [old] + ([f] if (f := _schema(nb, where)) else [])
+    if major is not None and major != 4:
+        return None, [Finding("nbformat", where, f"the notebook is nbformat {major}.{nb.get('nbformat_minor')}; "
+                              "nbgrader reads nbformat 3 and 4 only.", convert)]
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return None, [Finding("not-notebook", where, "the file is JSON but not a notebook (no list of cells).",
+                              FRESH_COPY.format(lesson="<lesson>") + ".")]
+    return nb, [f] if (f := _schema(nb, where)) else []
+
+
+def _schema(nb: dict, where: str) -> Finding | None:
+    import warnings
+
+    import nbformat
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate cell ids: "Corrected" in this copy only
+            nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))))
+    except nbformat.ValidationError as err:
+        return Finding("schema", where, f"the notebook breaks the nbformat 4 schema: {str(err).splitlines()[0]}",
+                       "open it in JupyterLab and save it again; if that fails, " +
+                       FRESH_COPY.format(lesson="<lesson>") + ".")
+    return None
+
+
+def lesson_from_name(path: Path) -> str | None:
+    """The lesson the file or its folder is named after, or None."""
+    for name in (path.stem, path.parent.name):
+        if name in LESSONS:
+            return name
+    return None
+
+
+def lesson_from_cells(nb: dict) -> str | None:
+    """The lesson whose exercises the notebook's graded cells name most often."""
+    ids = {grade_id(c) for c in nb["cells"]}
+    best = max(LESSONS, key=lambda lesson: len(ids & set(exercises_of(lesson))), default=None)
+    return best if best is not None and ids & set(exercises_of(best)) else None
+
+
+def _cells(path: Path) -> list:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotALessonError(f"{path}: no such file.") from None
+    except (UnicodeDecodeError, IsADirectoryError) as err:
+        raise NotALessonError(f"{path} is not a notebook: {err}.") from None
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise NotALessonError(f"{path} is not a notebook: it is not valid JSON ({err}).") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
+        raise NotALessonError(f"{path} is not a Jupyter notebook (nbformat 4): it has no list of cells "
+                              f"(nbformat={nb.get('nbformat') if isinstance(nb, dict) else None!r}).")
+    return [c for c in nb["cells"] if isinstance(c, dict)]
+
+
+def read_lesson(path) -> Lesson:
+    """Reads a lesson notebook without running it.
+
+    Args:
+        path: a ``.ipynb`` file.
+
+    Returns:
+        Lesson.
+
+    Raises:
+        NotALessonError: the file is missing, not JSON, not a notebook, or holds no exercise of any lesson
+            (and is not named after one).
+    """
+    path = Path(path)
+    cells = _cells(path)
+    found: dict[str, list] = {}
+    for cell in cells:
+        gid = grade_id(cell)
+        name = gid[5:] if isinstance(gid, str) and gid.startswith("test_") else gid
+        if name in EXERCISES:
+            found.setdefault(gid, []).append(cell)
+    lessons = [EXERCISES[gid.removeprefix("test_")].lesson for gid in found]
+    if lessons:
+        lesson = max(set(lessons), key=lambda lid: (lessons.count(lid), lid == path.stem))
+    elif path.stem in LESSONS:
+        lesson = path.stem
+    else:
+        raise NotALessonError(f"{path} is a notebook but not an mnistloc lesson: none of its cells is an "
+                              f"exercise (nbgrader grade_id such as 'iou'). The lessons are {', '.join(LESSONS)}.")
+    sources, problems = {}, []
+    for name in (n for n, ex in EXERCISES.items() if ex.lesson == lesson):
+        answer, test = found.get(name, []), found.get(f"test_{name}", [])
+        for what, group in (("answer cell", answer), ("test cell", test)):
+            if not group:
+                problems.append(f"{name}: its {what} is missing (deleted, or its nbgrader metadata removed).")
+            elif len(group) > 1:
+                problems.append(f"{name}: its {what} appears {len(group)} times (duplicated); "
+                                f"only the first is checked here, but `mnistloc grade` and nbgrader score it 0: "
+                                f"delete the copies.")
+            if group and group[0].get("cell_type") != "code":
+                problems.append(f"{name}: its {what} was changed into a {group[0].get('cell_type')} cell; "
+                                f"it must be a code cell.")
+        if answer and answer[0].get("cell_type") == "code":
+            sources[name] = source(answer[0])
+    return Lesson(path=path, lesson=lesson, sources=sources, problems=problems)

@@ -1,0 +1,80 @@
+"""Every graded exercise by name, and what all graders share: lessons, prelude, secret seed.
+
+Everything that judges student code imports this module directly (it imports
+no other grading module but the exercises), so nothing needs a lazy import to
+find an exercise. An exercise is registered by listing it in the ``EXERCISES``
+tuple of its topic module in ``mnistloc.grading.exercises`` (``canvas``,
+``metrics``, ``heads``) and naming that module in ``_TOPICS`` below.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Callable
+
+from mnistloc.grading.exercises import canvas, heads, metrics
+from mnistloc.grading.exercises.base import LESSONS, Exercise
+
+__all__ = ["EXERCISES", "LESSONS", "PRELUDE", "REFERENCES", "SECRET_SEED_ENV", "SEED_FILE", "exercise",
+           "exercises_of", "secret_seed"]
+
+SECRET_SEED_ENV = "MNISTLOC_SECRET_SEED"
+SEED_FILE = "secret_seed"  # in a course folder: one integer, chmod 600
+
+# What every exercise cell may rely on; ``mnistloc check`` and the grader run it before each exercise's cell.
+PRELUDE = "import numpy as np\nfrom mnistloc.checks import keras  # the real keras, imported on first use\n"
+
+_TOPICS = (canvas, metrics, heads)
+
+EXERCISES: dict[str, Exercise] = dict(sorted(((ex.name, ex) for topic in _TOPICS for ex in topic.EXERCISES),
+                                             key=lambda kv: LESSONS.index(kv[1].lesson)))
+"""Every exercise of every lesson, by name, in lesson order."""
+
+REFERENCES: dict[str, Callable] = {name: ex.reference for name, ex in EXERCISES.items()}
+"""The ``mnistloc`` reference implementation of each exercise."""
+
+
+def exercises_of(lesson: str | None) -> list[str]:
+    """The names of ``lesson``'s exercises, in lesson order (empty for an unknown lesson or None)."""
+    return [name for name, ex in EXERCISES.items() if ex.lesson == lesson]
+
+
+def exercise(name: str) -> Exercise:
+    """The exercise called ``name``.
+
+    Raises:
+        ValueError: no exercise has that name.
+    """
+    if name not in EXERCISES:
+        raise ValueError(f"`name` should be one of {sorted(EXERCISES)}. Got name={name!r}.")
+    return EXERCISES[name]
+
+
+def secret_seed(course_dir=None) -> int:
+    """The grader's secret seed: ``$MNISTLOC_SECRET_SEED``, else ``COURSE_DIR/secret_seed``.
+
+    Args:
+        course_dir: a course folder (the hardened grader), or None (a notebook's hidden-tests cell).
+
+    Returns:
+        int: the seed. With ``course_dir=None`` and no ``$MNISTLOC_SECRET_SEED``, a fresh random one.
+
+    Raises:
+        ValueError: the value is not an integer, or ``course_dir`` is given and neither is set.
+    """
+    text, where = os.environ.get(SECRET_SEED_ENV, "").strip(), f"${SECRET_SEED_ENV}"
+    if not text and course_dir is None:
+        return secrets.randbits(63)
+    if not text and (Path(course_dir) / SEED_FILE).exists():
+        text, where = (Path(course_dir) / SEED_FILE).read_text().strip(), str(Path(course_dir) / SEED_FILE)
+    if not text:
+        raise ValueError(f"no secret seed: set ${SECRET_SEED_ENV} or write one integer to "
+                         f"{Path(course_dir) / SEED_FILE} (e.g. `python -c 'import secrets; "
+                         f"print(secrets.randbits(63))' > {SEED_FILE} && chmod 600 {SEED_FILE}`)")
+    try:
+        return int(text)
+    except ValueError:
+        if course_dir is None:
+            raise ValueError(f"${SECRET_SEED_ENV} should be an integer. Got {text!r}.") from None
+        raise ValueError(f"the secret seed in {where} should be an integer. Got {text[:20]!r}.") from None
