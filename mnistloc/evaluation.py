@@ -34,9 +34,19 @@ def test_dataset(case: int, n: int = TEST_CANVASES, seed: int = TEST_SEED, sourc
 
 
 def predict(model, ds, *, batch_size: int = 256):
-    """The model's raw outputs (dict of arrays) on ``ds.images``."""
-    outputs = model.predict(ds.images.astype(np.float32), batch_size=batch_size, verbose=0)
-    return {name: np.asarray(v) for name, v in outputs.items()}
+    """The model's raw outputs (dict of arrays, n rows each) on ``ds.images``.
+
+    Every batch has the same shape (the last one is padded with blank canvases,
+    then cut off), so Keras traces the model's predict function once, not once
+    more for a short last batch.
+    """
+    images = ds.images.astype(np.float32)
+    n = len(images)
+    pad = -n % batch_size if n > batch_size else 0
+    if pad:
+        images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], np.float32)])
+    outputs = model.predict(images, batch_size=min(batch_size, max(n, 1)), verbose=0)
+    return {name: np.asarray(v)[:n] for name, v in outputs.items()}
 
 
 def score(case: int, ds, outputs) -> dict[str, float]:
@@ -146,7 +156,11 @@ def per_canvas_quality(case: int, ds, outputs) -> np.ndarray:
     The IoU of the case's box (the union box in case 2, the mean over digits in
     case 4), 0 where a presence, class or count is wrong.
     """
-    pred = decoding.decode(case, outputs)
+    return per_canvas_quality_from_predictions(case, ds, decoding.decode(case, outputs))
+
+
+def per_canvas_quality_from_predictions(case: int, ds, pred: dict) -> np.ndarray:
+    """``per_canvas_quality`` for decoded predictions (``decoding.decode``'s format), shape (n,)."""
     if case == 4:
         q = np.array([_canvas_iou(ds.boxes[i][ds.mask[i]], pred["boxes"][i][pred["mask"][i]])
                       for i in range(len(ds))])

@@ -51,6 +51,7 @@ a warm-up of 2% of a 175 s budget was eaten by the first step's tracing (3 s of 
 first steps at 2.6e-3 .. 6e-3 and on unlucky seeds silenced most ReLU channels for good (case 3, seed 5:
 94% of ``stage2``'s channels and of the class head's never positive after 80 steps, class accuracy at chance)."""
 CLOCKS = ("wall", "cpu")
+DEFAULT_SECONDS = 180.0  # the budget when none is given
 PRECISIONS = ("float32", "mixed_bfloat16")
 """Dtype policies ``train`` builds a model with: float32, or bfloat16 compute with float32 weights, outputs
 and losses (``keras.mixed_precision``)."""
@@ -189,7 +190,7 @@ class Budget(keras.callbacks.Callback):
 class TrainConfig:
     """How to train a case model: the budget, the optimiser, the canvases.
 
-    Budget (whichever limit comes first ends the run; with none given, ``seconds=180``):
+    Budget (whichever limit comes first ends the run; with none given, ``DEFAULT_SECONDS``):
 
     Attributes:
         steps: optimiser steps (batches); reproducible whatever the machine's load.
@@ -250,8 +251,12 @@ class TrainConfig:
             raise ValueError(f"`clock` should be one of {CLOCKS}. Got clock={self.clock!r}.")
         if self.precision not in ("auto",) + PRECISIONS:
             raise ValueError(f"`precision` should be 'auto' or one of {PRECISIONS}. Got precision={self.precision!r}.")
-        if self.steps is None and self.epochs is None and self.seconds is None:
-            object.__setattr__(self, "seconds", 180.0)
+
+    @property
+    def time_limit(self) -> float | None:
+        """``seconds``; with no budget at all, ``DEFAULT_SECONDS``."""
+        none = self.steps is None and self.epochs is None and self.seconds is None
+        return DEFAULT_SECONDS if none else self.seconds
 
     def resolved_precision(self) -> str:
         """``precision``, with ``"auto"`` replaced by what this CPU does best."""
@@ -298,7 +303,7 @@ def train(case: int, config: TrainConfig | None = None, *, model: keras.Model | 
                         f"{sorted(fields)} or model sizes {SIZES}.")
     sizes = {k: changes.pop(k) for k in SIZES if k in changes}
     config = dataclasses.replace(config or TrainConfig(), **changes)
-    deterministic = config.seconds is None if config.deterministic is None else config.deterministic
+    deterministic = config.time_limit is None if config.deterministic is None else config.deterministic
     seed_everything(config.seed, deterministic=deterministic)
     if model is None:
         with precision_policy(config.resolved_precision()):
@@ -316,10 +321,10 @@ def train(case: int, config: TrainConfig | None = None, *, model: keras.Model | 
     if config.validation:
         val = CanvasFeeder(case, config.validation, batch_size=256, seed=config.seed + 10_000, fresh=False, **feed)
     limits = [n for n in (config.steps, config.epochs and config.epochs * len(feeder)) if n]
-    budget = Budget(config.learning_rate, config.seconds, min(limits) if limits else None, progress, config.clock,
+    seconds = config.time_limit
+    budget = Budget(config.learning_rate, seconds, min(limits) if limits else None, progress, config.clock,
                     config.warmup_steps)
-    epochs = config.epochs or (math.ceil(config.steps / len(feeder)) if config.steps and not config.seconds
-                               else 10_000)
+    epochs = config.epochs or (math.ceil(config.steps / len(feeder)) if config.steps and not seconds else 10_000)
     history = model.fit(feeder, validation_data=val, epochs=epochs, callbacks=[budget], verbose=0)
     history.seconds, history.cpu_seconds, history.steps = budget.elapsed, budget.cpu, budget.steps
     history.config, history.health, history.stalled = config, {}, False

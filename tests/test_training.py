@@ -1,4 +1,5 @@
 """Training, saving, evaluation and the train/evaluate subcommands, on tiny models and few steps."""
+import dataclasses
 import json
 
 import numpy as np
@@ -72,8 +73,8 @@ def test_train_rejects_bad_arguments():
 
 def test_config_defaults_and_changes():
     config = training.TrainConfig()
-    assert config.seconds == 180.0 and config.steps is None  # no budget given: 180 s, as before
-    assert training.TrainConfig(steps=10).seconds is None  # a step budget alone
+    assert config.time_limit == 180.0 and config.steps is None  # no budget given: 180 s, as before
+    assert dataclasses.replace(config, steps=10).time_limit is None  # a step budget alone: no clock
     assert config.learning_rate == training.LEARNING_RATE and config.warmup_steps == training.WARMUP_STEPS
     with pytest.raises(Exception):  # frozen
         config.seed = 3
