@@ -48,6 +48,8 @@ CALIBRATION = ("a case-3 step of 64 canvases took 0.1232 s of process CPU time i
                "2,840 steps, rounded to 2,800")
 """How ``STEPS`` was chosen, recorded in the results."""
 BASELINE_RATE = 1e-3
+PRIMARY = {1: "mean_iou", 2: "mean_iou", 3: "joint_accuracy", 4: "map"}
+"""The metric that ranks seeds when ``--install`` picks the median one."""
 
 
 def machine() -> dict:
@@ -191,6 +193,34 @@ def merge(paths: list[Path], out: Path, *, readme: bool = True) -> dict:
     return results
 
 
+def install(results: dict, weights: Path, cases) -> None:
+    """Ships each case's median seed: copies its weights into ``mnistloc/weights/`` and records them.
+
+    The seeds are ranked by ``PRIMARY[case]``; with an even count the lower median is taken. The
+    record holds the training (steps, seed, precision), the benchmark's numbers, and the metrics of
+    the shipped file loaded by ``mnistloc.pretrained.model`` (float32) on the 2,000 test canvases.
+    """
+    import shutil
+
+    from mnistloc import pretrained
+
+    for case in cases:
+        seeds = results[str(case)]["seeds"]
+        ranked = sorted(seeds, key=lambda s: (seeds[s]["ours"][PRIMARY[case]], int(s)))
+        seed = ranked[(len(ranked) - 1) // 2]
+        pretrained.WEIGHTS.mkdir(exist_ok=True)
+        shutil.copyfile(weights / f"case{case}-seed{seed}.weights.h5", pretrained.WEIGHTS / f"case{case}.weights.h5")
+        record = {"case": case, "seed": int(seed), "steps": results["steps"], "precision": results["precision"],
+                  "median_of_seeds": sorted(int(s) for s in seeds), "ranked_by": PRIMARY[case],
+                  "command": f"python bench/quality.py --cases {case} --seed-list "
+                             f"{' '.join(sorted(seeds, key=int))} --steps {results['steps']} --precision "
+                             f"{results['precision']} --weights DIR --install",
+                  "benchmark": seeds[seed]["ours"],
+                  "metrics": evaluation.evaluate(pretrained.model(case), case)}
+        (pretrained.WEIGHTS / f"case{case}.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"case {case}: shipped seed {seed} of {sorted(int(s) for s in seeds)}: {record['metrics']}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=STEPS, help=f"training steps per model, case and seed ({STEPS})")
@@ -205,9 +235,15 @@ def main(argv=None) -> int:
     p.add_argument("--no-readme", action="store_true", help="do not touch bench/README.md")
     p.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
                    help="combine the results of runs over different cases or seeds into --out; no training")
+    p.add_argument("--install", action="store_true",
+                   help="ship each case's median seed (weights from --weights) in mnistloc/weights/")
     args = p.parse_args(argv)
+    if args.install and args.weights is None:
+        p.error("--install needs --weights DIR (where the seeds' weights are)")
     if args.merge:
-        merge(args.merge, args.out, readme=not args.no_readme)
+        results = merge(args.merge, args.out, readme=not args.no_readme)
+        if args.install:
+            install(results, args.weights, [int(c) for c in ("1", "2", "3", "4") if c in results])
         return 0
     from mnistloc import training
 
@@ -227,6 +263,8 @@ def main(argv=None) -> int:
     if not args.no_readme:
         write_readme(HERE / "README.md", results)
     print(f"wrote {args.out}" + ("" if args.no_readme else " and bench/README.md"))
+    if args.install:
+        install(results, args.weights, args.cases)
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -36,6 +37,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mnistloc import canvas, decoding, evaluation, models  # noqa: E402
+
+
+class _NoRetracingNotes(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning: each model trained in a process gets its
+    own train function, traced once, which TensorFlow counts as retracing after five models."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingNotes())
 
 CANVASES_PER_EPOCH = 5000
 VALIDATION = 500  # canvases from the training digits (the test digits stay for evaluation)
