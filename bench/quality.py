@@ -37,8 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from mnistloc import evaluation  # noqa: E402  (NumPy only: the targets)
 
-COLUMNS = ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accuracy", "mean_iou", "iou50",
-           "iou75", "map", "map50", "map75")
+COLUMNS = evaluation.METRICS
 TARGETS = {str(case): goals for case, goals in evaluation.TARGETS.items()}
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 STEPS = 2800

@@ -21,7 +21,6 @@ feeder removed; and ``jit_compile`` was slower, so it is off.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -37,6 +36,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mnistloc import canvas, decoding, evaluation, models  # noqa: E402
+from mnistloc.precision import (PRECISIONS, bfloat16_supported, default_precision,  # noqa: E402,F401
+                                precision_policy)
 
 
 class _NoRetracingNotes(logging.Filter):
@@ -64,9 +65,6 @@ first steps at 2.6e-3 .. 6e-3 and on unlucky seeds silenced most ReLU channels f
 94% of ``stage2``'s channels and of the class head's never positive after 80 steps, class accuracy at chance)."""
 CLOCKS = ("wall", "cpu")
 DEFAULT_SECONDS = 180.0  # the budget when none is given
-PRECISIONS = ("float32", "mixed_bfloat16")
-"""Dtype policies ``train`` builds a model with: float32, or bfloat16 compute with float32 weights, outputs
-and losses (``keras.mixed_precision``)."""
 STALL_CHECK_STEPS = 200
 """Runs of at least this many steps are checked for a model left at chance (``history.stalled``)."""
 CHANCE = {"class_accuracy": 0.2, "mean_iou": 0.1, "map50": 0.05}
@@ -128,6 +126,8 @@ class CanvasFeeder(keras.utils.PyDataset):
 
 
 def _dense_targets(ds) -> dict[str, np.ndarray]:
+    if ds.case == 5:
+        return ds.targets()  # scale-aware centre bumps (mnistloc.dense)
     return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size)
 
 
@@ -306,8 +306,8 @@ def train(case: int, config: TrainConfig | None = None, *, model: keras.Model | 
         ValueError: an unknown case, a budget <= 0, an unknown clock or precision.
         TypeError: a keyword that is neither a ``TrainConfig`` field nor a size.
     """
-    if case not in models.CASES:
-        raise ValueError(f"`case` should be one of {models.CASES}. Got case={case!r}.")
+    if case not in models.ALL_CASES:
+        raise ValueError(f"`case` should be one of {models.ALL_CASES}. Got case={case!r}.")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(changes) - fields - set(SIZES)
     if unknown:
@@ -343,37 +343,6 @@ def train(case: int, config: TrainConfig | None = None, *, model: keras.Model | 
     if encode is None and budget.steps >= STALL_CHECK_STEPS:
         history.health, history.stalled = health_check(model, case, seed=config.seed, source=config.source)
     return model, history
-
-
-def bfloat16_supported(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether the CPU computes bfloat16 natively (flags ``avx512_bf16`` or ``amx_bf16``).
-
-    Without them TensorFlow emulates bfloat16, which is slower than float32.
-    """
-    try:
-        with open(cpuinfo) as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
-
-
-def default_precision() -> str:
-    """``"mixed_bfloat16"`` where the CPU has bfloat16 units (``bfloat16_supported``), else ``"float32"``."""
-    return "mixed_bfloat16" if bfloat16_supported() else "float32"
-
-
-@contextlib.contextmanager
-def precision_policy(name: str):
-    """Layers made inside use the dtype policy ``name`` (one of ``PRECISIONS``); the old one comes back after."""
-    if name not in PRECISIONS:
-        raise ValueError(f"`precision` should be one of {PRECISIONS}. Got precision={name!r}.")
-    before = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(before)
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
