@@ -212,6 +212,8 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive_float, help="training time budget (default 180)")
     budget.add_argument("--epochs", type=_positive_int, help="epochs of 5,000 fresh canvases")
+    budget.add_argument("--steps", type=_positive_int,
+                        help="optimiser steps of 64 canvases: the same seed and steps give the same model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="folder for model.keras, metrics.json and pictures")
     p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
@@ -222,13 +224,14 @@ def _run_train(args) -> int:
     from mnistloc import evaluation, training
 
     model_path = _new_output(args.out / "model.keras", args.force)
-    model, history = training.train(args.case, seconds=args.seconds, epochs=args.epochs, seed=args.seed,
-                                    source=_source(args))
+    config = training.TrainConfig(seconds=args.seconds, epochs=args.epochs, steps=args.steps, seed=args.seed,
+                                  source=_source(args))
+    model, history = training.train(args.case, config)
     training.save_model(model, model_path, force=True)
     result = evaluation.write_report(model, args.case, args.out, history=history, source=_source(args))
     print(evaluation.format_metrics(result))
-    print(f"trained case {args.case} for {history.seconds:.0f} s; wrote {model_path}, metrics.json, "
-          f"predictions.png, worst.png and history.png to {args.out}/")
+    print(f"trained case {args.case} for {history.steps} steps in {history.seconds:.0f} s; wrote {model_path}, "
+          f"metrics.json, predictions.png, worst.png and history.png to {args.out}/")
     return 0
 
 
