@@ -1,4 +1,5 @@
-"""Lesson 1: one digit, one box (case 1): the classic model, place_digit, tight_box, iou, build_box_head."""
+"""Lesson 1: one digit, one box (case 1): classic_model, place_digit, tight_box, iou, box_targets, boxes_from_cells,
+build_box_head."""
 from lessons_src import common
 
 LESSON = "01-single-digit"
@@ -17,7 +18,7 @@ network head that regresses boxes. You will write each of these pieces yourself.
 
 **Plan.**
 0. Start where most courses start: the *classic* model (convolutions, `Flatten`, `Dense` heads, a multi-output
-   `compile`). Train it briefly, measure it, and see it stall.
+   `compile`: `classic_model`). Train it briefly, measure it, and see it stall.
 1. Make a canvas: paste a digit at a position (`place_digit`).
 2. Label it: the tight box around the digit's ink (`tight_box`).
 3. Score a box: intersection over union (`iou`).
@@ -39,14 +40,72 @@ column and `y` the row.
 ## 0. The classic model, and where it stalls
 
 The model most courses build first reads the whole canvas at once: three convolutions and poolings,
-`Flatten`, one hidden `Dense` layer, then one `Dense` head per label: a presence probability (sigmoid) and the
-box in `rel_xyxy` (four numbers in [0, 1], sigmoid). It has *named outputs*, so `compile` takes one loss per
-output (a dict) and their weights. `mnistloc.models.classic_model(1)` builds it and `compile_classic` compiles
-it; here they are, trained for 80 s of CPU time (40 s on an idle 2-core machine) on fresh canvases.
+`Flatten`, one hidden `Dense` layer, then one `Dense` head per label. It has *named outputs*, so `compile`
+takes one loss per output (a dict) and their weights. You will build it for all four cases of the course:
+
+* `image` `(B, size, size)` -> `Reshape((size, size, 1))` -> `Rescaling(1 / 255)` -> three blocks of
+  `Conv2D(f, 3, activation="relu")` (valid padding) and `AveragePooling2D(2)`, with `f` from `filters` ->
+  `Flatten` -> `Dense(units, activation="relu")`;
+* the heads, each a `Dense` layer named after its output: `presence` `Dense(1, sigmoid)` (cases 1, 2); `box`
+  `Dense(4, sigmoid)`, the box in `rel_xyxy` (cases 1 to 3); `class` `Dense(10, softmax)` (case 3); `count`
+  `Dense(3, softmax)` (case 4); `boxes`: `Dense(8, sigmoid)` then `Reshape((2, 4), name="boxes")`, and
+  `classes`: `Dense(20)`, `Reshape((2, 10))`, then `Softmax(name="classes")` over the last axis (case 4: two
+  slots, left to right).
+
+**Exercise: `classic_model`** (3 points). Return a `keras.Model` whose outputs are a dict keyed by those
+names: case 1 and 2 `presence`, `box`; case 3 `class`, `box`; case 4 `count`, `boxes`, `classes`. About 20
+lines; a dict of small functions, one per head, keeps it short.
+'''),
+    ("solution:classic_model", '''
+def classic_model(case, *, size=128, filters=(16, 32, 64), units=128):
+    """The classic model of a case: convolutions, Flatten, a hidden Dense layer, a Dense head per label.
+
+    Args:
+        case (int): 1 to 4.
+        size (int): the canvas side in pixels.
+        filters (tuple of 3 ints): the three convolutions' filters.
+        units (int): the hidden Dense layer's units.
+
+    Returns:
+        keras.Model: image (B, size, size) -> a dict of named outputs: presence (B, 1), box (B, 4), class
+        (B, 10), count (B, 3), boxes (B, 2, 4), classes (B, 2, 10), as the case has them.
+    """
+    ### BEGIN SOLUTION
+    layers = keras.layers
+    images = keras.Input(shape=(size, size), name="image")
+    x = layers.Rescaling(1 / 255)(layers.Reshape((size, size, 1))(images))
+    for f in filters:
+        x = layers.AveragePooling2D(2)(layers.Conv2D(f, 3, activation="relu")(x))
+    x = layers.Dense(units, activation="relu")(layers.Flatten()(x))
+    heads = {"presence": lambda: layers.Dense(1, activation="sigmoid", name="presence")(x),
+             "box": lambda: layers.Dense(4, activation="sigmoid", name="box")(x),
+             "class": lambda: layers.Dense(10, activation="softmax", name="class")(x),
+             "count": lambda: layers.Dense(3, activation="softmax", name="count")(x),
+             "boxes": lambda: layers.Reshape((2, 4), name="boxes")(layers.Dense(8, activation="sigmoid")(x)),
+             "classes": lambda: layers.Softmax(name="classes")(layers.Reshape((2, 10))(layers.Dense(20)(x)))}
+    names = {1: ("presence", "box"), 2: ("presence", "box"), 3: ("class", "box"),
+             4: ("count", "boxes", "classes")}[case]
+    return keras.Model(images, {name: heads[name]() for name in names})
+    ### END SOLUTION
+'''),
+    ("test:classic_model", '''
+check_exercise("classic_model", classic_model)
+### BEGIN HIDDEN TESTS
+check_exercise("classic_model", classic_model, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("md", '''
+Now compile it for case 1, one loss per named output: binary cross-entropy for the presence probability and
+the mean absolute error of the four box numbers, weighted equally; then train it for 80 s of CPU time (40 s on
+an idle 2-core machine) on fresh canvases and measure its boxes on 1,000 test canvases.
 '''),
     ("code", '''
+build_classic = yours_or_reference(classic_model, models.classic_model, 1)
 keras.utils.set_random_seed(0)
-classic = models.compile_classic(models.classic_model(1), 1)  # loss={"presence": BCE, "box": MAE}
+classic = build_classic(1)
+classic.compile(optimizer=keras.optimizers.Adam(1e-3),
+                loss={"presence": "binary_crossentropy", "box": "mean_absolute_error"},
+                loss_weights={"presence": 1.0, "box": 1.0})
 print(f"classic model: {classic.count_params():,} parameters; outputs: {', '.join(classic.output_names)}")
 budget = dict(epochs=1, canvases_per_epoch=128, validation=0) if GRADING else dict(seconds=80, clock="cpu")
 classic, classic_history = training.train(1, model=classic, encode=models.classic_targets, learning_rate=1e-3,
