@@ -330,7 +330,7 @@ def student_targets(ds):
     """What the model trains on for a batch of canvases: your heatmap, the reference box distances."""
     return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, heatmap_fn=heat_fn)
 '''),
-    common.train(2, 300, extra="encode=student_targets"),
+    common.train(2, 150, extra="encode=student_targets"),
     common.HISTORY,
     ("md", '''
 ## 8. Evaluation

@@ -175,7 +175,7 @@ def box_loss(y_true, y_pred):
 model.compile(optimizer=keras.optimizers.Adam(2e-3),
               loss={"presence": losses.focal_loss, "box": box_loss, "class": losses.masked_class_loss})
 '''),
-    common.train(3, 360),
+    common.train(3, 180),
     common.HISTORY,
     ("md", '''
 ## 5. Evaluation

@@ -115,7 +115,7 @@ score is presence x class probability. The count head says how many peaks to kee
 '''),
     common.assemble(4, {"presence": "models.build_presence_head", "box": "models.build_box_head",
                        "class": "models.build_class_head", "count": "build_count_head"}),
-    common.train(4, 360),
+    common.train(4, 180),
     common.HISTORY,
     ("md", '''
 ## 4. Average precision
