@@ -178,7 +178,8 @@ def merge(paths: list[Path], out: Path, *, readme: bool = True) -> dict:
     keys = {(r["steps"], r["precision"]) for r in parts}
     if len(keys) != 1:
         raise SystemExit(f"--merge: the runs differ in steps or precision: {sorted(keys)}")
-    results = {k: parts[0][k] for k in ("steps", "precision", "calibration", "targets")}
+    results = {k: parts[0][k] for k in ("steps", "precision")}
+    results.update(calibration=CALIBRATION, targets=TARGETS)  # this code's record and targets
     for case in ("1", "2", "3", "4"):
         seeds = {}
         for r in parts:

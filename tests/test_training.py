@@ -124,7 +124,8 @@ def test_score_is_perfect_for_perfect_outputs():
         outputs = {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:],
                    "count": t["count"]}
         result = evaluation.score(case, ds, {k: outputs[k] for k in models.OUTPUTS[case]})
-        assert all(v == pytest.approx(1.0) for v in result.values()), (case, result)
+        # decoding averages the float32 boxes of up to 9 cells: IoU 1 up to a few float32 ulps
+        assert all(v == pytest.approx(1.0, abs=1e-5) for v in result.values()), (case, result)
         assert (evaluation.per_canvas_quality(case, ds, outputs) == pytest.approx(1.0))
 
 
