@@ -1,12 +1,10 @@
 """The dense models: output names and shapes, the losses' numbers, encoding and decoding."""
 import numpy as np
+import keras
 import pytest
 
 from mnistloc import boxes as B
-from mnistloc import canvas, decoding, metrics
-
-keras = pytest.importorskip("keras")
-from mnistloc import models  # noqa: E402
+from mnistloc import canvas, decoding, metrics, models
 
 SMALL = {"widths": (4, 4, 8), "hidden": 8}
 
