@@ -196,22 +196,22 @@ def merge(paths: list[Path], out: Path, *, readme: bool = True) -> dict:
 
 
 def install(results: dict, weights: Path, cases) -> None:
-    """Ships each case's median seed: copies its weights into ``mnistloc/weights/`` and records them.
+    """Ships each case's median seed: writes its weights (no optimizer state) into ``mnistloc/weights/``.
 
     The seeds are ranked by ``PRIMARY[case]``; with an even count the lower median is taken. The
     record holds the training (steps, seed, precision), the benchmark's numbers, and the metrics of
     the shipped file loaded by ``mnistloc.pretrained.model`` (float32) on the 2,000 test canvases.
     """
-    import shutil
-
-    from mnistloc import pretrained
+    from mnistloc import models, pretrained
 
     for case in cases:
         seeds = results[str(case)]["seeds"]
         ranked = sorted(seeds, key=lambda s: (seeds[s]["ours"][PRIMARY[case]], int(s)))
         seed = ranked[(len(ranked) - 1) // 2]
         pretrained.WEIGHTS.mkdir(exist_ok=True)
-        shutil.copyfile(weights / f"case{case}-seed{seed}.weights.h5", pretrained.WEIGHTS / f"case{case}.weights.h5")
+        net = models.build_model(case)  # no optimizer: the shipped file holds the model's weights only
+        net.load_weights(weights / f"case{case}-seed{seed}.weights.h5")
+        net.save_weights(pretrained.WEIGHTS / f"case{case}.weights.h5")
         record = {"case": case, "seed": int(seed), "steps": results["steps"], "precision": results["precision"],
                   "median_of_seeds": sorted(int(s) for s in seeds), "ranked_by": PRIMARY[case],
                   "command": f"python bench/quality.py --cases {case} --seed-list "
