@@ -42,7 +42,8 @@ from mnistloc.decoding import STRIDE, decode, detections, encode_targets  # noqa
 
 MAX_COUNT = SLOTS  # the largest count a model predicts: one digit a slot
 OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"),
-           3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count")}
+           3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count"),
+           5: ("presence", "box", "class")}
 """The named outputs of each case's model."""
 
 
@@ -243,10 +244,25 @@ def build_case4_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) ->
     return _build(4, size, widths, hidden)
 
 
+def build_case5_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
+    """Case 5 (any number of digits at any size): ``presence``, ``box`` and ``class``, no count head.
+
+    The count is the number of presence peaks (``mnistloc.dense.detect``), so
+    no head limits it; the targets' centre bumps grow with the digit
+    (``mnistloc.dense.encode_targets``).
+
+    Returns:
+        keras.Model: as ``build_case3_model``.
+    """
+    return _build(5, size, widths, hidden)
+
+
 def build_model(case: int, **sizes) -> keras.Model:
-    """The model of ``case`` (1 to 4); ``sizes`` go to its builder."""
+    """The model of ``case`` (1 to 5); ``sizes`` go to its builder."""
     if case not in CASES:
         raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    if case == 5:
+        return build_case5_model(**sizes)
     return (build_case1_model, build_case2_model, build_case3_model, build_case4_model)[case - 1](**sizes)
 
 

@@ -93,6 +93,8 @@ class CanvasFeeder(keras.utils.PyDataset):
 
 
 def _dense_targets(ds) -> dict[str, np.ndarray]:
+    if ds.case == 5:
+        return ds.targets()  # scale-aware centre bumps (mnistloc.dense)
     return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size)
 
 
@@ -227,7 +229,7 @@ def train(case: int, *, seconds: float | None = None, epochs: int | None = None,
 def model_case(model: keras.Model) -> int | None:
     """The case a model was built for (from its name ``case<N>``), or None."""
     name = getattr(model, "name", "")
-    return int(name[4:]) if name.startswith("case") and name[4:] in ("1", "2", "3", "4") else None
+    return int(name[4:]) if name.startswith("case") and name[4:] in ("1", "2", "3", "4", "5") else None
 
 
 def check_case(model: keras.Model, case: int) -> None:

@@ -25,6 +25,7 @@ CASE_TITLES = {
     2: "Case 2: presence and localization. Labels: presence, and the union box of the digit(s)",
     3: "Case 3: multi-class localization. Labels: the digit's class and box",
     4: "Case 4: multiple objects. Labels: count, and up to two boxes with classes, left to right",
+    5: "Case 5: any number of digits at any size. Labels: count, and every box with its class",
 }
 
 
@@ -117,7 +118,7 @@ def _true_labels(ds, i: int):
         present = bool(used.any())
         box = union_box(ds.boxes[i:i + 1], ds.mask[i:i + 1])[0]
         return (box[None] if present else np.zeros((0, 4))), None, f"presence {int(present)}"
-    if ds.case == 4:
+    if ds.case in (4, 5):
         return ds.boxes[i][used], ds.classes[i][used], f"count {int(ds.count[i])}"
     if ds.case == 3:
         return ds.boxes[i][used], None, f"class {int(ds.classes[i, 0])}"
