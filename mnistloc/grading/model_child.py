@@ -40,8 +40,10 @@ MAX_JSON = 64 * 1024  # bytes of one JSON message (either way)
 BATCH = 16  # canvases a forward pass
 FORBIDDEN = frozenset({"Lambda", "__lambda__", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"})
 PLAIN = frozenset({"__keras_tensor__", "__tensor__", "__numpy__", "__ellipsis__", "__slice__"})  # data, not code
-MODULES = frozenset({"keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints",
-                     "keras.activations", "keras.models"})
+MODELS = frozenset({("keras.src.models.functional", "Functional"), ("keras.src.models.sequential", "Sequential"),
+                    ("keras", "Functional"), ("keras", "Sequential"), ("keras", "DTypePolicy"),
+                    ("keras", "FloatDTypePolicy")})  # (module, class_name) of the containers Keras writes
+PARTS = frozenset({"layers", "initializers", "regularizers", "constraints", "activations"})  # keras.<part>.<Class>
 
 
 class Refused(Exception):
@@ -165,15 +167,20 @@ def _vet_object(node: dict, keras) -> None:
         raise Refused("forbidden-layer", f"uses a {name} layer: only built-in layers without code are allowed")
     if name in PLAIN and module is None:
         return  # a tensor's shape and history, a constant
-    if module not in MODULES or registered not in (None, name):
-        raise Refused("custom-object", f"uses a custom object {str(registered or name)[:80]!r} from module "
-                                       f"{str(module)[:80]!r}: only built-in Keras layers are allowed")
-    if keras is not None and module == "keras.layers":
-        cls = getattr(keras.layers, str(name), None)
-        if not (isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
-                and cls.__module__.startswith("keras.")):
-            raise Refused("custom-object", f"{str(name)[:80]!r} is not a built-in Keras layer")
-
+    custom = Refused("custom-object", f"uses a custom object {str(registered or name)[:80]!r} from module "
+                                      f"{str(module)[:80]!r}: only built-in Keras layers are allowed")
+    if registered not in (None, name) or not isinstance(name, str) or not isinstance(module, str):
+        raise custom
+    if (module, name) in MODELS:
+        return
+    top, _, part = module.partition(".")
+    if top != "keras" or part not in PARTS:
+        raise custom
+    if keras is not None:
+        cls = getattr(getattr(keras, part), name, None)
+        base = keras.layers.Layer if part == "layers" else object
+        if not (isinstance(cls, type) and issubclass(cls, base) and cls.__module__.startswith("keras.")):
+            raise custom
 
 def check_contract(model) -> list[str]:
     """The output names in the order the model returns them, once the shapes match ``CONTRACT``."""
