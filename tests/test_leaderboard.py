@@ -21,6 +21,7 @@ from mnistloc import cli, dense, models
 from mnistloc.grading import leaderboard as lb
 from mnistloc.grading import model_child
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("leaderboard")]  # one class run, on one worker
 keras = models.keras
 layers = models.layers
 SEED = 4242
