@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, nargs="+", default=[2000, 20000], help="canvases per run (one table row each)")
     p.add_argument("--repeat", type=int, default=7, help="runs per method; the best is kept")
-    p.add_argument("--cases", type=int, nargs="+", default=list(canvas.CASES), help="cases to measure")
+    p.add_argument("--cases", type=int, nargs="+", default=list(canvas.ALL_CASES), help="cases to measure")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "canvas.json")
     args = p.parse_args(argv)
 

@@ -3,7 +3,9 @@
 The library, what the lessons import (one concept each):
 
 - ``data``: the MNIST digits (bundled sample or a local ``mnist.npz``).
-- ``canvas``: the four cases, canvases made in whole batches; ``CASES``, ``SLOTS``, ``NUM_CLASSES``.
+- ``canvas``: the four cases and case 5, canvases made in whole batches; ``CASES``, ``SLOTS``, ``NUM_CLASSES``.
+- ``scenes``: case 5's canvases: digits resized by area, overlapping a little.
+- ``dense``: case 5's detector around the dense heads: scale-aware targets, peaks, NMS.
 - ``boxes``: box formats, conversions and IoU.
 - ``metrics``: accuracy, IoU rates, COCO average precision.
 - ``coco``: writing a dataset as PNGs and a COCO instances file.

@@ -199,8 +199,8 @@ def train(case: int, *, seconds: float | None = None, epochs: int | None = None,
         one value per epoch; ``history.seconds`` is the wall-clock training time and
         ``history.cpu_seconds`` the process's CPU time during it).
     """
-    if case not in models.CASES:
-        raise ValueError(f"`case` should be one of {models.CASES}. Got case={case!r}.")
+    if case not in models.ALL_CASES:
+        raise ValueError(f"`case` should be one of {models.ALL_CASES}. Got case={case!r}.")
     for name, value in (("seconds", seconds), ("epochs", epochs)):
         if value is not None and not value > 0:
             raise ValueError(f"`{name}` should be > 0 or None. Got {name}={value!r}.")

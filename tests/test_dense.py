@@ -100,3 +100,21 @@ def test_refine_averages_agreeing_neighbours_only():
     # weights 1 (peak) and 0.5 (agreeing neighbour): x0 = (4 + 0.5 * 2) / 1.5, x1 = (20 + 0.5 * 18) / 1.5
     assert np.allclose(boxes, [[[5 / 1.5, 4, 29 / 1.5, 20]]], atol=1e-4)
     assert np.allclose(p, [[[1.25 / 1.5, 0.25 / 1.5]]], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_cli_train_then_evaluate_case_5(tmp_path, capsys):
+    import json
+
+    pytest.importorskip("keras")
+    from mnistloc import cli
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--case", "5", "--seconds", "2", "--out", str(out)]) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["case"] == 5 and {"map", "map50", "map75", "count_accuracy"} <= set(saved)
+    assert (out / "predictions.png").is_file() and (out / "worst.png").is_file()
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out / "model.keras"), "--case", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["map"] == pytest.approx(saved["map"])
+    assert cli.main(["evaluate", str(out / "model.keras"), "--case", "4"]) == 2  # case 5 has no count head
