@@ -96,6 +96,7 @@ def course(tmp_path_factory):
     os.symlink("/etc/passwd", folder("link"))
     os.mkfifo(folder("fifo"))
     (sub / "nothing" / lb.LESSON).mkdir(parents=True)
+    hand_model().save(folder("bad\x1bid"))  # a terminal escape in a student id
     (root / "secret_seed").write_text(str(SEED))
     reference = root / "reference.keras"
     hand_model().save(reference)
@@ -120,7 +121,7 @@ def test_each_submission_gets_its_status(board):
     assert {s: r["status"] for s, r in by_student.items()} == {
         "ada": "ok", "bob": "ok", "lambda": "forbidden-layer", "custom": "custom-object", "wrong": "wrong-shape",
         "huge": "too-large", "notzip": "not-a-keras-file", "link": "not-a-file", "fifo": "not-a-file",
-        "nothing": "missing"}
+        "nothing": "missing", "bad\\x1bid": "bad-id"}
     assert "Lambda" in by_student["lambda"]["message"]
     assert "(None, 128, 128)" in by_student["wrong"]["message"]
 

@@ -135,7 +135,8 @@ def leaderboard(course_dir, *, out=None, reference=None, students=None, canvases
     entries = []
     for name in names:
         if not _plain_id(name):
-            entries.append(Entry(name[:MAX_NAME], status="bad-id", message=STATUSES["bad-id"]))
+            shown = name.encode("unicode_escape").decode("ascii")[:MAX_NAME]  # no control characters
+            entries.append(Entry(shown, status="bad-id", message=STATUSES["bad-id"]))
             continue
         path = submitted / name / LESSON / MODEL_FILE
         entries.append(score_model(path, ds, student=name, root=submitted, **limits))
