@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistloc.grading import confine
-from mnistloc.grading.model_child import CONTRACT, GRID, MAX_JSON, SIZE
+from mnistloc.grading.model_child import CONTRACT, GRID, MAX_JSON
 from mnistloc.grading.registry import secret_seed
 
 LESSON = "05-many-digits"
