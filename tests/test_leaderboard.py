@@ -97,6 +97,11 @@ def course(tmp_path_factory):
     os.mkfifo(folder("fifo"))
     (sub / "nothing" / lb.LESSON).mkdir(parents=True)
     hand_model().save(folder("bad\x1bid"))  # a terminal escape in a student id
+    outside = root / "elsewhere"
+    outside.mkdir()
+    hand_model().save(outside / lb.MODEL_FILE)
+    (sub / "escape").mkdir()
+    os.symlink(outside, sub / "escape" / lb.LESSON)  # a lesson folder that leads out of submitted/
     (root / "secret_seed").write_text(str(SEED))
     reference = root / "reference.keras"
     hand_model().save(reference)
@@ -121,7 +126,7 @@ def test_each_submission_gets_its_status(board):
     assert {s: r["status"] for s, r in by_student.items()} == {
         "ada": "ok", "bob": "ok", "lambda": "forbidden-layer", "custom": "custom-object", "wrong": "wrong-shape",
         "huge": "too-large", "notzip": "not-a-keras-file", "link": "not-a-file", "fifo": "not-a-file",
-        "nothing": "missing", "bad\\x1bid": "bad-id"}
+        "nothing": "missing", "bad\\x1bid": "bad-id", "escape": "not-a-file"}
     assert "Lambda" in by_student["lambda"]["message"]
     assert "(None, 128, 128)" in by_student["wrong"]["message"]
 
