@@ -24,7 +24,7 @@ The library, what the lessons import (one concept each):
 - ``cli`` (and ``__main__``): the ``mnistloc`` command.
 
 ``grading``: everything that judges student code (registry of exercises, checks,
-notebook reader, doctor, sandbox, the hardened grader); see its own map.
+notebook reader, doctor, sandbox, the hardened grader, the leaderboard); see its own map.
 
 Importing the package imports neither TensorFlow nor matplotlib, but makes
 TensorFlow's later import quiet (``_quiet``: its start-up log lines filtered out).
