@@ -12,7 +12,9 @@ The library, what the lessons import (one concept each):
 - ``viz``: pictures of canvases, predictions and training curves (matplotlib).
 - ``decoding``: boxes to per-cell training maps and back (NumPy only).
 - ``models``: the Keras heads and reference models.
-- ``training``: training a case's model in a time budget; saving and loading it.
+- ``precision``: float32, or bfloat16 where the CPU has bfloat16 units.
+- ``training``: training a case's model in a budget of steps or seconds; saving and loading it.
+- ``pretrained``: the shipped reference weights of each case's model.
 - ``evaluation``: scoring a model on held-out digits against the targets.
 - ``demo``: the main job, every case end to end (``make demo``).
 - ``checks``: what a lesson's test cell imports (``check_exercise``), over ``grading``.
@@ -21,6 +23,11 @@ The library, what the lessons import (one concept each):
 ``grading``: everything that judges student code (registry of exercises, checks,
 notebook reader, doctor, sandbox, the hardened grader); see its own map.
 
-Importing the package imports neither TensorFlow nor matplotlib.
+Importing the package imports neither TensorFlow nor matplotlib, but makes
+TensorFlow's later import quiet (``_quiet``: its start-up log lines filtered out).
 """
+from mnistloc import _quiet
+
 __version__ = "0.1.0"
+
+_quiet.install()

@@ -99,20 +99,23 @@ def _run_show(args) -> int:
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for pictures and metrics")
+    p.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for index.html, pictures, tables")
     p.add_argument("--seconds", type=float, default=None,
-                   help="training per case in seconds of all cores (default 60; 175 for the targets' budget; "
-                        "0: data only)")
+                   help="the live training run, in seconds of both cores (default 30; 0: none)")
+    p.add_argument("--no-grading", action="store_true", help="skip grading the sample class")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run in about a minute: 200 canvases, 200 test canvases, 5 s of training")
 
 
 def _run_demo(args) -> int:
     from mnistloc import demo
 
-    if args.seconds is None:
-        return demo.run(args.out)
-    if args.seconds < 0:
-        raise UsageError(f"--seconds should be >= 0, got {args.seconds}")
-    return demo.run(args.out, seconds=args.seconds)
+    options = dict(demo.QUICK) if args.quick else {}
+    if args.seconds is not None:
+        if args.seconds < 0:
+            raise UsageError(f"--seconds should be >= 0, got {args.seconds}")
+        options["live_seconds"] = args.seconds
+    return demo.run(args.out, grading=not args.no_grading, **options)
 
 
 # ---- grade / doctor (hardened grader) --------------------------------------------------------
@@ -209,6 +212,8 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive_float, help="training time budget (default 180)")
     budget.add_argument("--epochs", type=_positive_int, help="epochs of 5,000 fresh canvases")
+    budget.add_argument("--steps", type=_positive_int,
+                        help="optimiser steps of 64 canvases: the same seed and steps give the same model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="folder for model.keras, metrics.json and pictures")
     p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
@@ -219,13 +224,14 @@ def _run_train(args) -> int:
     from mnistloc import evaluation, training
 
     model_path = _new_output(args.out / "model.keras", args.force)
-    model, history = training.train(args.case, seconds=args.seconds, epochs=args.epochs, seed=args.seed,
-                                    source=_source(args))
+    config = training.TrainConfig(seconds=args.seconds, epochs=args.epochs, steps=args.steps, seed=args.seed,
+                                  source=_source(args))
+    model, history = training.train(args.case, config)
     training.save_model(model, model_path, force=True)
     result = evaluation.write_report(model, args.case, args.out, history=history, source=_source(args))
     print(evaluation.format_metrics(result))
-    print(f"trained case {args.case} for {history.seconds:.0f} s; wrote {model_path}, metrics.json, "
-          f"predictions.png, worst.png and history.png to {args.out}/")
+    print(f"trained case {args.case} for {history.steps} steps in {history.seconds:.0f} s; wrote {model_path}, "
+          f"metrics.json, predictions.png, worst.png and history.png to {args.out}/")
     return 0
 
 
@@ -254,7 +260,7 @@ COMMANDS = {
     "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
     "show": ("draw a grid of canvases with their boxes", _args_show, _run_show),
-    "demo": ("the main job: every case, a table and pictures", _args_demo, _run_demo),
+    "demo": ("the main job: data, reference models, live training and grading, on one page", _args_demo, _run_demo),
     "train": ("train a case's model; write it, its metrics and pictures", _args_train, _run_train),
     "evaluate": ("score a trained model on held-out canvases", _args_evaluate, _run_evaluate),
     "grade": ("grade a class of untrusted notebooks safely (CSV, feedback, gradebook)", _args_grade, _run_grade),

@@ -330,9 +330,11 @@ WRONG = [  # (exercise, wrong implementation, a phrase the hint must contain)
 
 
 def test_at_least_three_wrong_implementations_per_exercise():
-    """Student-written mistakes for the exercises listed here; every exercise's registered mistakes are
-    exercised by tests/test_judge.py."""
-    counts = {name: sum(w[0] == name for w in WRONG) for name in {w[0] for w in WRONG}}
+    """Student-written mistakes (here and in tests/test_detector_checks.py); every exercise's registered
+    mistakes are exercised by tests/test_judge.py."""
+    from test_detector_checks import STUDENT_WRONG  # the detector exercises' own, tested there
+
+    counts = {name: sum(w[0] == name for w in WRONG + STUDENT_WRONG) for name in EXERCISES}
     assert min(counts.values()) >= 3, counts
 
 
