@@ -220,4 +220,5 @@ def test_quick_demo_is_quiet_and_writes_a_linked_page(tmp_path):
     rows = json.loads((tmp_path / "out" / "grading" / "grades.json").read_text())["rows"]
     for student, folder in demo.SAMPLE_CLASS.items():  # the grader's verdicts are the corpus's expected ones
         mine = {row["exercise"]: row["status"] for row in rows if row["student"] == student}
-        assert mine == EXPECTED[folder]["expect"], student
+        expect = EXPECTED[folder]["expect"]
+        assert {name: mine.get(name) for name in expect} == expect, student
