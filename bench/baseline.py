@@ -133,6 +133,19 @@ def tune(case: int = 3, steps: int = 300, seed: int = 0, grid=GRID) -> list[dict
     return rows
 
 
+def reference(case: int = 3, steps: int = 300, seed: int = 0) -> dict:
+    """Our model for the same steps, warm-up and seed as ``tune``'s runs: the comparison at that budget."""
+    import os
+
+    from mnistloc import evaluation, training
+
+    model, history = training.train(case, steps=steps, seed=seed, warmup_steps=steps // 5, validation=0,
+                                    progress=False)
+    return {"model": "reference", "learning_rate": training.LEARNING_RATE, "steps": history.steps,
+            "precision": history.config.resolved_precision(), "cpu_seconds": round(history.cpu_seconds, 1),
+            "load_after": os.getloadavg()[0], **evaluation.evaluate(model, case)}
+
+
 if __name__ == "__main__":
     import argparse
     import json
@@ -143,6 +156,13 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "baseline_tuning.json")
+    p.add_argument("--reference-only", action="store_true", help="add our model's run to --out; no tuning")
     args = p.parse_args()
-    result = {"case": args.case, "steps": args.steps, "seed": args.seed, "runs": tune(args.case, args.steps, args.seed)}
+    if args.reference_only:
+        result = json.loads(args.out.read_text())
+        result["reference"] = reference(args.case, args.steps, args.seed)
+        result.setdefault("warmup_steps", args.steps // 5)
+    else:
+        result = {"case": args.case, "steps": args.steps, "seed": args.seed, "warmup_steps": args.steps // 5,
+                  "runs": tune(args.case, args.steps, args.seed)}
     args.out.write_text(json.dumps(result, indent=2) + "\n")

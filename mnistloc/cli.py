@@ -153,6 +153,33 @@ def _run_grade(args) -> int:
     return 0
 
 
+def _args_leaderboard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("course", type=Path, metavar="COURSE_DIR", help="nbgrader course folder with submitted/")
+    p.add_argument("--out", type=Path, help="results folder (default: COURSE_DIR/mnistloc_leaderboard)")
+    p.add_argument("--reference", type=Path, metavar="MODEL", help="a model.keras from `mnistloc train --case 5`, "
+                   "shown for comparison")
+    p.add_argument("--student", action="append", help="score only this student (repeatable)")
+    p.add_argument("--canvases", type=_positive_int, default=200, help="hidden case 5 canvases per model")
+    p.add_argument("--timeout", type=float, default=120, help="seconds per model to load and run")
+    p.add_argument("--memory-mb", type=_positive_int, default=4096, help="address space per child process")
+    p.add_argument("--max-mb", type=_positive_int, default=32, help="largest model file opened, in MB")
+    p.add_argument("--force", action="store_true", help="overwrite existing results")
+
+
+def _run_leaderboard(args) -> int:
+    from mnistloc.grading import leaderboard
+
+    entries = leaderboard.leaderboard(args.course, out=args.out, reference=args.reference, students=args.student,
+                                      canvases=args.canvases, timeout=args.timeout, memory_mb=args.memory_mb,
+                                      max_bytes=args.max_mb * 1024 * 1024, force=args.force)
+    for e in entries:
+        score = f"mAP {e.map:.3f}" if e.status == "ok" else e.status
+        print(f"{e.rank or '-':>3}  {e.student:<24} {score}")
+    out = args.out or args.course / "mnistloc_leaderboard"
+    print(f"wrote {out / 'leaderboard.csv'} and {out / 'leaderboard.html'}")
+    return 0
+
+
 def _args_doctor(p: argparse.ArgumentParser) -> None:
     p.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="a lesson notebook (.ipynb); only read")
     p.add_argument("--lesson", help="the lesson it should be (default: from its name or cells)")
@@ -264,6 +291,8 @@ COMMANDS = {
     "train": ("train a case's model; write it, its metrics and pictures", _args_train, _run_train),
     "evaluate": ("score a trained model on held-out canvases", _args_evaluate, _run_evaluate),
     "grade": ("grade a class of untrusted notebooks safely (CSV, feedback, gradebook)", _args_grade, _run_grade),
+    "leaderboard": ("score the class's case 5 models safely on hidden canvases (CSV, HTML)", _args_leaderboard,
+                    _run_leaderboard),
     "doctor": ("say what is structurally wrong with a lesson notebook and how to fix it", _args_doctor, _run_doctor),
 }
 

@@ -134,8 +134,8 @@ def shipped_model(case: int):
     from mnistloc import pretrained
 
     made = pretrained.record(case)
-    how = ", ".join(f"{k} {made[k]:,}" for k in ("seed", "steps") if isinstance(made.get(k), int))
-    return pretrained.model(case), "shipped weights" + (f" ({how})" if how else "")
+    how = f" (seed {made['seed']}, {made['steps']:,} steps)" if {"seed", "steps"} <= set(made) else ""
+    return pretrained.model(case), "shipped weights" + how
 
 
 def train_live(case: int, seconds: float, out_dir, test_canvases: int = TEST_CANVASES) -> dict:
@@ -191,11 +191,11 @@ def score_models(out_dir, live: dict | None = None, test_canvases: int = TEST_CA
 
 def format_metrics_table(rows: list[dict]) -> str:
     """One line per case: what ran, then each target metric as ``value (>= target met|below)``."""
-    lines = [f"{'case':<22} {'model':<32} metrics (target)", "-" * 110]
+    lines = [f"{'case':<22} {'model':<38} metrics (target)", "-" * 120]
     for r in rows:
         cells = [f"{c['metric']} {c['value']:.3f} (>= {c['target']} {'met' if c['met'] else 'below'})"
                  for c in r["checks"]]
-        lines.append(f"{case_name(r['case']):<22} {r['how']:<32} " + ", ".join(cells))
+        lines.append(f"{case_name(r['case']):<22} {r['how']:<38} " + ", ".join(cells))
     return "\n".join(lines)
 
 

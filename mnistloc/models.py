@@ -1,4 +1,4 @@
-"""Keras models for the four cases: a backbone, four small heads, the losses.
+"""Keras models for the four cases: a backbone, four small heads; and the seed's classic model.
 
 The design (one for all four cases) is a small fully convolutional,
 CenterNet-style detector at stride 8:
@@ -21,7 +21,7 @@ the presence peaks. The dense flatten model must instead map every position
 of the canvas to four coordinates through one big weight matrix.
 
 Targets per cell come from ``mnistloc.decoding.encode_targets``; the losses
-take a mask as the first channel of ``y_true``, so cells (and canvases) with no
+(``mnistloc.losses``, re-exported here) take a mask as the first channel of ``y_true``, so cells (and canvases) with no
 digit give no box or class loss.
 
 Importing this module imports Keras and TensorFlow (quietly: see ``mnistloc/__init__.py``).

@@ -3,9 +3,12 @@
 ``mnistloc/weights/case<N>.weights.h5`` holds the weights of the case's model
 trained on the seed whose score was the median of the benchmark's seeds, and
 ``case<N>.json`` says how (steps, seed, precision, the command) and what it
-scored on the 2,000 test canvases when loaded here (float32). Made by::
+scored on the 2,000 test canvases when loaded here (float32). Made by one
+command (the record's ``command`` gives the exact one; bit for bit on the same
+machine and versions, since the budget is steps)::
 
-    .venv/bin/python bench/quality.py --cases N --seeds 5 --weights bench/logs/weights --install
+    .venv/bin/python bench/quality.py --cases N --seeds 5 --steps 1500 --precision mixed_bfloat16 \
+        --weights bench/logs/weights --install
 
 Loading builds the model from its builder and reads only arrays from the file
 (a ``.weights.h5`` has no configuration and no code), so a weights file cannot

@@ -284,7 +284,7 @@ def train(case: int, config: TrainConfig | None = None, *, model: keras.Model | 
     """Trains the model of ``case`` within the budget of ``config``.
 
     Args:
-        case: 1 to 4.
+        case: 1 to 5.
         config: a ``TrainConfig``; None for the defaults.
         model: a model to train instead of a new one; compiled here unless it is already.
         encode: targets for another kind of model (see ``CanvasFeeder``); then ``model``

@@ -207,7 +207,7 @@ def test_quick_demo_is_quiet_and_writes_a_linked_page(tmp_path):
     r = _run(tmp_path, "demo", "--quick", "--out", "out")
     assert r.returncode == 0, r.stderr
     assert _noise(r.stdout + r.stderr) == []
-    rows = [line for line in r.stdout.splitlines() if line[:2] in ("1 ", "2 ", "3 ", "4 ")]
+    rows = [line for line in r.stdout.splitlines() if line[:2] in {f"{c} " for c in canvas.ALL_CASES}]
     data_rows = [line for line in rows if f"{demo.QUICK['n']:>8,}" in line]
     assert len(data_rows) == len(demo.make_datasets(1))  # one data row per case
     scored = [c for c in TARGETS if c in canvas.CASES or c in demo.shipped_cases()]  # case 5 when it ships
@@ -220,4 +220,5 @@ def test_quick_demo_is_quiet_and_writes_a_linked_page(tmp_path):
     rows = json.loads((tmp_path / "out" / "grading" / "grades.json").read_text())["rows"]
     for student, folder in demo.SAMPLE_CLASS.items():  # the grader's verdicts are the corpus's expected ones
         mine = {row["exercise"]: row["status"] for row in rows if row["student"] == student}
-        assert mine == EXPECTED[folder]["expect"], student
+        expect = EXPECTED[folder]["expect"]
+        assert {name: mine.get(name) for name in expect} == expect, student

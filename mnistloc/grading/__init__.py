@@ -13,6 +13,8 @@
   child's loop and the reference trap; ``confine``: namespaces, mounts, limits, uid.
 - ``grade``: ``grade_course``, the hardened grader of a class; ``results``: its
   rows, CSV, JSON, feedback pages, shards and nbgrader's gradebook.
+- ``leaderboard``: the class's case 5 models scored on hidden canvases (CSV, HTML);
+  ``model_child``: its child, which vets, loads (Keras safe mode) and runs one model.
 
 Lessons import ``mnistloc.checks``, a thin door over this package.
 """
