@@ -140,7 +140,7 @@ def read_answers(path, *, lesson: str | None = None) -> Answers:
     diagnosis = doctor.diagnose(path, lesson=lesson)
     if diagnosis.lesson is None:
         problems = [f.problem for f in diagnosis.findings if f.kind != "unknown-lesson"]
-        raise notebook.NotALessonError(f"{path}: {problems[0]}" if problems else (
+        raise notebook.NotALessonError(f"{path}: {problems[0]}" if problems and not diagnosis.readable else (
             f"{path} is a notebook but not an mnistloc lesson: none of its cells is an exercise (nbgrader "
             f"grade_id such as 'iou'). The lessons are {', '.join(notebook.LESSONS)}."))
     names = exercises_of(diagnosis.lesson)
