@@ -99,7 +99,8 @@ def _world_writable() -> list[str]:
     found = subprocess.run(["find", "/", "-maxdepth", "4", "(", "-path", "/proc", "-o", "-path", "/sys", "-o",
                             "-path", "/work", ")", "-prune", "-o", "-type", "d", "-perm", "-0002", "-print"],
                            capture_output=True, text=True).stdout.split()
-    return sorted({*found, "/tmp", "/var/tmp", "/dev/shm", "/run/lock", *(["/dev/mqueue"] * os.path.isdir("/dev/mqueue"))})
+    extra = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", *(["/dev/mqueue"] * os.path.isdir("/dev/mqueue"))]
+    return sorted({*found, *extra})
 
 
 def _sandbox_processes() -> dict[int, int]:

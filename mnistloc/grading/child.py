@@ -4,7 +4,8 @@
 once, then ``("warm", name)`` (import Keras outside the time limit),
 ``("exec", name, source)`` (run an answer cell on the prelude) and
 ``("call", name, case)`` (``EXERCISES[name].call(func, case)``), and answers
-each with ``(status, value)`` on its result pipe, as plain JSON data (``mnistloc.grading.wire``). While an exercise's code
+each with ``(status, value)`` on its result pipe, as plain JSON data
+(``mnistloc.grading.wire``). While an exercise's code
 runs, the ``mnistloc`` reference of that exercise is replaced by a trap.
 """
 from __future__ import annotations

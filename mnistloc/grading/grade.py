@@ -32,7 +32,8 @@ from pathlib import Path
 from mnistloc.grading import confine, doctor, notebook, sandbox
 from mnistloc.grading.confine import capabilities, guard_this_process
 from mnistloc.grading.exercises.base import CheckFailure, keras
-from mnistloc.grading.registry import EXERCISES, LESSONS, SEED_FILE, exercises_of, hidden_seed, secret_seed  # noqa: F401
+from mnistloc.grading.registry import (EXERCISES, LESSONS, SEED_FILE, exercises_of, hidden_seed,  # noqa: F401
+                                       secret_seed)
 from mnistloc.grading.results import (Row, output_paths, read_shards, record_gradebook, refuse_overwrite,
                                       seed_fingerprint, summary, write_results, write_shard)
 
