@@ -20,8 +20,7 @@ import numpy as np
 from keras import layers
 
 from mnistloc import models
-
-SLOTS = 2
+from mnistloc.canvas import SLOTS
 
 
 def build_baseline(case: int, size: int = 128) -> keras.Model:

@@ -29,8 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from mnistloc import evaluation  # noqa: E402  (NumPy only: the targets)
 
-COLUMNS = ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accuracy", "mean_iou", "iou50",
-           "iou75", "map", "map50", "map75")
+COLUMNS = evaluation.METRICS
 TARGETS = {str(case): goals for case, goals in evaluation.TARGETS.items()}
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 
@@ -103,7 +102,7 @@ def write_readme(path: Path, results: dict) -> None:
     m = results["machine"]
     body = (f"{BEGIN}\n{table(results)}\n\nwall s: wall-clock training time; CPU s: the process's CPU time "
             f"during it (both cores busy for 175 s make 350); epochs of 5,000 fresh canvases (the last one cut "
-            f"short by the budget). ✓/✗: issue 3's target met or not (targets: "
+            f"short by the budget). ✓/✗: the target of evaluation.TARGETS met or not (targets: "
             + "; ".join(f"case {c}: " + ", ".join(f"{k} >= {v}" for k, v in t.items()) for c, t in TARGETS.items())
             + f").\nMachine: {m['cpu']}, {m['cores']} cores, no GPU, Python {m['python']}, TensorFlow "
             f"{m['tensorflow']}, Keras {m['keras']}; {m['date']}; load average (1 min) "

@@ -7,7 +7,7 @@ Formats, named as in ``keras.utils.bounding_boxes``; each is ``(..., 4)`` floats
                 column + 1``, so ``width = x1 - x0``. The format used inside.
 ``xywh``        ``x0, y0, width, height`` in pixels.
 ``cxcywh``      ``centre x, centre y, width, height`` in pixels.
-``rel_xyxy``    ``xyxy`` divided by the canvas size: what the models regress.
+``rel_xyxy``    ``xyxy`` divided by the canvas size, in [0, 1] (the lessons' heads).
 ==============  ===============================================================
 
 Every conversion goes through ``xyxy``. IoU has no "+1": touching or disjoint

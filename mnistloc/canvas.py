@@ -1,14 +1,18 @@
-"""Canvases of MNIST digits for the four cases, made in whole batches.
+"""Canvases of MNIST digits for the five cases, made in whole batches.
 
 A canvas is ``size x size`` uint8, black, with 28x28 digits pasted at uniform
 random integer positions fully inside; the digits' 28x28 frames never overlap,
-so neither does their ink. The cases (``../shared/DESIGN.md``):
+so neither does their ink (except in case 5). The cases:
 
 1. one digit of one class (``digit``, default 1): its box;
 2. empty, one or two digits of any class: presence, and the union box;
 3. one digit of any class: its class and box;
 4. empty, one or two digits of any class: count, and up to two boxes with
-   classes ordered left to right, with a mask for the unused slot.
+   classes ordered left to right, with a mask for the unused slot;
+5. 0 to ``max_digits`` (default 6) digits resized by 0.6 to 1.6, whose
+   frames may overlap a little (``mnistloc.scenes``): boxes and classes in
+   ``max_digits`` slots ordered left to right, with a mask; ``instances(i)``
+   and ``box_lists()`` give them as variable-length lists.
 
 Every random draw for the whole batch is made up front from one
 ``numpy.random.Generator`` (so the same seed gives the same bytes, in chunks
@@ -24,7 +28,8 @@ import numpy as np
 from mnistloc import boxes as B
 from mnistloc.data import load_digits
 
-CASES = (1, 2, 3, 4)
+CASES = (1, 2, 3, 4)  # the four cases of the course brief
+ALL_CASES = CASES + (5,)  # and case 5: any number of digits at any size
 DIGIT = 28  # side of an MNIST digit in pixels
 SLOTS = 2  # at most two digits a canvas
 BOX_KINDS = ("tight", "frame")
@@ -34,17 +39,20 @@ _CHUNK = 4096
 
 @dataclasses.dataclass(frozen=True)
 class CanvasDataset:
-    """Canvases and their labels; ``n`` canvases, two slots each.
+    """Canvases and their labels; ``n`` canvases, ``K`` slots each (2; ``max_digits`` in case 5).
 
     Attributes:
-        case: 1 to 4.
+        case: 1 to 5.
         images (uint8[n, size, size]): the canvases.
-        boxes (float32[n, 2, 4]): ``xyxy`` pixels, zeros where a slot is unused.
-        mask (bool[n, 2]): which slots hold a digit.
-        classes (int64[n, 2]): digit classes, -1 where unused.
+        boxes (float32[n, K, 4]): ``xyxy`` pixels, zeros where a slot is unused.
+        mask (bool[n, K]): which slots hold a digit.
+        classes (int64[n, K]): digit classes, -1 where unused.
         count (int64[n]): digits per canvas.
-        digit_ids (int64[n, 2]): index of each digit in ``load_digits(split)``, -1 where unused.
+        digit_ids (int64[n, K]): index of each digit in ``load_digits(split)``, -1 where unused.
         split: ``"train"`` or ``"test"``: where the digit instances came from.
+        frames (float32[n, K, 4] | None): each digit's square frame (28x28, or
+            its resized side in case 5), ``xyxy``, zeros where unused; None in
+            files saved before frames were recorded.
     """
 
     case: int
@@ -55,6 +63,7 @@ class CanvasDataset:
     count: np.ndarray
     digit_ids: np.ndarray
     split: str = "train"
+    frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -63,17 +72,41 @@ class CanvasDataset:
     def size(self) -> int:
         return self.images.shape[-1]
 
+    def instances(self, i: int) -> dict[str, np.ndarray]:
+        """The digits of canvas ``i`` without padding: ``boxes`` float32 (m, 4) ``xyxy``, ``classes`` int64 (m,)."""
+        m = self.mask[i]
+        return {"boxes": self.boxes[i][m], "classes": self.classes[i][m]}
+
+    def box_lists(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every canvas's boxes (m_i, 4) and classes (m_i,), as two lists: what ``metrics`` take."""
+        return [b[m] for b, m in zip(self.boxes, self.mask)], [c[m] for c, m in zip(self.classes, self.mask)]
+
     def targets(self) -> dict[str, np.ndarray]:
-        """The arrays the case's model trains on, keyed by output name; boxes in ``rel_xyxy``.
+        """The case's answers per canvas, keyed by output name; boxes in ``rel_xyxy``.
+
+        These are the plain per-canvas targets (the lessons' single-box heads). The
+        reference models of ``mnistloc.models`` learn per-cell maps instead:
+        ``decoding.encode_targets`` turns the boxes into presence, distance and class maps.
 
         Returns:
             case 1: ``box`` (n, 4), ``presence`` (n, 1) (always 1);
             case 2: ``presence`` (n, 1), ``box`` (n, 4): the union box, zeros when empty;
             case 3: ``class`` (n, 10) one-hot, ``box`` (n, 4);
             case 4: ``count`` (n, 3) one-hot, ``boxes`` (n, 2, 4), ``classes`` (n, 2, 10)
-            one-hot (zeros where unused), ``mask`` (n, 2).
+            one-hot (zeros where unused), ``mask`` (n, 2);
+            case 5: what a dense detector trains on, per cell of 8x8 pixels (S = size / 8,
+            ``mnistloc.dense.encode_targets``): ``presence`` (n, S, S, 1), ``box`` (n, S, S, 5),
+            ``class`` (n, S, S, 11); and per canvas ``boxes`` (n, K, 4), ``classes`` (n, K, 10),
+            ``mask`` (n, K), ``count`` (n,).
             All float32.
         """
+        if self.case == 5:
+            from mnistloc import dense
+
+            return {**dense.encode_targets(self.boxes, self.classes, self.mask, size=self.size),
+                    "boxes": B.convert(self.boxes, "xyxy", "rel_xyxy", size=self.size).astype(np.float32),
+                    "classes": one_hot(self.classes, NUM_CLASSES), "mask": self.mask.astype(np.float32),
+                    "count": self.count.astype(np.float32)}
         rel = B.convert(self.boxes, "xyxy", "rel_xyxy", size=self.size).astype(np.float32)
         presence = (self.count > 0).astype(np.float32)[:, None]
         if self.case == 1:
@@ -91,7 +124,7 @@ class CanvasDataset:
         """Writes every array and the case to an ``.npz`` file."""
         np.savez_compressed(path, case=self.case, split=self.split,
                             **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                               if f.name not in ("case", "split")})
+                               if f.name not in ("case", "split") and getattr(self, f.name) is not None})
 
     @classmethod
     def load(cls, path) -> "CanvasDataset":
@@ -174,12 +207,13 @@ def place_digit(canvas, digit, x: int, y: int) -> np.ndarray:
 
 
 def _check_args(case, n, size, mix, digit, box) -> np.ndarray:
-    if case not in CASES:
-        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    if case not in ALL_CASES:
+        raise ValueError(f"`case` should be one of {ALL_CASES}. Got case={case!r}.")
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"`n` should be a whole number >= 0. Got n={n!r}.")
-    if not isinstance(size, (int, np.integer)) or size < 2 * DIGIT:
-        raise ValueError(f"`size` should be an integer >= {2 * DIGIT} so that two digits fit. Got size={size!r}.")
+    if not isinstance(size, (int, np.integer)) or size < (1 if case == 5 else 2 * DIGIT):
+        raise ValueError(f"`size` should be an integer >= {2 * DIGIT} so that two digits fit"
+                         f"{' (>= 1 in case 5)' if case == 5 else ''}. Got size={size!r}.")
     if digit not in range(NUM_CLASSES):
         raise ValueError(f"`digit` should be a class from 0 to 9. Got digit={digit!r}.")
     if box not in BOX_KINDS:
@@ -206,27 +240,36 @@ def _sample_positions(rng: np.random.Generator, count: np.ndarray, span: int) ->
 
 def make_dataset(case: int, n: int, *, seed, split: str = "train", size: int = 128,
                  digit: int = 1, mix: Sequence[float] = (1 / 3, 1 / 3, 1 / 3), box: str = "tight",
-                 source="auto", progress: bool = False) -> CanvasDataset:
+                 source="auto", progress: bool = False, **scene) -> CanvasDataset:
     """Makes ``n`` canvases of one case.
 
     Args:
-        case: 1 to 4 (see the module docstring).
+        case: 1 to 5 (see the module docstring).
         n: number of canvases.
         seed: an int or a ``numpy.random.Generator``; same seed, same bytes.
         split: ``"train"`` or ``"test"``: which digit instances to draw from.
         size: canvas side in pixels.
         digit: the class of case 1.
         mix: probabilities of 0, 1 and 2 digits for cases 2 and 4.
-        box: ``"tight"`` (the ink's extent) or ``"frame"`` (the 28x28 frame).
+        box: ``"tight"`` (the ink's extent) or ``"frame"`` (the digit's square frame).
         source: passed to ``mnistloc.data.load_digits``.
         progress: show a progress bar while writing the canvases.
+        **scene: case 5 only: ``min_digits`` (0), ``max_digits`` (6), ``scale``
+            ((0.6, 1.6)), ``max_overlap`` (0.3, frame IoU), ``noise`` (0.0,
+            grey levels), ``clutter`` (0 pieces); see ``mnistloc.scenes.make``.
 
     Returns:
-        CanvasDataset.
+        CanvasDataset: K = 2 slots, or ``max_digits`` in case 5.
     """
     p = _check_args(case, n, size, mix, digit, box)
+    unknown = set(scene) - set(SCENE_OPTIONS) if case == 5 else set(scene)
+    if unknown:
+        raise TypeError(f"make_dataset() got unexpected options {sorted(unknown)} for case {case}; "
+                        f"case 5 takes {SCENE_OPTIONS}, the other cases none of them.")
     rng = np.random.default_rng(seed)
     images, labels = load_digits(split, source)
+    if case == 5:
+        return _make_scenes(rng, images, labels, n, size, box, split, progress, scene)
     pool = np.flatnonzero(labels == digit) if case == 1 else np.arange(len(labels))
 
     count = rng.choice(3, size=n, p=p) if case in (2, 4) else np.ones(n, dtype=np.int64)
@@ -235,14 +278,33 @@ def make_dataset(case: int, n: int, *, seed, split: str = "train", size: int = 1
     ids = np.where(mask, pool[rng.integers(0, len(pool), size=(n, SLOTS))], -1)
     xy = _sample_positions(rng, count, size - DIGIT)  # [n, 2, 2]
 
+    frames = np.where(mask[..., None], np.concatenate([xy, xy + DIGIT], axis=-1), 0).astype(np.float32)
     local = _tight_boxes(images) if box == "tight" else np.tile(np.float32([0, 0, DIGIT, DIGIT]), (len(images), 1))
     boxes = np.where(mask[..., None], local[ids] + np.tile(xy, 2), 0).astype(np.float32)  # [n, 2, 4]
     classes = np.where(mask, labels[ids], -1)
     order = _left_to_right(boxes, mask)
-    boxes, classes, mask, ids, xy = (_take_slots(a, order) for a in (boxes, classes, mask, ids, xy))
+    boxes, classes, mask, ids, xy, frames = (_take_slots(a, order) for a in (boxes, classes, mask, ids, xy, frames))
     canvases = _paste(images, ids, xy, mask, size, progress)
     return CanvasDataset(case=case, images=canvases, boxes=boxes, mask=mask, classes=classes,
-                         count=count, digit_ids=ids, split=split)
+                         count=count, digit_ids=ids, split=split, frames=frames)
+
+
+SCENE_OPTIONS = ("min_digits", "max_digits", "scale", "max_overlap", "noise", "clutter")
+"""The options of case 5 canvases (``mnistloc.scenes.make``)."""
+
+
+def _make_scenes(rng, images, labels, n, size, box, split, progress, options) -> CanvasDataset:
+    """Case 5: ``scenes.make`` draws and renders; here the slots are ordered left to right."""
+    from mnistloc import scenes
+
+    made = scenes.make(rng, images, np.arange(len(labels)), n, size=size, progress=progress, **options)
+    mask, ids = made["mask"], made["digit_ids"]
+    boxes = made["boxes"] if box == "tight" else made["frames"]
+    classes = np.where(mask, labels[np.maximum(ids, 0)], -1)
+    order = _left_to_right(boxes, mask)
+    boxes, classes, mask, ids, frames = (_take_slots(a, order) for a in (boxes, classes, mask, ids, made["frames"]))
+    return CanvasDataset(case=5, images=made["images"], boxes=boxes, mask=mask, classes=classes,
+                         count=made["count"], digit_ids=ids, split=split, frames=frames)
 
 
 _TIGHT: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(images) -> (images, tight boxes (N, 4))

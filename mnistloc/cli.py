@@ -27,8 +27,8 @@ def _positive_int(text: str) -> int:
 
 
 def _case(text: str) -> int:
-    if text not in ("1", "2", "3", "4"):
-        raise argparse.ArgumentTypeError(f"expected a case from 1 to 4, got {text!r}")
+    if text not in ("1", "2", "3", "4", "5"):
+        raise argparse.ArgumentTypeError(f"expected a case from 1 to 5, got {text!r}")
     return int(text)
 
 
@@ -47,7 +47,7 @@ def _source(args) -> str:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--case", type=_case, required=True, help="1 to 4")
+    p.add_argument("--case", type=_case, required=True, help="1 to 5")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "test"), default="train")
     p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
@@ -205,7 +205,7 @@ def _positive_float(text: str) -> float:
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--case", type=_case, required=True, help="1 to 4")
+    p.add_argument("--case", type=_case, required=True, help="1 to 5")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive_float, help="training time budget (default 180)")
     budget.add_argument("--epochs", type=_positive_int, help="epochs of 5,000 fresh canvases")
@@ -231,7 +231,7 @@ def _run_train(args) -> int:
 
 def _args_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="a .keras file written by `mnistloc train`")
-    p.add_argument("--case", type=_case, required=True, help="1 to 4: the case the model was trained for")
+    p.add_argument("--case", type=_case, required=True, help="1 to 5: the case the model was trained for")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
 
@@ -246,6 +246,10 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+DESCRIPTION = ("Object localization and detection on canvases of MNIST digits: make data, draw it, train and "
+               "score the reference models, and check or grade the course's lesson notebooks. "
+               "Run 'mnistloc COMMAND --help' for a command's options.")
+
 COMMANDS = {
     "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
@@ -259,7 +263,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnistloc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mnistloc", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_, add, _) in COMMANDS.items():
         add(sub.add_parser(name, help=help_, description=help_))

@@ -4,7 +4,7 @@
 table and writes a sample grid per case; then trains each case's reference
 model for a short budget (``DEMO_SECONDS``, about 5 minutes in all on 2
 cores), scores it on held-out digits, prints one table of metrics against
-issue 3's targets, and writes pictures beside it (``caseN/``: predictions,
+the targets (``evaluation.TARGETS``), and writes pictures beside it (``caseN/``: predictions,
 worst predictions, training curves, ``metrics.json``, ``model.keras``).
 The targets are for the full budget: ``mnistloc demo --seconds 175``.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistloc import canvas
+from mnistloc.evaluation import METRICS, TARGETS
 
 CANVASES = 2000  # per case
 SEED = 0
@@ -100,15 +101,12 @@ def train_and_evaluate(out_dir, seconds: float = DEMO_SECONDS) -> list[dict]:
 
 def format_metrics_table(rows: list[dict]) -> str:
     """One line per case: training time, then each metric with its target, marked met or not."""
-    from mnistloc.evaluation import TARGETS
-
     head = f"{'case':<22} {'train':>6}  metrics (target)"
     lines = [head, "-" * 100]
     for r in rows:
         goals = TARGETS[r["case"]]
         cells = []
-        for k in ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accuracy", "mean_iou", "iou50",
-                  "iou75", "map", "map50", "map75"):
+        for k in METRICS:
             if k in r:
                 goal = f" (>= {goals[k]} {'ok' if r[k] >= goals[k] else 'MISSED'})" if k in goals else ""
                 cells.append(f"{k} {r[k]:.3f}{goal}")

@@ -277,6 +277,50 @@ def _in_area_range(boxes: np.ndarray) -> np.ndarray:
     return (a >= AREA_RANGE[0]) & (a <= AREA_RANGE[1])
 
 
+def match_detections(pred_boxes, scores, true_boxes, iou_threshold: float = 0.5) -> np.ndarray:
+    """Matches detections to true boxes greedily, best score first, as COCO does (one canvas, one class).
+
+    By descending score (ties in given order), each detection takes the free true box it overlaps most,
+    if that IoU is >= ``iou_threshold`` (equal IoUs: the later box, as COCO); a true box is taken once.
+    ``average_precision(scores, matches >= 0, len(true_boxes))`` is then the class's AP.
+
+    Args:
+        pred_boxes (float[D, 4]): detections, ``xyxy`` pixels.
+        scores (float[D]): their confidences.
+        true_boxes (float[T, 4]): true boxes, ``xyxy`` pixels.
+        iou_threshold: in [0, 1], e.g. 0.5.
+
+    Returns:
+        int64[D]: for each detection (in the given order), the index of the true
+        box it matched, or -1.
+
+    Raises:
+        ValueError: wrong shapes, non-finite values, or ``iou_threshold`` outside [0, 1].
+    """
+    pb = _finite_boxes(pred_boxes, "pred_boxes", ndim=2)
+    tb = _finite_boxes(true_boxes, "true_boxes", ndim=2)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != (len(pb),) or not np.all(np.isfinite(s)):
+        raise ValueError(f"`scores` should be {len(pb)} finite numbers, one per detection. Got shape {s.shape}.")
+    if isinstance(iou_threshold, bool) or not np.isscalar(iou_threshold) or not 0 <= iou_threshold <= 1:
+        raise ValueError(f"`iou_threshold` should be a number in [0, 1]. Got iou_threshold={iou_threshold!r}.")
+    order = np.argsort(-s, kind="mergesort")  # [D] best first, ties in given order
+    matches = np.full(len(pb), -1, dtype=np.int64)
+    matches[order] = _greedy_match(pairwise_iou(pb[order], tb), np.zeros(len(tb), bool), iou_threshold)
+    return matches
+
+
+def _greedy_match(ious: np.ndarray, gt_ignored: np.ndarray, threshold: float) -> np.ndarray:
+    """COCO's greedy matching of ranked detections ``ious [D, G]``: the true box of each (int [D]), or -1."""
+    taken = np.zeros(ious.shape[1], dtype=bool)  # [G]
+    out = np.full(len(ious), -1, dtype=np.int64)
+    for d in range(len(ious)):
+        g = _best_match(ious[d], taken, gt_ignored, min(threshold, 1 - 1e-10))
+        if g >= 0:
+            taken[g], out[d] = True, g
+    return out
+
+
 def _match_canvas_class(tb: np.ndarray, pb: np.ndarray, ps: np.ndarray) -> tuple:
     """COCO's ``evaluateImg`` for one canvas and class.
 
@@ -296,11 +340,9 @@ def _match_canvas_class(tb: np.ndarray, pb: np.ndarray, ps: np.ndarray) -> tuple
     matched = np.zeros((len(IOU_THRESHOLDS), len(pb)), dtype=bool)
     ignored = np.zeros_like(matched)
     for t, threshold in enumerate(IOU_THRESHOLDS):
-        taken = np.zeros(len(tb), dtype=bool)  # [G]
-        for d in range(len(pb)):
-            g = _best_match(ious[d], taken, gt_ignored, min(threshold, 1 - 1e-10))
-            if g >= 0:
-                taken[g], matched[t, d], ignored[t, d] = True, True, gt_ignored[g]
+        g = _greedy_match(ious, gt_ignored, threshold)  # [D] the same matching as ``match_detections``
+        matched[t] = g >= 0
+        ignored[t] = matched[t] & gt_ignored[np.maximum(g, 0)] if len(tb) else False
     ignored |= ~matched & ~_in_area_range(pb)[None, :]
     return ps, matched, ignored, int(np.sum(~gt_ignored))
 

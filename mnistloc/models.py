@@ -35,15 +35,18 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-from keras import layers, ops  # noqa: E402
+from keras import layers  # noqa: E402
+import numpy as np  # noqa: E402
 
+from mnistloc.canvas import ALL_CASES, CASES, NUM_CLASSES, SLOTS  # noqa: E402,F401  (re-exported)
 from mnistloc.decoding import STRIDE, decode, detections, encode_targets  # noqa: E402,F401  (re-exported)
+from mnistloc.losses import (CUSTOM_OBJECTS, LOSS_WEIGHTS, LOSSES, box_loss, focal_loss,  # noqa: E402,F401
+                             heatmap_loss, iou_loss, masked_box_loss, masked_class_loss, masked_iou_loss)
 
-CASES = (1, 2, 3, 4)
-NUM_CLASSES = 10
-MAX_COUNT = 2
+MAX_COUNT = SLOTS  # the largest count a model predicts: one digit a slot
 OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"),
-           3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count")}
+           3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count"),
+           5: ("presence", "box", "class")}
 """The named outputs of each case's model."""
 
 
@@ -244,112 +247,26 @@ def build_case4_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) ->
     return _build(4, size, widths, hidden)
 
 
+def build_case5_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
+    """Case 5 (any number of digits at any size): ``presence``, ``box`` and ``class``, no count head.
+
+    The count is the number of presence peaks (``mnistloc.dense.detect``), so
+    no head limits it; the targets' centre bumps grow with the digit
+    (``mnistloc.dense.encode_targets``).
+
+    Returns:
+        keras.Model: as ``build_case3_model``.
+    """
+    return _build(5, size, widths, hidden)
+
+
 def build_model(case: int, **sizes) -> keras.Model:
-    """The model of ``case`` (1 to 4); ``sizes`` go to its builder."""
-    if case not in CASES:
-        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    """The model of ``case`` (1 to 5); ``sizes`` go to its builder."""
+    if case not in ALL_CASES:
+        raise ValueError(f"`case` should be one of {ALL_CASES}. Got case={case!r}.")
+    if case == 5:
+        return build_case5_model(**sizes)
     return (build_case1_model, build_case2_model, build_case3_model, build_case4_model)[case - 1](**sizes)
-
-
-# ---- losses: y_true carries the mask in its first channel -------------------------------------
-
-@keras.saving.register_keras_serializable(package="mnistloc")
-def masked_box_loss(y_true, y_pred):
-    """Mean absolute box error over the entries that hold a digit; none elsewhere.
-
-    Args:
-        y_true (float[..., 5]): a mask (1 where a digit is, else 0) then the
-            four box numbers. Per cell ``(B, H, W, 5)`` for the models here,
-            per canvas ``(B, 5)`` = (presence, box) works the same way.
-        y_pred (float[..., 4]): the predicted box numbers.
-
-    Returns:
-        A scalar: ``sum(mask * mean(|box_true - box_pred|, last axis)) / max(sum(mask), 1)``;
-        0 when nothing is masked in (so empty canvases add nothing).
-    """
-    mask = y_true[..., 0]
-    error = ops.mean(ops.abs(y_true[..., 1:] - y_pred), axis=-1)
-    return ops.sum(mask * error) / ops.maximum(ops.sum(mask), 1.0)
-
-
-@keras.saving.register_keras_serializable(package="mnistloc")
-def masked_iou_loss(y_true, y_pred):
-    """``1 - IoU`` between (left, top, right, bottom) boxes of the same cell, over masked cells.
-
-    Both boxes are measured from the same point, so the intersection's width
-    is ``min(l, l') + min(r, r')`` (FCOS's IoU loss). It scores the overlap the
-    metrics score, where L1 treats a pixel on a thin digit like one on a wide one.
-
-    Args:
-        y_true (float[..., 5]): mask, then (l, t, r, b).
-        y_pred (float[..., 4]): (l, t, r, b).
-
-    Returns:
-        A scalar, 0 when nothing is masked in.
-    """
-    mask, t, p = y_true[..., 0], y_true[..., 1:], y_pred
-    inter_w = ops.relu(ops.minimum(t[..., 0], p[..., 0]) + ops.minimum(t[..., 2], p[..., 2]))
-    inter_h = ops.relu(ops.minimum(t[..., 1], p[..., 1]) + ops.minimum(t[..., 3], p[..., 3]))
-    inter = inter_w * inter_h
-    area_t = (t[..., 0] + t[..., 2]) * (t[..., 1] + t[..., 3])
-    area_p = ops.relu(p[..., 0] + p[..., 2]) * ops.relu(p[..., 1] + p[..., 3])
-    iou = inter / ops.maximum(area_t + area_p - inter, 1e-6)
-    return ops.sum(mask * (1 - iou)) / ops.maximum(ops.sum(mask), 1.0)
-
-
-@keras.saving.register_keras_serializable(package="mnistloc")
-def box_loss(y_true, y_pred):
-    """The reference models' box loss: ``masked_box_loss + masked_iou_loss``."""
-    return masked_box_loss(y_true, y_pred) + masked_iou_loss(y_true, y_pred)
-
-
-@keras.saving.register_keras_serializable(package="mnistloc")
-def masked_class_loss(y_true, y_pred):
-    """Cross-entropy over the masked entries only.
-
-    Args:
-        y_true (float[..., 1 + K]): mask, then one-hot class.
-        y_pred (float[..., K]): class probabilities.
-
-    Returns:
-        A scalar, 0 when nothing is masked in.
-    """
-    mask = y_true[..., 0]
-    ce = -ops.sum(y_true[..., 1:] * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
-    return ops.sum(mask * ce) / ops.maximum(ops.sum(mask), 1.0)
-
-
-@keras.saving.register_keras_serializable(package="mnistloc")
-def heatmap_loss(y_true, y_pred, alpha: float = 2.0, beta: float = 4.0):
-    """CenterNet's focal loss for the presence map, normalised by the number of centres.
-
-    Args:
-        y_true (float[B, H, W, 1]): 1 at centres, a Gaussian bump around them, 0 elsewhere.
-        y_pred (float[B, H, W, 1]): probabilities.
-        alpha: focusing power: well-predicted cells count less.
-        beta: how much cells near a centre are forgiven for scoring high.
-
-    Returns:
-        A scalar.
-    """
-    p = ops.clip(y_pred, 1e-6, 1 - 1e-6)
-    pos = ops.cast(y_true >= 1.0, p.dtype)
-    pos_loss = -pos * (1 - p) ** alpha * ops.log(p)
-    neg_loss = -(1 - pos) * (1 - y_true) ** beta * p ** alpha * ops.log(1 - p)
-    return ops.sum(pos_loss + neg_loss) / ops.maximum(ops.sum(pos), 1.0)
-
-
-LOSSES = {"presence": heatmap_loss, "box": box_loss, "class": masked_class_loss,
-          "count": keras.losses.CategoricalCrossentropy()}
-"""The loss of each named output."""
-
-CUSTOM_OBJECTS = {f.__name__: f for f in (heatmap_loss, box_loss, masked_box_loss, masked_iou_loss,
-                                          masked_class_loss)}
-"""What ``keras.models.load_model`` needs to read a saved model."""
-
-
-LOSS_WEIGHTS = {"presence": 1.0, "box": 1.0, "class": 1.0, "count": 1.0}
-"""How much each output's loss counts in the total."""
 
 
 def compile_model(model: keras.Model, learning_rate: float = 2e-3, loss_weights: dict | None = None) -> keras.Model:
@@ -365,3 +282,101 @@ def compile_model(model: keras.Model, learning_rate: float = 2e-3, loss_weights:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss={name: LOSSES[name] for name in names},
                   loss_weights={name: weights[name] for name in names})
     return model
+
+
+# ---- the classic model: Conv, Flatten, Dense heads --------------------------------------------
+
+CLASSIC_OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"), 3: ("class", "box"),
+                   4: ("count", "boxes", "classes")}
+"""The named outputs of each case's classic model."""
+
+
+def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: int = 128) -> keras.Model:
+    """The seed's classic model of ``case``: convolutions, Flatten, one hidden Dense layer, a Dense head per label.
+
+    ``image`` (B, size, size) -> ``Rescaling(1/255)`` -> three blocks of ``Conv2D(f, 3, relu)`` (valid
+    padding) and ``AveragePooling2D(2)`` (layers ``conv1..3``, ``pool1..3``) -> ``Flatten`` ->
+    ``Dense(units, relu)`` (``hidden``) -> the heads, each a Dense layer named after its output:
+
+    - ``presence`` Dense(1, sigmoid): is there a digit (cases 1, 2);
+    - ``box`` Dense(4, sigmoid): the box (case 2: the union box) in ``rel_xyxy`` (cases 1 to 3);
+    - ``class`` Dense(10, softmax) (case 3);
+    - ``count`` Dense(3, softmax) (case 4);
+    - ``boxes`` Dense(8, sigmoid) reshaped to (2, 4) and ``classes`` Dense(20) reshaped to (2, 10) with a
+      softmax over the last axis: two slots, left to right (case 4; Dense layers ``boxes_dense``,
+      ``classes_dense``).
+
+    Args:
+        case: 1 to 4.
+        size: canvas side in pixels (at least 32).
+        filters: the three convolutions' filters.
+        units: the hidden Dense layer's units.
+
+    Returns:
+        keras.Model named ``classic<case>``, outputs keyed by ``CLASSIC_OUTPUTS[case]``, shaped like the
+        arrays of ``classic_targets`` (without their mask channels).
+    """
+    if case not in CASES:
+        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+        raise ValueError(f"`size` should be a whole number >= 32. Got size={size!r}.")
+    if len(filters) != 3:
+        raise ValueError(f"`filters` should give the three convolutions' filters. Got filters={filters!r}.")
+    images = keras.Input(shape=(size, size), name="image")
+    x = layers.Rescaling(1 / 255)(layers.Reshape((size, size, 1))(images))
+    for i, f in enumerate(filters):
+        x = layers.Conv2D(f, 3, activation="relu", name=f"conv{i + 1}")(x)
+        x = layers.AveragePooling2D(2, name=f"pool{i + 1}")(x)
+    x = layers.Dense(units, activation="relu", name="hidden")(layers.Flatten()(x))
+    heads = {"presence": lambda: layers.Dense(1, activation="sigmoid", name="presence")(x),
+             "box": lambda: layers.Dense(4, activation="sigmoid", name="box")(x),
+             "class": lambda: layers.Dense(NUM_CLASSES, activation="softmax", name="class")(x),
+             "count": lambda: layers.Dense(MAX_COUNT + 1, activation="softmax", name="count")(x),
+             "boxes": lambda: layers.Reshape((MAX_COUNT, 4), name="boxes")(
+                 layers.Dense(MAX_COUNT * 4, activation="sigmoid", name="boxes_dense")(x)),
+             "classes": lambda: layers.Softmax(name="classes")(layers.Reshape((MAX_COUNT, NUM_CLASSES))(
+                 layers.Dense(MAX_COUNT * NUM_CLASSES, name="classes_dense")(x)))}
+    return keras.Model(images, {name: heads[name]() for name in CLASSIC_OUTPUTS[case]}, name=f"classic{case}")
+
+
+CLASSIC_LOSSES = {"presence": "binary_crossentropy", "box": "mean_absolute_error", "class": "categorical_crossentropy",
+                  "count": "categorical_crossentropy", "boxes": masked_box_loss, "classes": masked_class_loss}
+"""The classic model's loss of each output; case 2's ``box`` is masked (``masked_box_loss``)."""
+
+
+def compile_classic(model: keras.Model, case: int, *, learning_rate: float = 1e-3,
+                    loss_weights: dict | None = None) -> keras.Model:
+    """Compiles a classic model with Adam, one loss per named output and their weights; returns it.
+
+    Args:
+        model: ``classic_model(case)``.
+        case: its case: case 2's union box gets the masked box loss (no box on an empty canvas).
+        learning_rate: Adam's learning rate.
+        loss_weights: weight of each output's loss by name (default 1 each).
+    """
+    if case not in CASES:
+        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    names = tuple(model.output_names)
+    if set(names) != set(CLASSIC_OUTPUTS[case]):
+        raise ValueError(f"`model` should have the outputs {CLASSIC_OUTPUTS[case]} of case {case}'s classic model. "
+                         f"Got {names}.")
+    losses = {name: masked_box_loss if (case, name) == (2, "box") else CLASSIC_LOSSES[name] for name in names}
+    weights = {name: float((loss_weights or {}).get(name, 1.0)) for name in names}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, loss_weights=weights)
+    return model
+
+
+def classic_targets(ds) -> dict:
+    """What a classic model trains on, by output name: ``ds.targets()``, with mask channels where masked.
+
+    Case 2: ``box`` (n, 5) is (presence, union box). Case 4: ``boxes`` (n, 2, 5) and ``classes``
+    (n, 2, 11) start with the slot's mask. Boxes in ``rel_xyxy``, all float32.
+    """
+    t = ds.targets()
+    if ds.case == 2:
+        return {"presence": t["presence"], "box": np.concatenate([t["presence"], t["box"]], axis=-1)}
+    if ds.case == 4:
+        m = t["mask"][..., None]
+        return {"count": t["count"], "boxes": np.concatenate([m, t["boxes"]], axis=-1),
+                "classes": np.concatenate([m, t["classes"]], axis=-1)}
+    return {name: t[name] for name in CLASSIC_OUTPUTS[ds.case]}

@@ -1,9 +1,10 @@
-"""Pictures: canvases with true and predicted boxes, sample grids, training curves.
+"""Pictures: canvases with true and predicted boxes, sample grids, training curves, and the detector's parts:
+heatmaps over canvases, boxes before and after NMS, precision-recall curves, confusion matrices.
 
 Every function returns a ``matplotlib.figure.Figure`` that pyplot does not
 keep open, so nothing leaks when many are made and a figure returned as a
 notebook cell's value is shown once (not twice). ``save`` writes a PNG.
-matplotlib is imported here only, never by ``import mnistloc``.
+matplotlib (and scikit-learn) are imported here only, never by ``import mnistloc``.
 
 Colours: true boxes green (solid), predicted boxes red (dashed). Boxes are
 ``xyxy`` pixels with an exclusive max; pixel ``i`` covers ``[i - 0.5, i + 0.5]``
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistloc.boxes import union_box
+
 TRUE_COLOUR = "#2ecc40"
 PRED_COLOUR = "#ff4136"
 CASE_TITLES = {
@@ -23,6 +26,7 @@ CASE_TITLES = {
     2: "Case 2: presence and localization. Labels: presence, and the union box of the digit(s)",
     3: "Case 3: multi-class localization. Labels: the digit's class and box",
     4: "Case 4: multiple objects. Labels: count, and up to two boxes with classes, left to right",
+    5: "Case 5: any number of digits at any size. Labels: count, and every box with its class",
 }
 
 
@@ -110,14 +114,12 @@ def draw_canvas(ax, image, boxes, labels=None, scores=None, pred_boxes=None, pre
 
 def _true_labels(ds, i: int):
     """(boxes (K, 4), labels (K,) or None, panel title) that case ``ds.case`` trains on, canvas i."""
-    from mnistloc.boxes import union_box
-
     used = ds.mask[i]
     if ds.case == 2:
         present = bool(used.any())
         box = union_box(ds.boxes[i:i + 1], ds.mask[i:i + 1])[0]
         return (box[None] if present else np.zeros((0, 4))), None, f"presence {int(present)}"
-    if ds.case == 4:
+    if ds.case in (4, 5):
         return ds.boxes[i][used], ds.classes[i][used], f"count {int(ds.count[i])}"
     if ds.case == 3:
         return ds.boxes[i][used], None, f"class {int(ds.classes[i, 0])}"
@@ -215,6 +217,147 @@ def history_plot(history):
     for ax in axes[len(names):]:
         ax.set_axis_off()
     return fig
+
+
+def draw_heatmap(ax, image, heatmap, boxes=None, *, alpha: float = 0.55):
+    """Draws a canvas with a heatmap laid over it, each cell over the pixels it covers, and true boxes.
+
+    Args:
+        ax: a matplotlib ``Axes``.
+        image (uint8[H, W]): the canvas.
+        heatmap (float[G, G']): one value per cell, e.g. ``heatmap_targets(...)[i]`` or a
+            model's ``presence[i, ..., 0]``; cell (r, c) covers rows ``r * H / G ...``.
+        boxes (float[K, 4] or None): ``xyxy`` pixels, drawn green.
+        alpha: the heatmap's opacity.
+
+    Returns:
+        matplotlib.figure.Figure: the figure that holds ``ax``.
+    """
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.ndim != 2:
+        raise ValueError(f"`heatmap` should be one map of shape (G, G). Got shape {heat.shape}.")
+    fig = draw_canvas(ax, image, boxes)
+    h, w = np.shape(image)
+    ax.imshow(heat, cmap="inferno", vmin=0, vmax=1, alpha=alpha, interpolation="nearest",
+              extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+    return fig
+
+
+def heatmap_plot(images, heatmaps: dict, boxes=None, titles=None):
+    """Heatmaps over their canvases: one row per named heatmap, one column per canvas.
+
+    Args:
+        images (uint8[N, H, W]): the canvases.
+        heatmaps: ``{name: float[N, G, G]}``, e.g. ``{"target": ..., "predicted": ...}``.
+        boxes (list of float[K, 4] or None): true ``xyxy`` boxes per canvas.
+        titles (list of str or None): one per canvas, above the first row.
+
+    Returns:
+        matplotlib.figure.Figure.
+    """
+    if not isinstance(heatmaps, dict) or not heatmaps:
+        raise ValueError(f"`heatmaps` should be a dict {{name: (N, G, G) maps}}. Got {type(heatmaps).__name__}.")
+    images = np.asarray(images)
+    for name, maps in heatmaps.items():
+        if np.shape(maps)[:1] != images.shape[:1] or np.ndim(maps) != 3:
+            raise ValueError(f"`heatmaps[{name!r}]` should hold one (G, G) map per canvas ({len(images)}). "
+                             f"Got shape {np.shape(maps)}.")
+    fig = _figure(2.3 * len(images), 2.3 * len(heatmaps) + 0.4)
+    axes = fig.subplots(len(heatmaps), len(images), squeeze=False)
+    for r, (name, maps) in enumerate(heatmaps.items()):
+        for c, ax in enumerate(axes[r]):
+            draw_heatmap(ax, images[c], maps[c], None if boxes is None else boxes[c])
+            ax.set_title(f"{name}" + (f": {titles[c]}" if titles is not None and r == 0 else ""), fontsize=8)
+    fig.suptitle("centre heatmaps over the canvases (bright: a digit's centre); true boxes green", fontsize=9)
+    return fig
+
+
+def nms_plot(image, boxes, scores, keep, labels=None):
+    """Detections before and after non-maximum suppression, side by side.
+
+    Args:
+        image (uint8[H, W]): the canvas.
+        boxes (float[M, 4]): every detection, ``xyxy`` pixels.
+        scores (float[M]): their scores.
+        keep (int[K]): the indices NMS kept (``decoding.nms``).
+        labels (int[M] or None): their classes.
+
+    Returns:
+        matplotlib.figure.Figure.
+    """
+    b, keep = _as_boxes(boxes, "boxes"), np.asarray(keep, dtype=np.int64).reshape(-1)
+    s, lab = _per_box(scores, len(b), "scores"), _per_box(labels, len(b), "labels")
+    if keep.size and (keep.min() < 0 or keep.max() >= len(b)):
+        raise ValueError(f"`keep` should index `boxes` (0 to {len(b) - 1}). Got {keep.tolist()}.")
+    fig = _figure(6, 3.4)
+    before, after = fig.subplots(1, 2)
+    draw_canvas(before, image, None, pred_boxes=b, pred_labels=None if labels is None else lab, pred_scores=s)
+    draw_canvas(after, image, None, pred_boxes=b[keep], pred_scores=[s[i] for i in keep],
+                pred_labels=None if labels is None else [lab[i] for i in keep])
+    before.set_title(f"before NMS: {len(b)} boxes", fontsize=9)
+    after.set_title(f"after NMS: {len(keep)} kept", fontsize=9)
+    return fig
+
+
+def pr_curve(scores, matched, num_true: int, *, ap: float | None = None, ax=None):
+    """The precision-recall curve of ranked detections, with its interpolated envelope.
+
+    Detections are ranked by descending score (stable); after the first k,
+    precision = TP / k and recall = TP / ``num_true``. The envelope at recall r is
+    the best precision at recall >= r: COCO's AP is its mean at the 101 recalls 0, 0.01, ..., 1.
+
+    Args:
+        scores (float[D]): detection scores.
+        matched (bool[D]): true positives (e.g. ``match_detections(...) >= 0``).
+        num_true: the number of true boxes, >= 1.
+        ap: an average precision to show in the title (e.g. your own ``average_precision``).
+        ax: draw into this ``Axes``; a new figure when None.
+
+    Returns:
+        matplotlib.figure.Figure.
+    """
+    s, m = np.asarray(scores, dtype=np.float64).reshape(-1), np.asarray(matched, dtype=bool).reshape(-1)
+    if len(s) != len(m) or not num_true >= 1:
+        raise ValueError(f"`scores` and `matched` should have one entry per detection and `num_true` >= 1. "
+                         f"Got {len(s)}, {len(m)} and num_true={num_true!r}.")
+    tp = np.cumsum(m[np.argsort(-s, kind="mergesort")])
+    precision, recall = tp / np.arange(1, len(tp) + 1), tp / num_true
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    if ax is None:
+        ax = _figure(4.2, 3.6).subplots()
+    if len(s):  # the envelope holds envelope[k] on (recall[k-1], recall[k]]
+        ax.plot(recall, precision, ".-", color="#999999", label="precision after each detection")
+        ax.step(np.r_[0, recall], np.r_[envelope[0], envelope], where="pre", color=PRED_COLOUR,
+                label="interpolated envelope")
+        ax.legend(fontsize=7, loc="lower left")
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
+    ax.set_title("precision-recall" + (f" (AP {ap:.3f})" if ap is not None else ""), fontsize=9)
+    ax.grid(alpha=0.3)
+    return ax.figure
+
+
+def confusion_matrix_plot(y_true, y_pred, *, labels=range(10), normalize: str | None = None, ax=None):
+    """The confusion matrix as an image (scikit-learn's ``ConfusionMatrixDisplay``).
+
+    Args:
+        y_true (int[N]): true classes.
+        y_pred (int[N]): predicted classes.
+        labels: the classes, in order (rows and columns).
+        normalize: None (counts), ``"true"`` (each row sums to 1), ``"pred"`` or ``"all"``.
+        ax: draw into this ``Axes``; a new figure when None.
+
+    Returns:
+        matplotlib.figure.Figure.
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    if ax is None:
+        ax = _figure(4.6, 4.2).subplots()
+    ConfusionMatrixDisplay.from_predictions(np.asarray(y_true), np.asarray(y_pred), labels=list(labels),
+                                            normalize=normalize, ax=ax, colorbar=False, cmap="Blues",
+                                            values_format=".2f" if normalize else "d")
+    ax.set_title("confusion matrix (rows: true class, columns: predicted)", fontsize=9)
+    return ax.figure
 
 
 def save(fig, path) -> Path:

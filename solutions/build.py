@@ -7,7 +7,7 @@ nbgrader cell metadata by hand. Run it after editing a lesson's text:
     .venv/bin/python solutions/build.py          # rewrites solutions/*/*.ipynb
     make lessons                                 # regenerates lessons/ from them
 
-Cell conventions (``../shared/DESIGN.md``, the checks contract):
+Cell conventions (the contract between the lessons and ``mnistloc.checks``):
 - an exercise's solution cell is an autograded answer with ``grade_id`` = the
   function's name, self-contained given ``mnistloc.checks.PRELUDE``;
 - its test cell right after it has ``grade_id`` = ``test_<name>``, the

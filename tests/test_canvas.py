@@ -255,7 +255,7 @@ def test_save_load_round_trip(tmp_path):
 # ---- bad arguments ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, name", [
-    ({"case": 5}, "case"), ({"case": "1"}, "case"), ({"n": -1}, "n"), ({"n": 2.5}, "n"),
+    ({"case": 6}, "case"), ({"case": "1"}, "case"), ({"n": -1}, "n"), ({"n": 2.5}, "n"),
     ({"size": 50}, "size"), ({"size": 128.0}, "size"), ({"digit": 10}, "digit"), ({"box": "loose"}, "box"),
     ({"mix": (0.5, 0.5, 0.5)}, "mix"), ({"mix": (0.5, 0.5)}, "mix"), ({"mix": (1.5, -0.5, 0)}, "mix"),
     ({"split": "validation"}, "split"),

@@ -65,7 +65,7 @@ def test_outputs_are_not_overwritten_without_force(tmp_path):
 
 
 @pytest.mark.parametrize("args, named", [
-    (["data", "--case", "5", "--out", "x.npz"], "--case"),
+    (["data", "--case", "6", "--out", "x.npz"], "--case"),
     (["data", "--case", "1", "--count", "0", "--out", "x.npz"], "--count"),
     (["data", "--case", "1", "--count", "ten", "--out", "x.npz"], "--count"),
     (["data", "--case", "1", "--split", "val", "--out", "x.npz"], "--split"),

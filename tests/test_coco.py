@@ -27,15 +27,16 @@ def _evaluate(gt, detections):
     return e
 
 
-@pytest.fixture(scope="module")
-def case4(tmp_path_factory):
-    ds = make_dataset(4, 60, seed=2)
-    out = tmp_path_factory.mktemp("coco4")
+@pytest.fixture(scope="module", params=[4, 5])
+def exported(request, tmp_path_factory):
+    """Case 4 (up to two digits) and case 5 (up to six, resized, overlapping) exported."""
+    ds = make_dataset(request.param, 60, seed=2)
+    out = tmp_path_factory.mktemp(f"coco{request.param}")
     return ds, out, coco.write_coco(ds, out)
 
 
-def test_layout_and_pngs(case4):
-    ds, out, path = case4
+def test_layout_and_pngs(exported):
+    ds, out, path = exported
     assert path == out / "instances.json"
     data = json.loads(path.read_text())
     assert [im["id"] for im in data["images"]] == list(range(60))  # image_id = canvas index
@@ -45,8 +46,8 @@ def test_layout_and_pngs(case4):
             assert png.mode == "L" and np.array_equal(np.asarray(png), canvas)  # exact bytes back
 
 
-def test_annotations_match_the_dataset(case4):
-    ds, _, path = case4
+def test_annotations_match_the_dataset(exported):
+    ds, _, path = exported
     gt = _quiet(COCO, str(path))
     assert sorted(gt.getCatIds()) == list(range(10))
     assert [c["name"] for c in gt.loadCats(range(10))] == [str(c) for c in range(10)]
@@ -62,8 +63,8 @@ def test_annotations_match_the_dataset(case4):
     assert (ds.count == 0).any()
 
 
-def test_perfect_detections_score_one_and_jitter_less(case4):
-    ds, _, path = case4
+def test_perfect_detections_score_one_and_jitter_less(exported):
+    ds, _, path = exported
     gt = _quiet(COCO, str(path))
     anns = gt.dataset["annotations"]
     perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}

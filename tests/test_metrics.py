@@ -109,6 +109,74 @@ def test_average_precision_bad_input(args, match):
         M.average_precision(*args)
 
 
+# --------------------------------------------------------------------------- match_detections
+
+TWO_TRUE = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)
+
+
+def test_match_detections_hand_worked():
+    pred = np.array([[1, 0, 11, 10], [0, 0, 10, 10], [20, 0, 30, 6], [50, 50, 60, 60]], float)
+    scores = np.array([0.6, 0.9, 0.8, 0.7])
+    # by score: det 1 (0.9, IoU 1 with true 0) takes true 0; det 2 (0.8, IoU 60 / 100 = 0.6 with
+    # true 1) takes true 1; det 3 overlaps nothing; det 0 (0.6, IoU 90 / 110 = 0.82 with true 0)
+    # finds true 0 taken: each true box is matched once
+    got = M.match_detections(pred, scores, TWO_TRUE, 0.5)
+    np.testing.assert_array_equal(got, [-1, 0, 1, -1])
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(M.match_detections(pred, scores, TWO_TRUE, 0.7), [-1, 0, -1, -1])  # 0.6 < 0.7
+    np.testing.assert_array_equal(M.match_detections(pred, scores, TWO_TRUE, 0.6), [-1, 0, 1, -1])  # IoU >= t
+
+
+def test_match_detections_takes_the_free_true_box_it_overlaps_most():
+    true = np.array([[3, 0, 13, 10], [0, 0, 10, 10]], float)
+    pred = np.array([[1, 0, 11, 10], [0, 0, 10, 10]], float)
+    # det 0 (0.9): IoU 80 / 120 = 0.67 with true 0 and 90 / 110 = 0.82 with true 1: takes true 1,
+    # though true 0 comes first; det 1 (0.8): IoU 1 with true 1 (taken), 70 / 130 = 0.54 with true 0
+    np.testing.assert_array_equal(M.match_detections(pred, [0.9, 0.8], true, 0.5), [1, 0])
+
+
+def test_match_detections_empty_and_bad_input():
+    assert M.match_detections(np.zeros((0, 4)), [], TWO_TRUE, 0.5).shape == (0,)
+    np.testing.assert_array_equal(M.match_detections(TWO_TRUE, [0.5, 0.4], np.zeros((0, 4)), 0.5), [-1, -1])
+    np.testing.assert_array_equal(M.match_detections(TWO_TRUE, [0.5, 0.4], [], 0.5), [-1, -1])
+    with pytest.raises(ValueError, match="scores"):
+        M.match_detections(TWO_TRUE, [0.5], TWO_TRUE, 0.5)
+    with pytest.raises(ValueError, match="iou_threshold"):
+        M.match_detections(TWO_TRUE, [0.5, 0.4], TWO_TRUE, -0.1)
+    with pytest.raises(ValueError, match="pred_boxes"):
+        M.match_detections(np.zeros((2, 3)), [0.5, 0.4], TWO_TRUE, 0.5)
+
+
+def test_a_wrong_class_at_iou_0_4_finds_nothing():
+    true = scene(([([0, 0, 10, 10], 3)], [([0, 0, 10, 10], 5, 0.9), ([0, 0, 10, 4], 3, 0.8)]))
+    # the right box with the wrong class (5) is a false positive of class 5; the right class (3)
+    # overlaps 40 / 100 = 0.4 < 0.5: no match. Only class 3 has a true box: every AP is 0
+    out = M.mean_average_precision(*true)
+    assert out["map50"] == 0.0 and out["per_class"] == {3: 0.0}
+    np.testing.assert_array_equal(M.match_detections(true[2][0][1:], [0.8], true[0][0], 0.5), [-1])
+    np.testing.assert_array_equal(M.match_detections(true[2][0][1:], [0.8], true[0][0], 0.4), [0])
+
+
+@pytest.mark.parametrize("threshold_index", [0, 5])  # IoU 0.5 and 0.75
+def test_match_detections_and_average_precision_equal_pycocotools_at_one_threshold(threshold_index):
+    rng = np.random.default_rng(11 + threshold_index)
+    threshold = M.IOU_THRESHOLDS[threshold_index]
+    checked = 0
+    for _ in range(60):
+        tb, _, pb, _, ps, _ = random_scene(rng)
+        pb, ps = zip(*[(p[M.area(p) < 1e10], s[M.area(p) < 1e10]) for p, s in zip(pb, ps)])  # one class, COCO's range
+        tl, pl = [np.zeros(len(b), int) for b in tb], [np.zeros(len(b), int) for b in pb]
+        num_true = sum(map(len, tb))
+        if num_true == 0:
+            continue
+        matched = np.concatenate([M.match_detections(p, s, t, threshold) >= 0 for p, s, t in zip(pb, ps, tb)])
+        ours = M.average_precision(np.concatenate(ps), matched, num_true)
+        theirs = coco_eval(tb, tl, pb, pl, ps, 1).eval["precision"][threshold_index, :, 0, 0, -1].mean()
+        assert ours == pytest.approx(theirs, abs=1e-6)
+        checked += 1
+    assert checked >= 40
+
+
 # --------------------------------------------------------------------------- mean_average_precision
 
 BOX = [0.0, 0.0, 10.0, 10.0]
@@ -241,6 +309,14 @@ def to_xywh(b):
 
 def coco_reference(tb, tl, pb, pl, ps, num_classes=10):
     """pycocotools' numbers for a scene: (map, map50, map75, {class: AP})."""
+    ev = coco_eval(tb, tl, pb, pl, ps, num_classes)
+    precision = ev.eval["precision"][:, :, :, 0, -1]  # [T, R, K] at area "all", maxDets 100
+    per_class = {k: precision[:, :, k].mean() for k in range(num_classes) if (precision[:, :, k] > -1).any()}
+    return ev.stats[0], ev.stats[1], ev.stats[2], per_class
+
+
+def coco_eval(tb, tl, pb, pl, ps, num_classes=10):
+    """pycocotools' ``COCOeval`` of a scene, evaluated, accumulated and summarised."""
     images = [{"id": i + 1, "width": 128, "height": 128} for i in range(len(tb))]
     categories = [{"id": c + 1, "name": str(c)} for c in range(num_classes)]
     anns, dets = [], []
@@ -264,9 +340,7 @@ def coco_reference(tb, tl, pb, pl, ps, num_classes=10):
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    precision = ev.eval["precision"][:, :, :, 0, -1]  # [T, R, K] at area "all", maxDets 100
-    per_class = {k: precision[:, :, k].mean() for k in range(num_classes) if (precision[:, :, k] > -1).any()}
-    return ev.stats[0], ev.stats[1], ev.stats[2], per_class
+    return ev
 
 
 def random_scene(rng):

@@ -187,3 +187,100 @@ def test_returned_figures_show_once_in_jupyter():
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
     pngs = [sum("image/png" in o.get("data", {}) for o in cell.outputs) for cell in nb.cells]
     assert pngs == [1, 0, 1]
+
+
+# ---- the detector's pictures --------------------------------------------------------------------
+
+def test_draw_heatmap_lays_each_cell_over_its_pixels():
+    from mnistloc.decoding import heatmap_targets
+
+    boxes = np.zeros((1, 1, 4), np.float32)
+    boxes[0, 0] = (10, 20, 30, 44)  # centre cell (4, 2)
+    heat = heatmap_targets(boxes, np.ones((1, 1), bool))[0]
+    ax = Figure().subplots()
+    viz.draw_heatmap(ax, np.zeros((128, 128), np.uint8), heat, boxes[0])
+    canvas_image, overlay = ax.get_images()
+    assert overlay.get_extent() == [-0.5, 127.5, 127.5, -0.5]  # 16 cells over 128 pixels: 8 each, y down
+    np.testing.assert_array_equal(overlay.get_array(), heat)
+    assert [_geometry(r) for r in _rects(ax)] == [(9.5, 19.5, 20, 24)]
+    with pytest.raises(ValueError, match="heatmap"):
+        viz.draw_heatmap(ax, np.zeros((128, 128), np.uint8), heat[None])
+
+
+def test_heatmap_plot_rows_per_map_and_columns_per_canvas():
+    ds = make_dataset(4, 3, seed=0)
+    from mnistloc.decoding import heatmap_targets
+
+    target = heatmap_targets(ds.boxes, ds.mask)
+    fig = viz.heatmap_plot(ds.images, {"target": target, "predicted": target * 0.5},
+                           boxes=[b[m] for b, m in zip(ds.boxes, ds.mask)], titles=["a", "b", "c"])
+    axes = [ax for ax in fig.axes if ax.get_images()]
+    assert len(axes) == 6 and [ax.get_title() for ax in axes[:4]] == ["target: a", "target: b", "target: c",
+                                                                      "predicted"]
+    assert np.allclose(axes[3].get_images()[1].get_array(), target[0] * 0.5)
+    with pytest.raises(ValueError, match="heatmaps"):
+        viz.heatmap_plot(ds.images, {"target": target[:2]})
+
+
+def test_nms_plot_before_and_after(tmp_path):
+    boxes = np.array([[10, 10, 40, 40], [12, 10, 42, 40], [70, 70, 100, 100]], np.float32)
+    fig = viz.nms_plot(np.zeros((128, 128), np.uint8), boxes, [0.9, 0.8, 0.7], [0, 2], labels=[3, 3, 5])
+    before, after = fig.axes
+    assert len(_rects(before)) == 3 and _texts(before) == ["3 0.90", "3 0.80", "5 0.70"]
+    assert [_geometry(r) for r in _rects(after)] == [(9.5, 9.5, 30, 30), (69.5, 69.5, 30, 30)]
+    assert after.get_title() == "after NMS: 2 kept"
+    with pytest.raises(ValueError, match="keep"):
+        viz.nms_plot(np.zeros((128, 128), np.uint8), boxes, [0.9, 0.8, 0.7], [3])
+
+
+def test_pr_curve_points_and_envelope():
+    fig = viz.pr_curve([0.7, 0.9, 0.8], [True, True, False], 2, ap=0.835)
+    ax = fig.axes[0]
+    points, envelope = ax.lines
+    # ranked 0.9 (TP), 0.8 (FP), 0.7 (TP): precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1;
+    # the envelope (best precision at this recall or beyond): 1, 2/3, 2/3
+    np.testing.assert_allclose(points.get_xdata(), [0.5, 0.5, 1])
+    np.testing.assert_allclose(points.get_ydata(), [1, 0.5, 2 / 3])
+    np.testing.assert_allclose(envelope.get_ydata(orig=True), [1, 1, 2 / 3, 2 / 3])
+    assert ax.get_title() == "precision-recall (AP 0.835)"
+    assert not viz.pr_curve([], [], 3).axes[0].lines  # no detection: empty axes, no error
+    with pytest.raises(ValueError, match="num_true"):
+        viz.pr_curve([0.5], [True], 0)
+
+
+def test_pr_curve_points_equal_sklearn_when_every_truth_is_found():
+    from sklearn.metrics import precision_recall_curve
+
+    rng = np.random.default_rng(0)
+    scores, matched = rng.random(30), rng.random(30) < 0.6  # distinct scores: one point per detection
+    ax = viz.pr_curve(scores, matched, int(matched.sum())).axes[0]
+    precision, recall, _ = precision_recall_curve(matched, scores)  # by ascending threshold, then (1, 0)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), precision[:-1][::-1])
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), recall[:-1][::-1])
+
+
+def test_confusion_matrix_plot_is_sklearns_matrix(tmp_path):
+    y_true, y_pred = [0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0]
+    fig = viz.confusion_matrix_plot(y_true, y_pred, labels=range(3))
+    ax = fig.axes[0]
+    # rows true, columns predicted: class 0 -> (0, 1); class 1 -> 1; class 2 -> (0, 2, 2)
+    np.testing.assert_array_equal(ax.get_images()[0].get_array(), [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert [t.get_text() for t in ax.texts] == ["1", "1", "0", "0", "1", "0", "1", "0", "2"]
+    rows = viz.confusion_matrix_plot(y_true, y_pred, labels=range(3), normalize="true").axes[0]
+    np.testing.assert_allclose(rows.get_images()[0].get_array()[2], [1 / 3, 0, 2 / 3])
+
+
+def test_detector_pictures_render_to_png(tmp_path):
+    from mnistloc import decoding
+
+    ds = make_dataset(4, 4, seed=3)
+    heat = decoding.heatmap_targets(ds.boxes, ds.mask)
+    noisy = np.clip(heat + np.random.default_rng(0).uniform(0, 0.3, heat.shape), 0, 1)
+    paths = [viz.save(viz.heatmap_plot(ds.images, {"target": heat, "predicted": noisy}), tmp_path / "heat.png"),
+             viz.save(viz.nms_plot(ds.images[0], np.array([[10, 10, 40, 40], [12, 11, 41, 42]]), [0.9, 0.6], [0]),
+                      tmp_path / "nms.png"),
+             viz.save(viz.pr_curve([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 1], 4, ap=0.6), tmp_path / "pr.png"),
+             viz.save(viz.confusion_matrix_plot(np.arange(10), (np.arange(10) + 1) % 10), tmp_path / "cm.png")]
+    for path in paths:
+        with Image.open(path) as im:
+            assert im.size[0] > 300 and len(np.unique(np.asarray(im.convert("L")))) > 10  # not blank

@@ -2,7 +2,7 @@
 
 - ``registry``: every exercise by name, the lessons, the prelude, the secret seed.
 - ``exercises``: ``base`` (``Exercise``, reducing and comparing outputs, ``CheckFailure``)
-  and one module per topic (``canvas``, ``metrics``, ``heads``).
+  and one module per topic (``canvas``, ``metrics``, ``heads``, ``classic``, ``detector``, ``losses``).
 - ``check``: ``check``, ``check_exercise`` (a notebook's test cell), ``check_notebook``.
 - ``notebook``: the one notebook reader (parse, schema, graded cells, which lesson).
 - ``doctor``: what is structurally wrong with a notebook, and how to fix it.

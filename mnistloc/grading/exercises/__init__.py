@@ -1,4 +1,6 @@
 """The graded exercises: ``base`` (reducing outputs, comparing them, ``Exercise``) and one module per
 topic, each with an ``EXERCISES`` tuple: ``canvas`` (placing digits, boxes, one-hot, ordering),
-``metrics`` (IoU, average precision) and ``heads`` (the Keras heads and the masked box loss).
-``mnistloc.grading.registry`` gathers them by name."""
+``metrics`` (IoU, average precision, matching detections), ``heads`` (the Keras heads and the masked
+box loss), ``classic`` (the seed's classic model), ``detector`` (heatmap and box targets, decoding
+boxes, peaks, NMS) and ``losses`` (the focal and IoU losses). ``mnistloc.grading.registry`` gathers
+them by name."""

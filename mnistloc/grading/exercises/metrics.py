@@ -1,4 +1,4 @@
-"""Checks for the box and metric exercises: ``iou`` and ``average_precision``.
+"""Checks for the box and metric exercises: ``iou``, ``average_precision`` and ``match_detections``.
 
 Fixed public cases carry their arithmetic in the note; random cases cover
 disjoint, touching, nested and empty boxes, and ties in scores. Typical
@@ -147,6 +147,70 @@ _ap_no_envelope = _ap_from(_by_score, envelope=False)
 _ap_recall_of_detections = _ap_from(_by_score, recall_of=lambda s, n: len(s))
 _ap_all_points = _ap_from(_by_score, points=False)
 
+# match_detections ---------------------------------------------------------------------------------
+
+def _match_case(pred, scores, true, threshold, note) -> dict:
+    return {"args": (np.asarray(pred, np.float64).reshape(-1, 4), np.asarray(scores, np.float64),
+                     np.asarray(true, np.float64).reshape(-1, 4), float(threshold)), "note": note}
+
+
+_TWO = [[0, 0, 10, 10], [20, 0, 30, 10]]
+_DETS = [[1, 0, 11, 10], [0, 0, 10, 10], [20, 0, 30, 6], [50, 50, 60, 60], [0, 0, 10, 9]]
+
+
+def _match_fixed() -> list:
+    note = (f"detections {_DETS} with scores [.6, .9, .8, .7, .5] and true boxes {_TWO}: by score, det 1 (IoU 1) "
+            "takes true 0, det 2 (IoU 60 / 100 = 0.6) takes true 1, det 3 overlaps nothing, dets 0 and 4 find true "
+            "0 taken")
+    return [_match_case(_DETS, [.6, .9, .8, .7, .5], _TWO, 0.5, note + ", iou_threshold=0.5: [-1, 0, 1, -1, -1]"),
+            _match_case(_DETS, [.6, .9, .8, .7, .5], _TWO, 0.6, note + ", iou_threshold=0.6 (an IoU of 0.6 matches)"),
+            _match_case([[1, 0, 11, 10], [0, 0, 10, 10]], [.9, .8], [[3, 0, 13, 10], [0, 0, 10, 10]], 0.5,
+                        "detections [[1, 0, 11, 10], [0, 0, 10, 10]], scores [.9, .8], true boxes [[3, 0, 13, 10], "
+                        "[0, 0, 10, 10]]: det 0 overlaps true 0 by 80 / 120 = 0.67 and true 1 by 90 / 110 = 0.82, "
+                        "so takes true 1; det 1 (IoU 1 with true 1, taken) takes true 0 (0.54): [1, 0]"),
+            _match_case(np.zeros((0, 4)), [], _TWO, 0.5, "no detections"),
+            _match_case(_TWO, [.5, .4], np.zeros((0, 4)), 0.5, "no true boxes")]
+
+
+def _match_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        g = int(rng.integers(0, 6))
+        xy = rng.uniform(0, 100, (g, 2))
+        true = np.concatenate([xy, xy + rng.uniform(5, 30, (g, 2))], 1)
+        copies = true[rng.integers(0, g, int(rng.integers(0, 2 * g + 1)))] if g else np.zeros((0, 4))
+        pred = np.concatenate([copies + rng.normal(0, 3, copies.shape), rng.uniform(0, 100, (int(rng.integers(0, 4)), 4))])
+        pred[:, 2:] = np.maximum(pred[:, 2:], pred[:, :2])
+        t = float(rng.choice([0.3, 0.5, 0.7]))
+        out.append(_match_case(pred, rng.random(len(pred)), true, t,
+                               f"{len(pred)} random detections of {g} true boxes, iou_threshold={t}"))
+    return out
+
+
+def _match_variant(*, order="score", reuse=False, first=False, strict=False, best_of_all=False, as_bool=False):
+    def match_detections(pred_boxes, scores, true_boxes, iou_threshold):
+        s = np.asarray(scores, np.float64)
+        ious = B.pairwise_iou(np.asarray(pred_boxes, np.float64).reshape(-1, 4),
+                              np.asarray(true_boxes, np.float64).reshape(-1, 4))  # [D, G]
+        ranks = {"score": np.argsort(-s, kind="stable"), "given": np.arange(len(s)),
+                 "ascending": np.argsort(s, kind="stable")}[order]
+        out, taken = np.full(len(s), -1, np.int64), np.zeros(ious.shape[1], bool)
+        for d in ranks:
+            ok = (ious[d] > iou_threshold) if strict else (ious[d] >= iou_threshold)
+            free = ok if reuse else ok & ~taken
+            if best_of_all:
+                g = int(np.argmax(ious[d])) if ious.shape[1] else -1
+                g = g if g >= 0 and free[g] else -1
+            elif free.any():
+                g = int(np.flatnonzero(free)[0]) if first else int(np.argmax(np.where(free, ious[d], -1)))
+            else:
+                g = -1
+            if g >= 0:
+                out[d], taken[g] = g, True
+        return out >= 0 if as_bool else out
+    return match_detections
+
+
 EXERCISES = [
     numpy_exercise("iou", L1, 3, B.iou, _iou_fixed, _iou_random, [
         ("overlap not clamped at zero: boxes apart in x and y give a negative width times a negative height; "
@@ -169,5 +233,20 @@ EXERCISES = [
          _ap_recall_of_detections),
         ("COCO averages the envelope at the 101 recalls 0, 0.01, ..., 1, not the area under every recall step.",
          _ap_all_points),
+    ]),
+    numpy_exercise("match_detections", L4, 3, M.match_detections, _match_fixed, _match_random, [
+        ("take the detections by descending score (the most confident first), not in the order given.",
+         _match_variant(order="given")),
+        ("take the free true box with the highest IoU, not the first one above the threshold.",
+         _match_variant(first=True)),
+        ("wrong direction: the most confident detection chooses first (sort by -scores).",
+         _match_variant(order="ascending")),
+        ("each true box is matched at most once: once taken, later detections cannot take it.",
+         _match_variant(reuse=True)),
+        ("an IoU equal to iou_threshold matches (>=, not >).", _match_variant(strict=True)),
+        ("choose among the true boxes not yet taken: when the best one is taken, the next best above the "
+         "threshold can still match.", _match_variant(best_of_all=True)),
+        ("return the index of the matched true box for each detection (-1 for none), not True/False.",
+         _match_variant(as_bool=True)),
     ]),
 ]

@@ -1,0 +1,354 @@
+"""Checks for the dense detector's parts: ``heatmap_targets``, ``box_targets``, ``boxes_from_cells``,
+``find_peaks`` and ``nms`` (references in ``mnistloc.decoding`` and ``mnistloc.peaks``).
+
+Fixed public cases carry their arithmetic in the note; random cases use
+canvas-like boxes at several canvas sizes, strides and widths. Each typical
+mistake is a wrong implementation written as a student would, so a failing
+hint can name it; every mistake differs from the reference on some public case.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mnistloc import boxes as B
+from mnistloc import decoding as D
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, numpy_exercise
+
+L1, L2, L3, L4 = LESSONS
+
+
+def _call_kwargs(func, case: dict):
+    return func(*case["args"], **case["kwargs"])
+
+
+def _boxes_case(boxes, mask, kwargs: dict, note: str) -> dict:
+    return {"args": (np.asarray(boxes, np.float32).reshape(len(mask), -1, 4), np.asarray(mask, bool)),
+            "kwargs": kwargs, "note": note}
+
+
+HAND = (10, 20, 32, 46)  # centre (21, 33) px: column 21 // 8 = 2 (21 / 8 = 2.6), row 33 // 8 = 4
+PAIR = [[10, 20, 32, 46], [34, 20, 56, 46]]  # centres (21, 33) and (45, 33): cells (4, 2) and (4, 5)
+
+
+def _random_boxes(rng, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Canvas-like boxes (n, 2, 4) inside ``size`` pixels, zeros in unused slots, and their mask."""
+    wh = rng.integers(4, 29, size=(n, 2, 2))
+    xy = rng.integers(0, size - wh + 1)
+    mask = rng.random((n, 2)) < 0.7
+    return np.where(mask[..., None], np.concatenate([xy, xy + wh], -1), 0).astype(np.float32), mask
+
+
+def _grid(rng) -> dict:
+    size = int(rng.choice([64, 96, 128]))
+    return {"size": size, "stride": int(rng.choice([4, 8, 16] if size != 96 else [4, 8]))}
+
+
+# heatmap_targets -----------------------------------------------------------------------------------
+
+def _heat_fixed() -> list:
+    k = {"size": 128, "stride": 8, "sigma": 1.0}
+    return [_boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], k,
+                        f"one box {list(HAND)} (centre (21, 33) px: row 33 // 8 = 4, column 21 // 8 = 2) and an "
+                        "unused slot, size=128, stride=8, sigma=1: 1 at (4, 2), exp(-1/2) = 0.61 at (4, 3)"),
+            _boxes_case(PAIR, [[True, True]], k, f"two boxes {PAIR} (centre cells (4, 2) and (4, 5)): cell "
+                        "(4, 3) gets max(exp(-1/2), exp(-4/2)) = 0.61"),
+            _boxes_case([[0, 0, 0, 0], [0, 0, 0, 0]], [[False, False]], k, "an empty canvas (all zeros)"),
+            _boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], {"size": 64, "stride": 4, "sigma": 2.0},
+                        f"the box {list(HAND)} with size=64, stride=4, sigma=2 (cells of 4 px; centre cell "
+                        "(33 // 4, 21 // 4) = (8, 5); (8, 7) gets exp(-4 / 8) = 0.61)")]
+
+
+def _heat_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        kw = {**_grid(rng), "sigma": float(rng.choice([0.5, 1.0, 1.5, 2.0]))}
+        n = int(rng.integers(1, 5))
+        out.append(_boxes_case(*_random_boxes(rng, n, kw["size"]), kw, f"{n} random canvases, {kw}"))
+    return out
+
+
+def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combine="max", use_mask=True,
+                  pixels=False, two=True):
+    def heatmap(boxes, mask, *, size=128, stride=8, sigma=1.0):
+        b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
+        x, y = (b[..., 0], b[..., 1]) if corner else ((b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2)
+        if swap:
+            x, y = y, x
+        if exact:  # the Gaussian around the exact centre, in cells
+            col, row = x / stride - 0.5, y / stride - 0.5
+        else:
+            col, row = np.clip(cell(x / stride), 0, g - 1), np.clip(cell(y / stride), 0, g - 1)
+        i = np.arange(g)
+        d2 = (i[:, None] - row[..., None, None]) ** 2 + (i[None, :] - col[..., None, None]) ** 2  # [N, K, G, G]
+        heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / ((2 if two else 1) * sigma ** 2))
+        heat = heat * (m[..., None, None] if use_mask else 1)
+        return (heat.max(1, initial=0) if combine == "max" else heat.sum(1)).astype(np.float32)
+    return heatmap
+
+
+# box_targets ---------------------------------------------------------------------------------------
+
+def _box_fixed() -> list:
+    k = {"size": 128, "stride": 8, "radius": 1}
+    return [_boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], k,
+                        f"one box {list(HAND)}, size=128, stride=8, radius=1 (centre cell (4, 2), whose centre is "
+                        "(20, 36) px: (l, t, r, b) = (20 - 10, 36 - 20, 32 - 20, 46 - 36) / 8 = (1.25, 2, 1.5, "
+                        "1.25); the 3x3 cells around it learn the box)"),
+            _boxes_case([[10, 20, 32, 46], [26, 20, 48, 46]], [[True, True]], k,
+                        "two boxes [10, 20, 32, 46] and [26, 20, 48, 46], centre cells (4, 2) and (4, 4): cell "
+                        "(4, 3) is as near to both and learns the first slot's box"),
+            _boxes_case([[0, 0, 0, 0], [0, 0, 0, 0]], [[False, False]], k, "an empty canvas (all zeros)"),
+            _boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], {"size": 64, "stride": 4, "radius": 2},
+                        f"the box {list(HAND)} with size=64, stride=4, radius=2 (the 5x5 cells around (8, 5))")]
+
+
+def _box_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        kw = {**_grid(rng), "radius": int(rng.integers(0, 3))}
+        n = int(rng.integers(1, 5))
+        out.append(_boxes_case(*_random_boxes(rng, n, kw["size"]), kw, f"{n} random canvases, {kw}"))
+    return out
+
+
+def _box_variant(*, pixels=False, corner=False, swap=False, signs=False, circle=False, use_mask=True,
+                 later=False, zero=True):
+    def box_targets(boxes, mask, *, size=128, stride=8, radius=1):
+        b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
+        centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] col, row
+        i = np.arange(g)
+        dr, dc = i[:, None] - centre[..., 1, None, None], i[None, :] - centre[..., 0, None, None]  # [N, K, G, G]
+        near = (dr ** 2 + dc ** 2 <= radius ** 2) if circle else ((np.abs(dr) <= radius) & (np.abs(dc) <= radius))
+        used = m if use_mask else np.ones_like(m)
+        d2 = np.where(used[..., None, None], dr ** 2 + dc ** 2, np.inf)
+        owner = (d2.shape[1] - 1 - np.argmin(d2[:, ::-1], 1)) if later else np.argmin(d2, 1)  # [N, G, G]
+        cells = (near & used[..., None, None]).any(1)
+        own = np.take_along_axis(b, owner.reshape(len(b), -1, 1), 1).reshape(len(b), g, g, 4)
+        ctr = (i + (0 if corner else 0.5)) * stride
+        cx, cy = (ctr[:, None], ctr[None, :]) if swap else (ctr[None, :], ctr[:, None])
+        d = np.stack([cx - own[..., 0], cy - own[..., 1], own[..., 2] - cx, own[..., 3] - cy], -1)
+        d = (-d if signs else d) / (1 if pixels else stride)
+        return (np.where(cells[..., None], d, 0) if zero else d).astype(np.float32), cells
+    return box_targets
+
+
+# boxes_from_cells ------------------------------------------------------------------------------------
+
+def _cells_case(distances, stride, note) -> dict:
+    return {"args": (np.asarray(distances, np.float32),), "kwargs": {"stride": int(stride)}, "note": note}
+
+
+def _cells_fixed() -> list:
+    one = np.zeros((1, 16, 16, 4), np.float32)
+    one[0, 4, 2] = (1.25, 2, 1.5, 1.25)
+    grid = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4) / 8
+    return [_cells_case(one, 8, "distances (1.25, 2, 1.5, 1.25) at cell (4, 2), centre (20, 36), stride=8: "
+                        "(20 - 1.25 * 8, 36 - 2 * 8, 20 + 1.5 * 8, 36 + 1.25 * 8) = (10, 20, 32, 46); zeros elsewhere "
+                        "(each cell's box is the point at its centre)"),
+            _cells_case(grid, 4, "a 2 x 3 grid (2 rows, 3 columns) of distances 0, 0.125, ..., stride=4")]
+
+
+def _cells_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(2, 9)), int(rng.integers(2, 9)), 4)
+        stride = int(rng.choice([4, 8, 16]))
+        out.append(_cells_case(rng.uniform(-1, 4, shape), stride, f"random distances of shape {shape}, "
+                               f"stride={stride}"))
+    return out
+
+
+def _cells_variant(*, scale=True, corner=False, swap=False, signs=False, xywh=False, order=(0, 1, 2, 3)):
+    def boxes_from_cells(distances, *, stride=8):
+        d = np.asarray(distances, np.float64)[..., list(order)] * (stride if scale else 1)
+        off = 0 if corner else 0.5
+        rows, cols = (np.arange(d.shape[-3]) + off)[:, None] * stride, (np.arange(d.shape[-2]) + off)[None, :] * stride
+        cx, cy = (rows + 0 * cols, cols + 0 * rows) if swap else (cols + 0 * rows, rows + 0 * cols)  # [H, W]
+        s = -1 if signs else 1
+        x0, y0, x1, y1 = cx - s * d[..., 0], cy - s * d[..., 1], cx + s * d[..., 2], cy + s * d[..., 3]
+        out = np.stack([x0, y0, x1 - x0, y1 - y0] if xywh else [x0, y0, x1, y1], -1)
+        return out.astype(np.float32)
+    return boxes_from_cells
+
+
+# find_peaks ------------------------------------------------------------------------------------------
+
+def _peaks_case(heat, k, threshold, note) -> dict:
+    return {"args": (np.asarray(heat, np.float32),), "kwargs": {"k": int(k), "threshold": float(threshold)},
+            "note": note}
+
+
+def _peaks_fixed() -> list:
+    heat = np.zeros((1, 5, 5), np.float32)
+    heat[0, 1, 1], heat[0, 1, 2], heat[0, 3, 3], heat[0, 4, 0], heat[0, 0, 4] = 0.9, 0.5, 0.7, 0.3, 0.05
+    flat = np.zeros((2, 4, 4), np.float32)
+    flat[0, 2, 1] = flat[0, 2, 2] = flat[0, 0, 3] = 0.8  # a plateau of two, and an equal peak elsewhere
+    flat[1, 3, 3], flat[1, 0, 0] = 0.6, 0.4
+    return [_peaks_case(heat, 3, 0.1, "a 5x5 map with 0.9 at (1, 1), 0.5 at (1, 2) (next to 0.9: no peak), 0.7 at "
+                        "(3, 3), 0.3 at the corner (4, 0), 0.05 at (0, 4), k=3, threshold=0.1: rows [1, 3, 4], "
+                        "cols [1, 3, 0], scores [0.9, 0.7, 0.3]"),
+            _peaks_case(heat, 5, 0.5, "the same map, k=5, threshold=0.5: two peaks, then rows = cols = -1, score 0"),
+            _peaks_case(flat, 3, 0.1, "two 4x4 maps: 0.8 at (2, 1), (2, 2) (equal neighbours: both peaks) and "
+                        "(0, 3); 0.6 at (3, 3) and 0.4 at (0, 0) (corners of the grid, not neighbours)")]
+
+
+def _peaks_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(3, 12)), int(rng.integers(3, 12)))
+        heat = np.round(rng.random(shape) ** 2, 1).astype(np.float32)  # rounded: plateaus and ties
+        k, t = int(rng.integers(1, 12)), float(rng.choice([0.0, 0.2, 0.5]))
+        out.append(_peaks_case(heat, k, t, f"random maps of shape {shape}, k={k}, threshold={t}"))
+    return out
+
+
+def _peaks_variant(*, strict=False, local=True, ascending=False, use_threshold=True, swap=False, wrap=False,
+                   pad=-1, above=False):
+    def find_peaks(heatmap, *, k=10, threshold=0.0):
+        heat = np.asarray(heatmap, np.float64)
+        n, h, w = heat.shape
+        if wrap:  # neighbours by np.roll: the edges wrap around
+            best = np.max([np.roll(heat, (di, dj), (1, 2)) for di in (-1, 0, 1) for dj in (-1, 0, 1)
+                           if (di, dj) != (0, 0)], 0)
+        else:
+            p = np.pad(heat, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+            best = np.max([p[:, i:i + h, j:j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)], 0)
+        peak = (heat > best if strict else heat >= best) if local else np.ones(heat.shape, bool)
+        if use_threshold:
+            peak &= heat > threshold if above else heat >= threshold
+        score = np.where(peak, heat, -np.inf).reshape(n, h * w)
+        idx = np.argsort(score if ascending else -score, 1, kind="stable")
+        if ascending:  # the lowest peaks first, the non-peaks last
+            idx = np.take_along_axis(idx, np.argsort(~np.isfinite(np.take_along_axis(score, idx, 1)), 1,
+                                                     kind="stable"), 1)
+        idx = np.pad(idx[:, :k], ((0, 0), (0, max(0, k - h * w))))
+        s = np.take_along_axis(score, idx, 1)
+        s[:, h * w:] = -np.inf
+        ok = np.isfinite(s)
+        r, c = (idx % w, idx // w) if swap else (idx // w, idx % w)
+        return np.where(ok, r, pad), np.where(ok, c, pad), np.where(ok, s, 0).astype(np.float32)
+    return find_peaks
+
+
+# nms -------------------------------------------------------------------------------------------------
+
+def _nms_case(boxes, scores, threshold, note) -> dict:
+    return {"args": (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32), float(threshold)),
+            "kwargs": {}, "note": note}
+
+
+def _nms_fixed() -> list:
+    return [_nms_case([[1, 0, 11, 10], [0, 0, 10, 10], [20, 20, 30, 30], [22, 20, 32, 30]], [0.8, 0.9, 0.3, 0.6],
+                      0.5, "boxes [[1, 0, 11, 10], [0, 0, 10, 10], [20, 20, 30, 30], [22, 20, 32, 30]], scores "
+                      "[0.8, 0.9, 0.3, 0.6], iou_threshold=0.5 (IoU of the first two 90 / 110 = 0.82, of the last "
+                      "two 80 / 120 = 0.67): keep [1, 3]"),
+            _nms_case([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], [0.9, 0.8, 0.7], 0.4,
+                      "three boxes in a row [[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], scores [0.9, 0.8, "
+                      "0.7], iou_threshold=0.4 (neighbours overlap 60 / 140 = 0.43, the outer two 0.11): box 0 drops "
+                      "box 1, and a dropped box drops nothing: keep [0, 2]"),
+            _nms_case([[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 10]], [0.9, 0.8, 0.9], 0.5,
+                      "boxes [[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 10]], scores [0.9, 0.8, 0.9], "
+                      "iou_threshold=0.5 (IoU of the first two 50 / 100 = 0.5, not above 0.5; the first and last "
+                      "tie at 0.9: the first one given wins): keep [0, 1]"),
+            _nms_case(np.zeros((0, 4)), [], 0.5, "no boxes at all")]
+
+
+def _nms_random(rng) -> list:
+    out = []
+    for _ in range(RANDOM_CASES):
+        m = int(rng.integers(2, 30))
+        xy = rng.uniform(0, 60, (m, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(4, 30, (m, 2))], 1)
+        t = float(rng.choice([0.3, 0.5, 0.7]))
+        out.append(_nms_case(boxes, rng.random(m), t, f"{m} random boxes, iou_threshold={t}"))
+    return out
+
+
+def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, given_order=False, as_boxes=False):
+    def nms(boxes, scores, iou_threshold):
+        b, s = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)
+        order = np.argsort(s if ascending else -s, kind="stable")
+        ious = B.pairwise_iou(b, b)
+        dropped, keep = np.zeros(len(b), bool), []
+        for i in order:
+            if not dropped[i]:
+                keep.append(i)
+            if chain or not dropped[i]:
+                over = s < iou_threshold if by_score else (ious[i] >= iou_threshold if ge else ious[i] > iou_threshold)
+                dropped |= over & (np.arange(len(b)) != i)
+        keep = np.array(sorted(keep) if given_order else keep, np.int64)
+        return b[keep] if as_boxes else keep
+    return nms
+
+
+_XY = "x and y swapped: x goes with columns (the last grid axis), y with rows."
+_MASK = "unused slots (mask False) must add nothing: their zero boxes put a digit at the corner cell (0, 0)."
+
+EXERCISES = (
+    numpy_exercise("heatmap_targets", L2, 3, D.heatmap_targets, _heat_fixed, _heat_random, [
+        (_XY, _heat_variant(swap=True)),
+        ("the centre cell is floor(centre / stride), the cell that holds the centre; np.round picks the "
+         "nearest cell border instead.", _heat_variant(cell=np.round)),
+        ("the centre cell holds the box's centre ((x0 + x1) / 2, (y0 + y1) / 2), not its top-left corner.",
+         _heat_variant(corner=True)),
+        ("no 1 at the centre: measure distances between cells (whole numbers), from the centre cell, not from "
+         "the exact centre.", _heat_variant(exact=True)),
+        ("two digits: keep the larger bump in each cell (np.maximum), not their sum.", _heat_variant(combine="sum")),
+        (_MASK, _heat_variant(use_mask=False)),
+        ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
+        ("the Gaussian is exp(-d^2 / (2 sigma^2)): the 2 is missing.", _heat_variant(two=False)),
+    ], run=_call_kwargs),
+    numpy_exercise("box_targets", L1, 3, D.box_targets, _box_fixed, _box_random, [
+        ("distances are in cells: divide the pixel distances by stride.", _box_variant(pixels=True)),
+        ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
+         _box_variant(corner=True)),
+        ("x and y swapped: a cell's centre x comes from its column j, y from its row i.", _box_variant(swap=True)),
+        ("signs: l = cx - x0 and t = cy - y0, r = x1 - cx and b = y1 - cy (positive when the centre is inside "
+         "the box).", _box_variant(signs=True)),
+        ("the cells that learn a box are within `radius` in rows and in columns (a square: the 3x3 block for "
+         "radius 1), not a circle.", _box_variant(circle=True)),
+        ("unused slots (mask False) learn nothing: their zero boxes made cells near (0, 0) learn a box.",
+         _box_variant(use_mask=False)),
+        ("on a tie (a cell as near to two centres) the earlier slot wins, as np.argmin picks the first.",
+         _box_variant(later=True)),
+        ("cells that learn no box hold zeros (distances only where `cells` is True).", _box_variant(zero=False)),
+    ], run=_call_kwargs),
+    numpy_exercise("boxes_from_cells", L1, 2, D.boxes_from_cells, _cells_fixed, _cells_random, [
+        ("distances are in cells: multiply them by stride to get pixels.", _cells_variant(scale=False)),
+        ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
+         _cells_variant(corner=True)),
+        ("x and y swapped: a cell's centre x comes from its column j (axis -2), y from its row i (axis -3).",
+         _cells_variant(swap=True)),
+        ("signs: x0 = cx - l * stride, y0 = cy - t * stride, x1 = cx + r * stride, y1 = cy + b * stride.",
+         _cells_variant(signs=True)),
+        ("the boxes are xyxy (x0, y0, x1, y1), not xywh.", _cells_variant(xywh=True)),
+        ("the distances come in the order (l, t, r, b): left, top, right, bottom.",
+         _cells_variant(order=(0, 2, 1, 3))),
+    ], run=_call_kwargs),
+    numpy_exercise("find_peaks", L2, 3, D.find_peaks, _peaks_fixed, _peaks_random, [
+        ("a cell equal to its highest neighbour is still a peak: compare with >= (equal neighbours are both "
+         "peaks).", _peaks_variant(strict=True)),
+        ("keep only local maxima (cells no 3x3 neighbour beats): the k highest cells are mostly one bump.",
+         _peaks_variant(local=False)),
+        ("the highest peaks come first: sort by descending score.", _peaks_variant(ascending=True)),
+        ("drop the peaks below `threshold` (pad with row = col = -1 and score 0).",
+         _peaks_variant(use_threshold=False)),
+        ("a peak scoring exactly `threshold` is kept (>=, not >).", _peaks_variant(above=True)),
+        ("rows and columns swapped: in a flat index over (H, W), row = index // W and col = index % W.",
+         _peaks_variant(swap=True)),
+        ("cells off the grid do not count: np.roll wraps around, so an edge cell was compared with the far edge.",
+         _peaks_variant(wrap=True)),
+        ("pad missing peaks with row = col = -1 (and score 0), not 0: row 0 is a real cell.",
+         _peaks_variant(pad=0)),
+    ], run=_call_kwargs),
+    numpy_exercise("nms", L3, 3, D.nms, _nms_fixed, _nms_random, [
+        ("take the boxes by descending score: the best box first.", _nms_variant(ascending=True)),
+        ("suppress a box for its overlap (IoU above iou_threshold with a kept box), not for its score.",
+         _nms_variant(by_score=True)),
+        ("drop a box only when its IoU is above iou_threshold (>): an IoU equal to it stays.", _nms_variant(ge=True)),
+        ("a dropped box drops nothing: only kept boxes suppress others.", _nms_variant(chain=True)),
+        ("return the kept indices by descending score (the order NMS keeps them), not sorted.",
+         _nms_variant(given_order=True)),
+        ("return the indices of the kept boxes, not the boxes.", _nms_variant(as_boxes=True)),
+    ], run=_call_kwargs),
+)

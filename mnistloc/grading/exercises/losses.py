@@ -1,0 +1,200 @@
+"""Checks for the detector's losses: ``focal_loss`` (the presence heatmap) and ``iou_loss`` (the boxes).
+
+Like ``masked_box_loss`` (in ``heads``), a loss is run on the same targets and
+predictions as the reference (``mnistloc.losses``), and judged on its value and
+on whether a gradient reaches the prediction. Predictions stay inside
+[0.02, 0.98] so that clipping choices do not matter. Keras is imported on first use.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mnistloc import decoding as D
+from mnistloc.grading.exercises.base import LESSONS, Exercise, keras
+from mnistloc.grading.exercises.heads import _loss_case, _run_loss
+
+L1, L2, L3, L4 = LESSONS
+
+
+def _reference(name: str):
+    def reference(y_true, y_pred):
+        from mnistloc import losses
+        return getattr(losses, name)(y_true, y_pred)
+    reference.__name__ = name
+    return reference
+
+
+# focal_loss ----------------------------------------------------------------------------------------
+
+def _focal_fixed() -> list:
+    y = np.zeros((1, 3, 3, 1))
+    y[0, 1, 1], y[0, 1, 2] = 1.0, 0.5
+    p = np.full((1, 3, 3, 1), 0.1)
+    p[0, 1, 1], p[0, 1, 2] = 0.5, 0.5
+    two = np.zeros((2, 4, 4, 1))
+    two[0, 1, 1] = two[1, 2, 2] = 1.0
+    two[0, 1, 2] = 0.6
+    rng = np.random.default_rng(4)
+    boxes = np.array([[[10, 20, 32, 46], [70, 60, 90, 88]]], np.float32)
+    heat = D.heatmap_targets(boxes, np.ones((1, 2), bool), size=64, stride=8)[..., None]
+    return [_loss_case(y, p, "y_true (1, 3, 3, 1): 1 at the centre (1, 1), 0.5 at (1, 2), 0 elsewhere; y_pred 0.5 at "
+                       "both, 0.1 elsewhere: (1 - .5)^2 * -log(.5) + (1 - .5)^4 * .5^2 * -log(.5) + 7 * .1^2 * "
+                       "-log(.9) = 0.1733 + 0.0108 + 0.0074 = 0.1915, over 1 centre"),
+            _loss_case(two, rng.uniform(0.05, 0.95, two.shape), "two maps (2, 4, 4, 1) with one centre each "
+                       "(and a 0.6 beside the first): the sum is divided by the 2 centres"),
+            _loss_case(np.zeros((1, 4, 4, 1)), np.full((1, 4, 4, 1), 0.3), "a map with no centre (all 0), y_pred "
+                       "0.3: 16 * .3^2 * -log(.7) = 0.514, divided by max(0, 1) = 1"),
+            _loss_case(heat, rng.uniform(0.02, 0.98, heat.shape), "heatmap_targets of two digits (1, 8, 8, 1) and "
+                       "random y_pred")]
+
+
+def _focal_random(rng) -> list:
+    out = []
+    for _ in range(4):
+        n = int(rng.integers(1, 4))
+        xy = rng.integers(0, 40, size=(n, 2, 2))
+        boxes = np.concatenate([xy, xy + rng.integers(4, 25, size=(n, 2, 2))], -1).astype(np.float32)
+        heat = D.heatmap_targets(boxes, rng.random((n, 2)) < 0.7, size=64, stride=8,
+                                 sigma=float(rng.choice([0.7, 1.0, 1.5])))[..., None]
+        out.append(_loss_case(heat, rng.uniform(0.02, 0.98, heat.shape), f"heatmap targets of shape {heat.shape} "
+                              "from random boxes, random y_pred"))
+    return out
+
+
+def _focal_variant(*, norm="centres", sign=1, beta_on_pos=False, reduce_neg=True, swap=False, pos_any=False,
+                   floor=True):
+    def focal_loss(y_true, y_pred):
+        ops = keras.ops
+        a, b = (4.0, 2.0) if swap else (2.0, 4.0)
+        p = ops.clip(y_pred, 1e-6, 1 - 1e-6)
+        pos = ops.cast(y_true > 0 if pos_any else y_true >= 1.0, p.dtype)
+        pos_cost = -pos * (1 - p) ** a * ops.log(p) * ((1 - y_true) ** b if beta_on_pos else 1)
+        neg_cost = -(1 - pos) * ((1 - y_true) ** b if reduce_neg else 1) * p ** a * ops.log(1 - p)
+        total = sign * ops.sum(pos_cost + neg_cost)
+        if norm == "none":
+            return total
+        if norm == "cells":
+            return total / ops.cast(ops.size(p), total.dtype)
+        return total / (ops.maximum(ops.sum(pos), 1.0) if floor else ops.sum(pos))
+    return focal_loss
+
+
+def _focal_numpy(y_true, y_pred):
+    y, p = np.asarray(y_true), np.clip(np.asarray(y_pred), 1e-6, 1 - 1e-6)
+    pos = y >= 1
+    cost = np.where(pos, -(1 - p) ** 2 * np.log(p), -(1 - y) ** 4 * p ** 2 * np.log(1 - p))
+    return cost.sum() / max(pos.sum(), 1)
+
+
+# iou_loss ------------------------------------------------------------------------------------------
+
+def _iou_fixed() -> list:
+    rng = np.random.default_rng(6)
+    cells = np.concatenate([(rng.random((2, 3, 3, 1)) < 0.4) * rng.uniform(0.3, 1, (2, 3, 3, 1)),
+                            rng.uniform(0.2, 3, (2, 3, 3, 4))], -1)
+    return [_loss_case([[1, 1, 1, 1, 1], [.5, 2, 1, 1, 1], [0, 5, 5, 5, 5]], [[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]],
+                       "y_true [[1, 1, 1, 1, 1], [.5, 2, 1, 1, 1], [0, 5, 5, 5, 5]] (mask, then l, t, r, b), y_pred "
+                       "[[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]]: row 0 a 1 x 1 box inside a 2 x 2 one, IoU "
+                       "1 / 4, loss .75; row 1 a 2 x 2 box inside a 3 x 2 one, IoU 4 / 6, loss 1 / 3; row 2 masked "
+                       "out: (1 * .75 + .5 / 3) / 1.5 = 0.611"),
+            _loss_case([[1, 1, 1, 1, 1], [1, 1, 1, 1, 1]], [[-2, 1, 4, 1], [-2, -2, 4, 4]],
+                       "y_true [[1, 1, 1, 1, 1]] twice and y_pred [[-2, 1, 4, 1], [-2, -2, 4, 4]]: boxes that miss "
+                       "the true box (x from 2 to 4 against -1 to 1; then also y): IoU 0, loss 1"),
+            _loss_case(np.zeros((2, 5)), [[1, 1, 1, 1], [2, 2, 2, 2]], "a batch with no digit (mask all 0)"),
+            _loss_case(cells, rng.uniform(0.2, 3, (2, 3, 3, 4)), "per-cell targets of shape (2, 3, 3, 5) with weights "
+                       "in the mask channel")]
+
+
+def _iou_random(rng) -> list:
+    out = []
+    for _ in range(4):
+        shape = (int(rng.integers(1, 6)),) + tuple(int(v) for v in rng.integers(1, 5, size=rng.integers(0, 3)))
+        mask = (rng.random(shape + (1,)) < 0.5) * rng.choice([1.0, rng.uniform(0.2, 1)], size=shape + (1,))
+        y = np.concatenate([mask, rng.uniform(0.1, 3, shape + (4,))], -1)
+        out.append(_loss_case(y, rng.uniform(-0.5, 3, shape + (4,)), f"random targets of shape {y.shape}"))
+    return out
+
+
+def _iou_variant(*, masked=True, denominator="mask", clamp=True, minus=True, inter=None, one_minus=True,
+                 giou=False, box=slice(1, None)):
+    def iou_loss(y_true, y_pred):
+        ops = keras.ops
+        mask, t, p = y_true[..., 0], y_true[..., box], y_pred
+        pick = inter or ops.minimum
+        w = pick(t[..., 0], p[..., 0]) + pick(t[..., 2], p[..., 2])
+        h = pick(t[..., 1], p[..., 1]) + pick(t[..., 3], p[..., 3])
+        overlap = ops.relu(w) * ops.relu(h) if clamp else w * h
+        area_t = (t[..., 0] + t[..., 2]) * (t[..., 1] + t[..., 3])
+        area_p = ops.relu(p[..., 0] + p[..., 2]) * ops.relu(p[..., 1] + p[..., 3])
+        union = area_t + area_p - (overlap if minus else 0)
+        iou = overlap / ops.maximum(union, 1e-6)
+        if giou:  # the smallest box holding both
+            c = (ops.maximum(t[..., 0], p[..., 0]) + ops.maximum(t[..., 2], p[..., 2])) * \
+                (ops.maximum(t[..., 1], p[..., 1]) + ops.maximum(t[..., 3], p[..., 3]))
+            iou = iou - (c - union) / ops.maximum(c, 1e-6)
+        cost = 1 - iou if one_minus else iou
+        if not masked:
+            return ops.mean(cost)
+        total = ops.sum(mask * cost)
+        if denominator == "all":
+            return total / ops.cast(ops.size(mask), total.dtype)
+        return total / (ops.maximum(ops.sum(mask), 1.0) if denominator == "mask" else ops.sum(mask))
+    return iou_loss
+
+
+def _iou_numpy(y_true, y_pred):
+    t, p = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    m, t = t[..., 0], t[..., 1:]
+    w = np.maximum(np.minimum(t[..., 0], p[..., 0]) + np.minimum(t[..., 2], p[..., 2]), 0)
+    h = np.maximum(np.minimum(t[..., 1], p[..., 1]) + np.minimum(t[..., 3], p[..., 3]), 0)
+    area_p = np.maximum(p[..., 0] + p[..., 2], 0) * np.maximum(p[..., 1] + p[..., 3], 0)
+    union = (t[..., 0] + t[..., 2]) * (t[..., 1] + t[..., 3]) + area_p - w * h
+    return np.sum(m * (1 - w * h / np.maximum(union, 1e-6))) / max(m.sum(), 1.0)
+
+
+_OPS = ("use keras.ops (ops.log, ops.sum, ops.minimum, ops.maximum, ...), not numpy, so that Keras can "
+        "differentiate the loss.")
+
+
+def _loss_exercise(name, lesson, fixed, random, mistakes) -> Exercise:
+    return Exercise(name=name, lesson=lesson, points=3, reference=_reference(name), fixed=fixed, random=random,
+                    run=_run_loss, describe=lambda case: case["note"], mistakes=tuple(mistakes), keras=True)
+
+
+EXERCISES = (
+    _loss_exercise("focal_loss", L2, _focal_fixed, _focal_random, [
+        ("divide the sum by the number of centres (cells where y_true == 1), at least 1: without it the loss "
+         "grows with the number of digits.", _focal_variant(norm="none")),
+        ("wrong sign: the loss is -log(...) times non-negative weights, so it is >= 0.", _focal_variant(sign=-1)),
+        ("(1 - y_true)^beta weighs only the cells that are not centres; a centre costs (1 - p)^alpha * -log(p) "
+         "(with beta on it too, centres cost nothing).", _focal_variant(beta_on_pos=True)),
+        ("cells near a centre are forgiven: multiply the other cells' cost by (1 - y_true)^beta (penalty "
+         "reduction).", _focal_variant(reduce_neg=False)),
+        ("alpha and beta swapped: the focusing powers (1 - p)^alpha and p^alpha use alpha = 2, the forgiving "
+         "(1 - y_true)^beta uses beta = 4.", _focal_variant(swap=True)),
+        ("divide by the number of centres, not by the number of cells (no mean over the map).",
+         _focal_variant(norm="cells")),
+        ("a centre is a cell where y_true == 1; the bump's other cells (0 < y_true < 1) are negatives, forgiven "
+         "by (1 - y_true)^beta.", _focal_variant(pos_any=True)),
+        ("a map with no centre gave inf or NaN (x / 0): divide by max(number of centres, 1).",
+         _focal_variant(floor=False)),
+        (_OPS, _focal_numpy),
+    ]),
+    _loss_exercise("iou_loss", L3, _iou_fixed, _iou_random, [
+        ("loss not masked: weight each cell's 1 - IoU by the mask y_true[..., 0] so that cells without a digit "
+         "add nothing.", _iou_variant(masked=False)),
+        ("divide by the sum of the mask (the weight of the digits' cells), not by the number of cells.",
+         _iou_variant(denominator="all")),
+        ("the overlap's width and height are at least 0 (clamp each with relu or maximum(., 0)): boxes that "
+         "miss each other overlap by 0, not a negative amount.", _iou_variant(clamp=False)),
+        ("the union counts the overlap twice: union = area + area' - intersection.", _iou_variant(minus=False)),
+        ("the overlap's width is min(l, l') + min(r, r') (both boxes share the cell's centre), not the max.",
+         _iou_variant(inter=lambda a, b: keras.ops.maximum(a, b))),
+        ("the loss is 1 - IoU (0 for a perfect box), not the IoU.", _iou_variant(one_minus=False)),
+        ("a batch with no digit gave NaN (0 / 0): divide by max(sum(mask), 1).", _iou_variant(denominator="raw")),
+        ("that is GIoU; this exercise asks for the IoU loss, 1 - IoU, without the enclosing-box term.",
+         _iou_variant(giou=True)),
+        ("the distances are y_true[..., 1:]; y_true[..., 0] is the mask.", _iou_variant(box=slice(0, 4))),
+        (_OPS, _iou_numpy),
+    ]),
+)
