@@ -432,3 +432,22 @@ def test_a_package_under_tmp_still_gets_a_fresh_tmp(tmp_path, monkeypatch):
     for f in left:
         os.remove(os.path.join(f, mark))
     assert seen.startswith(str(root)) and left == []
+
+
+def test_hidden_case_hints_carry_nothing_the_code_chose():
+    from mnistloc.grading.exercises.base import compare, reduce
+
+    exp = reduce({"boxes": np.zeros((3, 4), np.float32), "label": "seven", "n": [1, 2]})
+    chosen = [  # each result differs from exp in one way the student chose: the secret words must not echo it
+        {"type": "error", "error": "LEAK1234", "message": "LEAK1234"},
+        reduce({"boxes": np.zeros((12, 34), np.float32), "label": "seven", "n": [1, 2]}),
+        reduce({"boxes": np.zeros((3, 4), np.int8), "label": "seven", "n": [1, 2]}),
+        reduce({"boxes": np.zeros((3, 4), np.float32), "label": "LEAK1234", "n": [1, 2]}),
+        reduce({"boxes": np.zeros((3, 4), np.float32), "label": "seven", "n": [1, 2, 1234]}),
+        reduce({"LEAK1234": 1, "label": "seven", "n": [1, 2]}),
+        reduce(type("LEAK1234", (), {})()),
+    ]
+    for got in chosen:
+        public, secret = compare(got, exp)
+        assert secret and not any(s in secret for s in ("LEAK", "1234", "12, 34", "int8")), (public, secret)
+    assert compare({"type": "error", "error": "ZeroDivisionError", "message": "x"}, exp)[1] == "raised ZeroDivisionError"
