@@ -131,9 +131,8 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
                 if not todo:
                     continue
                 child = child or _Child(memory_mb, [Path(p) for p in hide], uid)
-                start = time.monotonic()
-                status, message = child.run(name, sources[name], calls, todo, start + left[name], outcomes, hidden)
-                left[name] -= time.monotonic() - start
+                status, message, used = child.run(name, sources[name], calls, todo, left[name], outcomes, hidden)
+                left[name] -= used
                 if status != "ok":
                     _fill(outcomes, calls, name, status, message)
                 if status in ("timeout", "crash", "forbidden"):  # the child is gone or tampered with
@@ -237,21 +236,27 @@ class _Child:
         self.tail = bytearray()
         self._send(("config", config, None))
 
-    def run(self, name: str, source: str, calls, todo: list[int], deadline: float, outcomes: dict,
-            hidden: bool) -> tuple[str, str]:
-        """Runs the calls ``todo`` of one exercise (its source first, once per child) before ``deadline``;
-        fills ``outcomes``; returns the exercise's overall status and message."""
+    def run(self, name: str, source: str, calls, todo: list[int], budget: float, outcomes: dict,
+            hidden: bool) -> tuple[str, str, float]:
+        """Runs the calls ``todo`` of one exercise (its source first, once per child) within ``budget`` seconds;
+        fills ``outcomes``; returns the exercise's overall status and message, and the seconds it used."""
         if not self.ready:  # starting Python and the checks is not the exercise's time either
             reply = self._receive(time.monotonic() + WARM_TIMEOUT)
             if reply[0] != "ok":
-                return self._words(name, reply)
+                return (*self._words(name, reply), 0.0)
             self.ready = True
         if self.needs_keras(name):  # importing TensorFlow (5-7 s) is not the exercise's time
             self._send(("warm", name, None))
             reply = self._receive(time.monotonic() + WARM_TIMEOUT)
             if reply[0] != "ok":
-                return self._words(name, reply)
+                return (*self._words(name, reply), 0.0)
             self.warm = True
+        start = time.monotonic()
+        status, message = self._run(name, source, calls, todo, start + budget, outcomes, hidden)
+        return status, message, time.monotonic() - start
+
+    def _run(self, name: str, source: str, calls, todo: list[int], deadline: float, outcomes: dict,
+             hidden: bool) -> tuple[str, str]:
         if name not in self.loaded:
             self._send(("exec", name, source))
             reply = self._receive(deadline)
