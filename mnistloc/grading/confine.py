@@ -128,13 +128,14 @@ _PROBE = """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 root = os.geteuid() == 0
-flags = 0x40000000 | 0x20000 | 0x20000000 | 0x08000000 | (0 if root else 0x10000000)
-namespaces = libc.unshare(flags) == 0
+flags = 0x40000000 | 0x20000 | (0 if root else 0x10000000)
+pids = libc.unshare(flags | 0x20000000 | 0x08000000) == 0
+namespaces = pids or libc.unshare(flags) == 0
 try:
     os.setgid(UID); os.setuid(UID); own_uid = root
 except OSError:
     own_uid = False
-print(int(namespaces), int(own_uid))
+print(int(namespaces), int(pids), int(own_uid))
 """
 
 
@@ -150,18 +151,18 @@ def capabilities() -> dict[str, str]:
     code = _PROBE.replace("UID", str(UID_BASE + UID_SPAN - 1))
     try:
         out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60).stdout
-        namespaces, own_uid = (bool(int(x)) for x in out.split())
+        namespaces, pid_ns, own_uid = (bool(int(x)) for x in out.split())
     except (OSError, ValueError, subprocess.SubprocessError):
-        namespaces, own_uid = False, False
+        namespaces, pid_ns, own_uid = False, False, False
     where = "as root" if root else "in a user namespace"
-    pids = f"PID namespace ({where}): ends with its first process; " if namespaces else "no PID namespace; "
+    pids = f"PID namespace ({where}): ends with its first process; " if pid_ns else "no PID namespace; "
     return {
         "time": "per exercise; the child and all it started are killed on expiry",
         "memory": f"RLIMIT_AS per child process; grading workers {GRADER_MEMORY_MB} MB; replies decoded under "
                   "a budget",
         "processes": pids + ("own uid per student + RLIMIT_NPROC, every process of the uid killed" if own_uid
                              else "RLIMIT_NPROC above the user's process count + session kill (setsid escapes)"),
-        "ipc": f"IPC namespace ({where}): SysV and POSIX queues die with the child" if namespaces
+        "ipc": f"IPC namespace ({where}): SysV and POSIX queues die with the child" if pid_ns
         else "no IPC namespace: SysV objects of the child's uid removed afterwards" if own_uid
         else "not enforced (no namespaces here): SysV objects outlive the child",
         "network": f"empty network namespace ({where})" if namespaces else "not enforced (no namespaces here)",

@@ -79,7 +79,8 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
             check_name(row.lesson, "lesson")
     else:
         caps = capabilities()
-        say(f"sandbox: processes: {caps['processes']}; network: {caps['network']}; files: {caps['files']}")
+        say(f"sandbox: processes: {caps['processes']}; ipc: {caps['ipc']}; network: {caps['network']}; "
+            f"files: {caps['files']}")
         tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
         rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb, hide=[course])
         if shard is not None:
