@@ -23,8 +23,22 @@ from mnistloc import models
 from mnistloc.canvas import SLOTS
 
 
-def build_baseline(case: int, size: int = 128) -> keras.Model:
-    """The classic model of ``case``: image (B, size, size) -> named outputs (see the module docstring)."""
+BOXES = ("linear", "sigmoid")
+
+
+def build_baseline(case: int, size: int = 128, *, learning_rate: float = 1e-3, box: str = "linear") -> keras.Model:
+    """The classic model of ``case``: image (B, size, size) -> named outputs (see the module docstring).
+
+    Args:
+        case: 1 to 4.
+        size: canvas side in pixels.
+        learning_rate: Adam's rate.
+        box: ``"linear"`` box outputs (the classic lab's), or ``"sigmoid"``: ``rel_xyxy`` squashed
+            into [0, 1], where every box lies.
+    """
+    if box not in BOXES:
+        raise ValueError(f"`box` should be one of {BOXES}. Got box={box!r}.")
+    squash = "sigmoid" if box == "sigmoid" else None
     images = keras.Input(shape=(size, size), name="image")
     x = layers.Rescaling(1 / 255)(layers.Reshape((size, size, 1))(images))
     for filters in (16, 32, 64):
@@ -37,10 +51,10 @@ def build_baseline(case: int, size: int = 128) -> keras.Model:
     if case == 3:
         out["class"] = layers.Dense(10, activation="softmax", name="class")(x)
     if case in (1, 2, 3):
-        out["box"] = layers.Dense(4, name="box")(x)
+        out["box"] = layers.Dense(4, activation=squash, name="box")(x)
     if case == 4:
         out["count"] = layers.Dense(SLOTS + 1, activation="softmax", name="count")(x)
-        out["boxes"] = layers.Reshape((SLOTS, 4), name="boxes")(layers.Dense(SLOTS * 4)(x))
+        out["boxes"] = layers.Reshape((SLOTS, 4), name="boxes")(layers.Dense(SLOTS * 4, activation=squash)(x))
         logits = layers.Reshape((SLOTS, 10))(layers.Dense(SLOTS * 10)(x))
         out["classes"] = layers.Softmax(name="classes")(logits)
     model = keras.Model(images, out, name=f"baseline{case}")
@@ -49,7 +63,7 @@ def build_baseline(case: int, size: int = 128) -> keras.Model:
               "classes": models.masked_class_loss}
     if case == 2:
         losses["box"] = models.masked_box_loss
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss={k: losses[k] for k in out})
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss={k: losses[k] for k in out})
     return model
 
 
@@ -90,3 +104,65 @@ def decode(case: int, outputs: dict, size: int = 128):
     found = ([boxes[i] for i in range(n)], [classes[i].astype(np.int64) for i in range(n)],
              [scores[i].astype(np.float32) for i in range(n)])
     return pred, found
+
+
+GRID = ((1e-3, "linear"), (1e-3, "sigmoid"), (3e-3, "sigmoid"), (3e-4, "sigmoid"))
+"""The learning rates and box outputs tried by ``tune``."""
+
+
+def tune(case: int = 3, steps: int = 300, seed: int = 0, grid=GRID) -> list[dict]:
+    """Trains the classic model for ``steps`` with each (learning rate, box output) of ``grid``; scores each.
+
+    The warm-up is a fifth of the steps, as ``training.WARMUP_STEPS`` is of the benchmark's budget.
+    """
+    import os
+
+    from mnistloc import evaluation, training
+
+    rows = []
+    for rate, box in grid:
+        net = build_baseline(case, learning_rate=rate, box=box)
+        net, history = training.train(case, steps=steps, seed=seed, model=net, encode=encode, learning_rate=rate,
+                                      warmup_steps=steps // 5, validation=0, progress=False)
+        ds = evaluation.test_dataset(case)
+        pred, found = decode(case, evaluation.predict(net, ds))
+        rows.append({"learning_rate": rate, "box": box, "steps": history.steps,
+                     "cpu_seconds": round(history.cpu_seconds, 1), "load_after": os.getloadavg()[0],
+                     **evaluation.score_predictions(case, ds, pred, found)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def reference(case: int = 3, steps: int = 300, seed: int = 0) -> dict:
+    """Our model for the same steps, warm-up and seed as ``tune``'s runs: the comparison at that budget."""
+    import os
+
+    from mnistloc import evaluation, training
+
+    model, history = training.train(case, steps=steps, seed=seed, warmup_steps=steps // 5, validation=0,
+                                    progress=False)
+    return {"model": "reference", "learning_rate": training.LEARNING_RATE, "steps": history.steps,
+            "precision": history.config.resolved_precision(), "cpu_seconds": round(history.cpu_seconds, 1),
+            "load_after": os.getloadavg()[0], **evaluation.evaluate(model, case)}
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(description="Tune the classic model: a short run per learning rate and box output.")
+    p.add_argument("--case", type=int, default=3)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "baseline_tuning.json")
+    p.add_argument("--reference-only", action="store_true", help="add our model's run to --out; no tuning")
+    args = p.parse_args()
+    if args.reference_only:
+        result = json.loads(args.out.read_text())
+        result["reference"] = reference(args.case, args.steps, args.seed)
+        result.setdefault("warmup_steps", args.steps // 5)
+    else:
+        result = {"case": args.case, "steps": args.steps, "seed": args.seed, "warmup_steps": args.steps // 5,
+                  "runs": tune(args.case, args.steps, args.seed)}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 METRICS = ("map", "map50", "map75", "count_accuracy")
+DENSE_RATE = 6e-3  # training.LEARNING_RATE when these runs were made (not imported: that loads TensorFlow)
 BEGIN, END = "<!-- quality5:begin -->", "<!-- quality5:end -->"
 
 
@@ -67,12 +68,18 @@ def run(model: str, seed: int, seconds: float, clock: str, save: Path | None = N
             **{k: float(result[k]) for k in METRICS}}
 
 
+def _group(r: dict) -> str:
+    """A run's configuration: model, budget and learning rate (the script's default is training's)."""
+    rate = r["train"].get("learning_rate", DENSE_RATE if r["model"] == "dense" else 1e-3)
+    return f"{r['model']} {r['seconds']:.0f}s lr={rate:g}"
+
+
 def summarise(rows: list[dict]) -> dict:
-    """Per model: the rows by seed, and the min and median of each metric."""
+    """Per configuration (model, budget, learning rate): the rows by seed, and the min and median."""
     out = {}
-    for model in sorted({r["model"] for r in rows}):
-        mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["seed"])
-        out[model] = {"seeds": {str(r["seed"]): r for r in mine},
+    for group in sorted({_group(r) for r in rows}):
+        mine = sorted((r for r in rows if _group(r) == group), key=lambda r: r["seed"])
+        out[group] = {"seeds": {str(r["seed"]): r for r in mine},
                       "min": {k: min(r[k] for r in mine) for k in METRICS},
                       "median": {k: statistics.median(r[k] for r in mine) for k in METRICS}}
     return out
@@ -80,14 +87,17 @@ def summarise(rows: list[dict]) -> dict:
 
 def table(summary: dict) -> str:
     names = {"dense": "dense detector (case 5)", "slot": "case-4 slot model (classic, 2 slots)"}
-    lines = ["| model | seed | CPU s | wall s | mAP | AP50 | AP75 | count accuracy |", "|---|---|---|---|---|---|---|---|"]
-    for model, s in summary.items():
+    lines = ["| model | budget (s of 2 cores) | learning rate | seed | CPU s | wall s | epochs | mAP | AP50 | AP75 "
+             "| count accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for group, s in summary.items():
+        model, budget, rate = group.split()
+        head = f"| {names.get(model, model)} | {budget[:-1]} | {rate[3:]} "
         for seed, r in s["seeds"].items():
-            lines.append(f"| {names.get(model, model)} | {seed} | {r['cpu_seconds']:.0f} | {r['wall_seconds']:.0f} | "
+            lines.append(f"{head}| {seed} | {r['cpu_seconds']:.0f} | {r['wall_seconds']:.0f} | {r['epochs']} | "
                          + " | ".join(f"{r[k]:.3f}" for k in METRICS) + " |")
-        for agg in ("min", "median"):
-            lines.append(f"| {names.get(model, model)} | **{agg}** | | | "
-                         + " | ".join(f"**{s[agg][k]:.3f}**" for k in METRICS) + " |")
+        if len(s["seeds"]) > 1:
+            for agg in ("min", "median"):
+                lines.append(f"{head}| **{agg}** | | | | " + " | ".join(f"**{s[agg][k]:.3f}**" for k in METRICS) + " |")
     return "\n".join(lines)
 
 

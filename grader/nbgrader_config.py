@@ -3,7 +3,8 @@
 Run nbgrader from this folder (``cd grader``) so that it reads this file.
 
 - Source: ``solutions/`` (the notebooks with solutions and hidden tests).
-- Release: ``lessons/`` (what students get; ``make lessons`` regenerates it).
+- Release: ``<course root>/release/`` (the same bytes as the committed ``lessons/``, which
+  ``make lessons`` regenerates); ``lessons/`` itself when the course root is the repository.
 - Course root (``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db``):
   ``$MNISTLOC_COURSE_ROOT``, by default the repository itself. Point it at a
   folder outside the repository for a real class, so that students' work never
@@ -26,7 +27,11 @@ ROOT = Path(os.environ.get("MNISTLOC_COURSE_ROOT", REPO)).expanduser().resolve()
 c.CourseDirectory.course_id = "mnistloc"
 c.CourseDirectory.root = str(ROOT)
 c.CourseDirectory.source_directory = str(REPO / "solutions")
-c.CourseDirectory.release_directory = os.environ.get("MNISTLOC_RELEASE_DIR", str(REPO / "lessons"))
+# The release goes under the course root, so that `nbgrader generate_assignment` on a fresh course really generates
+# (and registers the lesson in that course's gradebook) instead of skipping the committed lessons/; with the
+# repository as course root it is lessons/ itself (`make lessons` sets MNISTLOC_RELEASE_DIR to build it).
+c.CourseDirectory.release_directory = os.environ.get(
+    "MNISTLOC_RELEASE_DIR", str(REPO / "lessons" if ROOT == REPO.resolve() else ROOT / "release"))
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
 # Per-cell time limit. Under nbgrader (NBGRADER_EXECUTION set) the lessons train for seconds, so a cell that

@@ -134,6 +134,23 @@ class CanvasDataset:
         return cls(case=int(kw.pop("case")), split=str(kw.pop("split")), **kw)
 
 
+def subset(ds: CanvasDataset, index) -> CanvasDataset:
+    """The canvases ``index`` of ``ds``, as a new CanvasDataset.
+
+    Args:
+        ds: a CanvasDataset of n canvases.
+        index (int[k] | bool[n] | slice): which canvases, in order.
+
+    Returns:
+        CanvasDataset: the same case and split, k canvases.
+    """
+    if not isinstance(ds, CanvasDataset):
+        raise TypeError(f"`ds` should be a CanvasDataset. Got {type(ds).__name__}.")
+    index = index if isinstance(index, slice) else np.asarray(index)
+    arrays = {f.name: getattr(ds, f.name)[index] for f in dataclasses.fields(ds) if f.name not in ("case", "split")}
+    return dataclasses.replace(ds, **arrays)
+
+
 def one_hot(labels, num_classes: int) -> np.ndarray:
     """One-hot rows for integer labels; a label of -1 gives a row of zeros.
 

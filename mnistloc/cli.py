@@ -99,20 +99,23 @@ def _run_show(args) -> int:
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for pictures and metrics")
+    p.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for index.html, pictures, tables")
     p.add_argument("--seconds", type=float, default=None,
-                   help="training per case in seconds of all cores (default 60; 175 for the targets' budget; "
-                        "0: data only)")
+                   help="the live training run, in seconds of both cores (default 30; 0: none)")
+    p.add_argument("--no-grading", action="store_true", help="skip grading the sample class")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run in about a minute: 200 canvases, 200 test canvases, 5 s of training")
 
 
 def _run_demo(args) -> int:
     from mnistloc import demo
 
-    if args.seconds is None:
-        return demo.run(args.out)
-    if args.seconds < 0:
-        raise UsageError(f"--seconds should be >= 0, got {args.seconds}")
-    return demo.run(args.out, seconds=args.seconds)
+    options = dict(demo.QUICK) if args.quick else {}
+    if args.seconds is not None:
+        if args.seconds < 0:
+            raise UsageError(f"--seconds should be >= 0, got {args.seconds}")
+        options["live_seconds"] = args.seconds
+    return demo.run(args.out, grading=not args.no_grading, **options)
 
 
 # ---- grade / doctor (hardened grader) --------------------------------------------------------
@@ -147,6 +150,33 @@ def _run_grade(args) -> int:
     grade.grade_course(args.course, out=args.out, lessons=args.lesson, students=args.student, shard=args.shard,
                        merge=args.merge, jobs=args.jobs, timeout=args.timeout, memory_mb=args.memory_mb,
                        gradebook=not args.no_gradebook, force=args.force)
+    return 0
+
+
+def _args_leaderboard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("course", type=Path, metavar="COURSE_DIR", help="nbgrader course folder with submitted/")
+    p.add_argument("--out", type=Path, help="results folder (default: COURSE_DIR/mnistloc_leaderboard)")
+    p.add_argument("--reference", type=Path, metavar="MODEL", help="a model.keras from `mnistloc train --case 5`, "
+                   "shown for comparison")
+    p.add_argument("--student", action="append", help="score only this student (repeatable)")
+    p.add_argument("--canvases", type=_positive_int, default=200, help="hidden case 5 canvases per model")
+    p.add_argument("--timeout", type=float, default=120, help="seconds per model to load and run")
+    p.add_argument("--memory-mb", type=_positive_int, default=4096, help="address space per child process")
+    p.add_argument("--max-mb", type=_positive_int, default=32, help="largest model file opened, in MB")
+    p.add_argument("--force", action="store_true", help="overwrite existing results")
+
+
+def _run_leaderboard(args) -> int:
+    from mnistloc.grading import leaderboard
+
+    entries = leaderboard.leaderboard(args.course, out=args.out, reference=args.reference, students=args.student,
+                                      canvases=args.canvases, timeout=args.timeout, memory_mb=args.memory_mb,
+                                      max_bytes=args.max_mb * 1024 * 1024, force=args.force)
+    for e in entries:
+        score = f"mAP {e.map:.3f}" if e.status == "ok" else e.status
+        print(f"{e.rank or '-':>3}  {e.student:<24} {score}")
+    out = args.out or args.course / "mnistloc_leaderboard"
+    print(f"wrote {out / 'leaderboard.csv'} and {out / 'leaderboard.html'}")
     return 0
 
 
@@ -209,6 +239,8 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive_float, help="training time budget (default 180)")
     budget.add_argument("--epochs", type=_positive_int, help="epochs of 5,000 fresh canvases")
+    budget.add_argument("--steps", type=_positive_int,
+                        help="optimiser steps of 64 canvases: the same seed and steps give the same model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="folder for model.keras, metrics.json and pictures")
     p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
@@ -219,13 +251,14 @@ def _run_train(args) -> int:
     from mnistloc import evaluation, training
 
     model_path = _new_output(args.out / "model.keras", args.force)
-    model, history = training.train(args.case, seconds=args.seconds, epochs=args.epochs, seed=args.seed,
-                                    source=_source(args))
+    config = training.TrainConfig(seconds=args.seconds, epochs=args.epochs, steps=args.steps, seed=args.seed,
+                                  source=_source(args))
+    model, history = training.train(args.case, config)
     training.save_model(model, model_path, force=True)
     result = evaluation.write_report(model, args.case, args.out, history=history, source=_source(args))
     print(evaluation.format_metrics(result))
-    print(f"trained case {args.case} for {history.seconds:.0f} s; wrote {model_path}, metrics.json, "
-          f"predictions.png, worst.png and history.png to {args.out}/")
+    print(f"trained case {args.case} for {history.steps} steps in {history.seconds:.0f} s; wrote {model_path}, "
+          f"metrics.json, predictions.png, worst.png and history.png to {args.out}/")
     return 0
 
 
@@ -254,10 +287,12 @@ COMMANDS = {
     "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
     "show": ("draw a grid of canvases with their boxes", _args_show, _run_show),
-    "demo": ("the main job: every case, a table and pictures", _args_demo, _run_demo),
+    "demo": ("the main job: data, reference models, live training and grading, on one page", _args_demo, _run_demo),
     "train": ("train a case's model; write it, its metrics and pictures", _args_train, _run_train),
     "evaluate": ("score a trained model on held-out canvases", _args_evaluate, _run_evaluate),
     "grade": ("grade a class of untrusted notebooks safely (CSV, feedback, gradebook)", _args_grade, _run_grade),
+    "leaderboard": ("score the class's case 5 models safely on hidden canvases (CSV, HTML)", _args_leaderboard,
+                    _run_leaderboard),
     "doctor": ("say what is structurally wrong with a lesson notebook and how to fix it", _args_doctor, _run_doctor),
 }
 

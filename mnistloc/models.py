@@ -1,4 +1,4 @@
-"""Keras models for the four cases: a backbone, four small heads, the losses.
+"""Keras models for the four cases: a backbone, four small heads; and the seed's classic model.
 
 The design (one for all four cases) is a small fully convolutional,
 CenterNet-style detector at stride 8:
@@ -21,18 +21,14 @@ the presence peaks. The dense flatten model must instead map every position
 of the canvas to four coordinates through one big weight matrix.
 
 Targets per cell come from ``mnistloc.decoding.encode_targets``; the losses
-take a mask as the first channel of ``y_true``, so cells (and canvases) with no
+(``mnistloc.losses``, re-exported here) take a mask as the first channel of ``y_true``, so cells (and canvases) with no
 digit give no box or class loss.
 
-Keras and TensorFlow are imported when this module is, not when ``mnistloc``
-is.
+Importing this module imports Keras and TensorFlow (quietly: see ``mnistloc/__init__.py``).
 """
 from __future__ import annotations
 
 import math
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
@@ -95,7 +91,7 @@ def build_backbone(size: int = 128, widths=(16, 32, 64), name: str = "backbone")
 # ---- heads: each maps features (B, H, W, C) to one output -------------------------------------
 
 def build_presence_head(channels: int = 64, hidden: int = 64, prior: float = 0.1,
-                        name: str = "presence") -> keras.Model:
+                        name: str = "presence", output_dtype: str | None = None) -> keras.Model:
     """Per cell: the probability that a digit's centre lies in it (the centre heatmap).
 
     Args:
@@ -105,6 +101,7 @@ def build_presence_head(channels: int = 64, hidden: int = 64, prior: float = 0.1
             to ``log(prior / (1 - prior))``): most cells hold no centre, so
             starting low keeps the first steps from being spent learning that.
         name: the model's name.
+        output_dtype: dtype policy of the output layer (e.g. float32 under a mixed policy); None: global.
 
     Returns:
         keras.Model: (B, H, W, C) -> (B, H, W, 1), sigmoid.
@@ -112,11 +109,12 @@ def build_presence_head(channels: int = 64, hidden: int = 64, prior: float = 0.1
     features = keras.Input(shape=(None, None, channels))
     x = layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
     bias = keras.initializers.Constant(math.log(prior / (1 - prior)))
-    out = layers.Conv2D(1, 1, activation="sigmoid", bias_initializer=bias)(x)
+    out = layers.Conv2D(1, 1, activation="sigmoid", bias_initializer=bias, dtype=output_dtype)(x)
     return keras.Model(features, out, name=name)
 
 
-def build_box_head(channels: int = 64, hidden: int = 64, name: str = "box") -> keras.Model:
+def build_box_head(channels: int = 64, hidden: int = 64, name: str = "box",
+                   output_dtype: str | None = None) -> keras.Model:
     """Per cell: distances (left, top, right, bottom) from the cell's centre to a box's sides.
 
     In cells (multiples of 8 pixels), signed and unbounded (linear output),
@@ -126,18 +124,19 @@ def build_box_head(channels: int = 64, hidden: int = 64, name: str = "box") -> k
         channels: C, the feature channels.
         hidden: channels of the hidden 3x3 layer.
         name: the model's name.
+        output_dtype: dtype policy of the output layer (e.g. float32 under a mixed policy); None: global.
 
     Returns:
         keras.Model: (B, H, W, C) -> (B, H, W, 4), linear.
     """
     features = keras.Input(shape=(None, None, channels))
     x = layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
-    out = layers.Conv2D(4, 1)(x)
+    out = layers.Conv2D(4, 1, dtype=output_dtype)(x)
     return keras.Model(features, out, name=name)
 
 
 def build_class_head(channels: int = 64, hidden: int = 64, num_classes: int = NUM_CLASSES,
-                     name: str = "class") -> keras.Model:
+                     name: str = "class", output_dtype: str | None = None) -> keras.Model:
     """Per cell: the class of the digit centred there.
 
     Args:
@@ -145,18 +144,19 @@ def build_class_head(channels: int = 64, hidden: int = 64, num_classes: int = NU
         hidden: channels of the hidden 3x3 layer.
         num_classes: the number of classes.
         name: the model's name.
+        output_dtype: dtype policy of the output layer (e.g. float32 under a mixed policy); None: global.
 
     Returns:
         keras.Model: (B, H, W, C) -> (B, H, W, num_classes), softmax over the last axis.
     """
     features = keras.Input(shape=(None, None, channels))
     x = layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
-    out = layers.Conv2D(num_classes, 1, activation="softmax")(x)
+    out = layers.Conv2D(num_classes, 1, activation="softmax", dtype=output_dtype)(x)
     return keras.Model(features, out, name=name)
 
 
 def build_count_head(channels: int = 64, hidden: int = 32, max_count: int = MAX_COUNT,
-                     name: str = "count") -> keras.Model:
+                     name: str = "count", output_dtype: str | None = None) -> keras.Model:
     """The number of digits on the canvas, 0 to ``max_count``.
 
     A 1x1 layer marks digit-like cells; averaging over the grid measures how
@@ -167,6 +167,7 @@ def build_count_head(channels: int = 64, hidden: int = 32, max_count: int = MAX_
         hidden: channels of the 1x1 layer.
         max_count: the largest count.
         name: the model's name.
+        output_dtype: dtype policy of the output layer (e.g. float32 under a mixed policy); None: global.
 
     Returns:
         keras.Model: (B, H, W, C) -> (B, max_count + 1), softmax.
@@ -174,7 +175,7 @@ def build_count_head(channels: int = 64, hidden: int = 32, max_count: int = MAX_
     features = keras.Input(shape=(None, None, channels))
     x = layers.Conv2D(hidden, 1, activation="relu")(features)
     x = layers.GlobalAveragePooling2D()(x)
-    out = layers.Dense(max_count + 1, activation="softmax")(x)
+    out = layers.Dense(max_count + 1, activation="softmax", dtype=output_dtype)(x)
     return keras.Model(features, out, name=name)
 
 
@@ -187,8 +188,9 @@ _HEADS = {"presence": build_presence_head, "box": build_box_head,
 def _build(case: int, size: int, widths, hidden: int) -> keras.Model:
     backbone = build_backbone(size, widths)
     features = backbone.output
-    outputs = {name: layers.Identity(name=name)(_HEADS[name](widths[-1], hidden, name=name + "_head")(features))
-               for name in OUTPUTS[case]}
+    heads = {name: _HEADS[name](widths[-1], hidden, name=name + "_head", output_dtype="float32")(features)
+             for name in OUTPUTS[case]}
+    outputs = {name: layers.Identity(name=name, dtype="float32")(head) for name, head in heads.items()}
     return keras.Model(backbone.input, outputs, name=f"case{case}")
 
 
@@ -261,12 +263,27 @@ def build_case5_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) ->
 
 
 def build_model(case: int, **sizes) -> keras.Model:
-    """The model of ``case`` (1 to 5); ``sizes`` go to its builder."""
+    """The model of ``case`` (1 to 5), float32 outputs under any dtype policy; ``sizes`` go to its builder."""
     if case not in ALL_CASES:
         raise ValueError(f"`case` should be one of {ALL_CASES}. Got case={case!r}.")
     if case == 5:
         return build_case5_model(**sizes)
     return (build_case1_model, build_case2_model, build_case3_model, build_case4_model)[case - 1](**sizes)
+
+
+def model_case(model: keras.Model) -> int | None:
+    """The case a model was built for (from its name ``case<N>``), or None."""
+    name = getattr(model, "name", "")
+    return int(name[4:]) if name.startswith("case") and name[4:] in tuple(map(str, ALL_CASES)) else None
+
+
+def check_case(model: keras.Model, case: int) -> None:
+    """Raises ValueError unless ``model`` has the outputs of ``case``'s model."""
+    names, built = sorted(getattr(model, "output_names", ()) or ()), model_case(model)
+    if set(names) != set(OUTPUTS[case]) or built not in (None, case):
+        hint = f" Pass --case {built} or train a model for case {case}." if built else ""
+        raise ValueError(f"This model does not fit case {case}: its outputs are {names} (built for case {built}); "
+                         f"case {case} needs outputs {sorted(OUTPUTS[case])}.{hint}")
 
 
 def compile_model(model: keras.Model, learning_rate: float = 2e-3, loss_weights: dict | None = None) -> keras.Model:

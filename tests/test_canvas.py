@@ -314,3 +314,14 @@ def test_place_digit_returns_a_copy():
 def test_place_digit_outside_raises(x, y):
     with pytest.raises(ValueError, match="inside the canvas"):
         place_digit(np.zeros((128, 128), np.uint8), np.ones((28, 28), np.uint8), x, y)
+
+
+def test_subset_takes_canvases_in_order():
+    ds = canvas.make_dataset(4, 6, seed=3)
+    part = canvas.subset(ds, [4, 1])
+    assert len(part) == 2 and part.case == 4 and part.split == ds.split
+    for name in ("images", "boxes", "mask", "classes", "count", "digit_ids"):
+        np.testing.assert_array_equal(getattr(part, name), getattr(ds, name)[[4, 1]])  # row 4 first, then 1
+    assert len(canvas.subset(ds, ds.count == 0)) == int((ds.count == 0).sum())  # a boolean mask works too
+    with pytest.raises(TypeError, match="CanvasDataset"):
+        canvas.subset(ds.images, [0])

@@ -34,7 +34,8 @@ def test_solutions_get_full_marks_and_exit_0(lesson, tmp_path):
     assert [e["name"] for e in report["exercises"]] == names
     for entry in report["exercises"]:
         assert entry == {"name": entry["name"], "points": EXERCISES[entry["name"]].points,
-                         "max_points": EXERCISES[entry["name"]].points, "passed": True, "hint": ""}
+                         "max_points": EXERCISES[entry["name"]].points, "passed": True, "status": "passed",
+                         "hint": ""}
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
@@ -74,7 +75,8 @@ def test_a_deleted_answer_cell_and_a_broken_cell_are_explained(tmp_path):
     nbformat.write(nb, str(path))
     report = json.loads(mnistloc_check(path, "--json", cwd=tmp_path).stdout)
     by_name = {e["name"]: e for e in report["exercises"]}
-    assert "answer cell is missing" in by_name["one_hot"]["hint"]
+    assert by_name["one_hot"]["status"] == "missing" and "answer cell of `one_hot`" in by_name["one_hot"]["hint"]
+    assert by_name["build_class_head"]["status"] == "error"
     assert "does not run" in by_name["build_class_head"]["hint"] and "SyntaxError" in by_name["build_class_head"]["hint"]
 
 

@@ -2,15 +2,21 @@
 secret cases never leak expected values, outputs are plain picklable data, test cells stay quiet."""
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mnistloc import checks
 from mnistloc.checks import EXERCISES, CheckFailure, check, check_exercise, keras
+from mnistloc.grading import judge
+from mnistloc.grading.exercises.base import compare
+
+REPO = Path(__file__).resolve().parents[1]
 
 DESIGN_NAMES = {"tight_box", "place_digit", "union_box", "iou", "average_precision", "one_hot",
                 "order_left_to_right", "build_box_head", "build_presence_head", "build_class_head",
@@ -23,13 +29,35 @@ def test_every_exercise_of_the_design_is_checked():
     assert {ex.lesson for ex in EXERCISES.values()} == set(checks.LESSONS)
 
 
-@pytest.mark.parametrize("name", sorted(EXERCISES))
-def test_the_reference_passes_public_and_seeded_cases(name):
-    result = check(name, EXERCISES[name].reference, seed=12345)
-    assert result.passed, result.hint
-    assert result.points == result.max_points == EXERCISES[name].points
-    assert result.to_dict() == {"name": name, "points": result.points, "max_points": result.points,
-                                "passed": True, "hint": ""}
+def _solution_functions() -> dict:
+    """Each exercise as the solution notebooks write it: code independent of the ``mnistloc`` reference."""
+    funcs = {}
+    for lesson in checks.LESSONS:
+        for name, source in judge.read_answers(REPO / "solutions" / lesson / f"{lesson}.ipynb").sources.items():
+            namespace: dict = {}
+            exec(checks.PRELUDE + source, namespace)
+            funcs[name] = namespace[name]
+    return funcs
+
+
+SOLUTIONS = _solution_functions()
+
+
+def _broken(reference):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a broken reference")
+    return broken
+
+
+@pytest.mark.parametrize("name", sorted(SOLUTIONS))  # every exercise is in a solution: tests/test_lessons.py
+def test_an_independent_solution_passes_public_and_seeded_cases_and_fails_against_a_broken_reference(name):
+    result = check(name, SOLUTIONS[name], seed=12345)
+    assert result == checks.Result(name, EXERCISES[name].points, EXERCISES[name].points, "passed", "")
+    ex = EXERCISES[name]
+    case = ex.cases(None)[0]
+    broken = dataclasses.replace(ex, reference=_broken(ex.reference))
+    with pytest.raises(CheckFailure):  # the judge compares with the reference, not with itself
+        broken.judge(ex.call(SOLUTIONS[name], case), case, secret=False)
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -40,8 +68,8 @@ def test_cases_are_plain_data_and_depend_only_on_the_seed(name):
     again = pickle.loads(pickle.dumps(ex.cases(7)))
     assert pickle.dumps(again) == pickle.dumps(seeded)
     assert pickle.dumps(ex.cases(8)[len(public):]) != pickle.dumps(seeded[len(public):])
-    got = ex.call(ex.reference, public[0])
-    assert pickle.loads(pickle.dumps(got)) is not None  # what the sandbox sends back
+    got = ex.call(ex.reference, public[0])  # what the sandbox sends back: the same after a pickle round trip
+    assert compare(pickle.loads(pickle.dumps(got)), got) is None and got["type"] != "error"
 
 
 def test_unknown_exercise_is_a_value_error_naming_it():
@@ -302,7 +330,11 @@ WRONG = [  # (exercise, wrong implementation, a phrase the hint must contain)
 
 
 def test_at_least_three_wrong_implementations_per_exercise():
-    counts = {name: sum(w[0] == name for w in WRONG) for name in EXERCISES}
+    """Student-written mistakes (here and in tests/test_detector_checks.py); every exercise's registered
+    mistakes are exercised by tests/test_judge.py."""
+    from test_detector_checks import STUDENT_WRONG  # the detector exercises' own, tested there
+
+    counts = {name: sum(w[0] == name for w in WRONG + STUDENT_WRONG) for name in EXERCISES}
     assert min(counts.values()) >= 3, counts
 
 

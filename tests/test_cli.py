@@ -1,4 +1,4 @@
-"""The ``mnistloc`` command for data, show and demo, run as a user would, in a temporary folder."""
+"""The ``mnistloc`` command for data and show (demo: ``test_demo.py``), run as a user would, in a temporary folder."""
 import contextlib
 import io
 import os
@@ -81,11 +81,3 @@ def test_bad_arguments_exit_2_naming_the_argument(tmp_path, args, named):
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert named in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.npz").exists()
-
-
-def test_demo(tmp_path):
-    r = run(tmp_path, "demo", "--out", "out", "--seconds", "0")  # data only: training is tested in test_training.py
-    assert r.returncode == 0, r.stderr
-    rows = [line for line in r.stdout.splitlines() if line[:2] in ("1 ", "2 ", "3 ", "4 ")]
-    assert len(rows) == 4 and all("2,000" in row for row in rows)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"case{c}_samples.png" for c in (1, 2, 3, 4)]

@@ -22,6 +22,7 @@ import pytest
 
 from mnistloc import cli
 from mnistloc.grading import confine, grade, registry, sandbox
+from mnistloc.grading.check import check_notebook
 from mnistloc.checks import EXERCISES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-corpus")]
@@ -154,8 +155,10 @@ def graded(batch, course):
     return {(r["student"], r["exercise"]): r for r in rows}, batch["before"]["hashes"], batch["after"]["hashes"]
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_each_corpus_case_gets_its_expected_outcome(graded, case):
+    if case not in CASES:  # a failure in CI (tests/conftest.py): the README promises this guarantee
+        pytest.skip(f"{case} needs {EXPECTED[case]['requires']!r}; this machine: {CAPS}")
     rows, _, _ = graded
     expect = CASES[case]["expect"]
     got = {ex: rows[(case, ex)]["status"] for ex in expect}
@@ -326,3 +329,18 @@ def test_a_missing_seed_and_a_bad_shard_are_usage_errors(tmp_path, monkeypatch, 
         grade.find_tasks(tmp_path, shard=(2, 2))
     with pytest.raises(ValueError, match="lesson"):
         grade.find_tasks(tmp_path, lessons=["05-nope"])
+
+
+@pytest.mark.parametrize("case", sorted(c for c in CASES if CASES[c]["file"]))
+def test_mnistloc_check_and_mnistloc_grade_give_the_same_points_status_and_hint(graded, case):
+    """One judge: ``mnistloc check`` (with the course's seed) and ``mnistloc grade`` agree on every exercise."""
+    rows, _, _ = graded
+    graded_here = {ex: (int(rows[(case, ex)]["points"]), rows[(case, ex)]["status"], rows[(case, ex)]["reason"])
+                   for ex in CASES[case]["expect"]}
+    report = check_notebook(CORPUS / CASES[case]["file"], seed=SEED, timeout=10)
+    checked = {e["name"]: (e["points"], e["status"], e["hint"]) for e in report["exercises"]}
+    if case == "renamed":  # nbgrader collects only <lesson>.ipynb, so the grader never sees it; check reads it
+        assert {s for _, s, _ in graded_here.values()} == {"not-submitted"}
+        assert checked["place_digit"][1] == "passed"
+        return
+    assert checked == graded_here

@@ -12,7 +12,7 @@ import pytest
 from course import LESSON_IDS, REPO, cells, grade_id, nbgrader, release, solution
 
 from mnistloc import checks
-from mnistloc.grading import notebook
+from mnistloc.grading import judge, notebook
 from mnistloc.checks import EXERCISES
 
 
@@ -98,8 +98,9 @@ def test_cell_conventions(lesson):
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
 def test_each_solution_cell_passes_its_check_given_only_the_prelude(lesson):
-    read = notebook.read_lesson(solution(lesson))
-    assert read.lesson == lesson and read.problems == []
+    read = judge.read_answers(solution(lesson))
+    assert read.lesson == lesson and read.findings == () and read.blocked == {}
+    assert list(read.sources) == read.exercises
     for name, source in read.sources.items():
         namespace: dict = {}
         exec(checks.PRELUDE, namespace)
@@ -116,51 +117,68 @@ def test_the_setup_cell_says_how_to_install_mnistloc_when_it_is_missing(monkeypa
     assert "pip install -e /path/to/mnistloc" in str(info.value) and "restart the kernel" in str(info.value)
 
 
-# ---- reading a lesson ----------------------------------------------------------------------------
+# ---- reading a lesson's answers (the one rule of every front end) -----------------------------------
 
-def test_read_lesson_finds_every_exercise_of_a_release():
-    read = notebook.read_lesson(release("02-presence"))
-    assert read.lesson == "02-presence" and read.problems == []
-    assert list(read.sources) == read.exercises == ["union_box", "build_presence_head", "masked_box_loss"]
-    assert "raise NotImplementedError()" in read.sources["union_box"]
+def test_read_answers_finds_every_exercise_of_a_release_and_knows_the_stubs():
+    read = judge.read_answers(release("02-presence"))
+    assert read.lesson == "02-presence" and read.sources == {}
+    assert read.exercises == [n for n, ex in EXERCISES.items() if ex.lesson == "02-presence"]
+    assert read.exercises[:3] == ["union_box", "build_presence_head", "masked_box_loss"]
+    assert read.blocked["union_box"] == ("failed", "union_box: not done yet: replace `raise NotImplementedError()` "
+                                                   "with your code.")
+    assert set(read.blocked) == set(read.exercises)  # each a stub, or missing from the release
 
 
-def _edited(tmp_path, edit):
-    nb = nbformat.read(str(release("01-single-digit")), as_version=4)
+def _edited(tmp_path, edit, name="01-single-digit.ipynb"):
+    nb = nbformat.read(str(solution("01-single-digit")), as_version=4)
     edit(nb.cells)
-    path = tmp_path / "01-single-digit.ipynb"
+    path = tmp_path / name
     nbformat.write(nb, str(path))
-    return notebook.read_lesson(path)
+    return judge.read_answers(path)
 
 
-def test_read_lesson_reports_deleted_duplicated_and_retyped_cells(tmp_path):
+def test_read_answers_blocks_deleted_and_duplicated_answers_and_grades_a_markdown_one_as_code(tmp_path):
     def delete(cs):
         cs[:] = [c for c in cs if grade_id(c) != "iou"]
-    assert any("iou: its answer cell is missing" in p for p in _edited(tmp_path, delete).problems)
+    read = _edited(tmp_path, delete)
+    assert read.blocked["iou"][0] == "missing" and "iou" not in read.sources and "tight_box" in read.sources
 
     def duplicate(cs):
-        copy = nbformat.from_dict(dict(next(c for c in cs if grade_id(c) == "test_iou")))
+        copy = nbformat.from_dict(dict(next(c for c in cs if grade_id(c) == "iou")))
         copy.id = "a-copy"
         cs.append(copy)
-    assert any("iou: its test cell appears 2 times" in p for p in _edited(tmp_path, duplicate).problems)
+    status, reason = _edited(tmp_path, duplicate).blocked["iou"]
+    assert status == "duplicated" and "appears 2 times" in reason  # nbgrader's rule: 0 points, never the first
 
     def retype(cs):
         i = next(k for k, c in enumerate(cs) if grade_id(c) == "tight_box")
         cs[i] = nbformat.v4.new_markdown_cell(cs[i].source, metadata=cs[i].metadata, id=cs[i].id)
     read = _edited(tmp_path, retype)
-    assert any("tight_box: its answer cell was changed into a markdown cell" in p for p in read.problems)
-    assert "tight_box" not in read.sources and "iou" in read.sources
+    assert "def tight_box(" in read.sources["tight_box"] and "tight_box" not in read.blocked
+    assert [f.kind for f in read.findings if f.where == "tight_box"] == ["retyped"]
+
+
+def test_read_answers_guesses_the_lesson_of_a_renamed_copy(tmp_path):
+    assert _edited(tmp_path, lambda cs: None, name="my-copy.ipynb").lesson == "01-single-digit"
 
 
 @pytest.mark.parametrize("content,message", [
     ("{not json", "not valid JSON"),
-    ('{"cells": 3}', "not a Jupyter notebook"),
+    ('{"cells": 3}', "not a notebook"),
     (json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])), "not an mnistloc lesson"),
 ])
-def test_read_lesson_refuses_what_is_not_a_lesson(tmp_path, content, message):
+def test_read_answers_refuses_what_is_not_a_lesson(tmp_path, content, message):
     path = tmp_path / "homework.ipynb"
     path.write_text(content)
     with pytest.raises(notebook.NotALessonError, match=message):
-        notebook.read_lesson(path)
-    with pytest.raises(notebook.NotALessonError, match="no such file"):
-        notebook.read_lesson(tmp_path / "absent.ipynb")
+        judge.read_answers(path)
+    with pytest.raises(notebook.NotALessonError, match="no file"):
+        judge.read_answers(tmp_path / "absent.ipynb")
+
+
+def test_a_broken_file_named_after_its_lesson_is_unreadable_not_refused(tmp_path):
+    path = tmp_path / "01-single-digit.ipynb"
+    path.write_text("{not json")
+    read = judge.read_answers(path)
+    assert read.sources == {} and {s for s, _ in read.blocked.values()} == {"unreadable"}
+    assert list(read.blocked) == read.exercises

@@ -3,13 +3,18 @@
 - ``registry``: every exercise by name, the lessons, the prelude, the secret seed.
 - ``exercises``: ``base`` (``Exercise``, reducing and comparing outputs, ``CheckFailure``)
   and one module per topic (``canvas``, ``metrics``, ``heads``, ``classic``, ``detector``, ``losses``).
-- ``check``: ``check``, ``check_exercise`` (a notebook's test cell), ``check_notebook``.
+- ``judge``: the one judge: ``read_answers`` (the answer cells of a notebook, one rule),
+  ``plan`` (what to run), ``judge`` (outcomes -> ``Result``: points, status, hint).
+- ``check``: ``check``, ``check_exercise`` (a notebook's test cell), ``check_notebook``
+  (``mnistloc check``); ``pytest_plugin``: ``pytest LESSON.ipynb``, one test per exercise.
 - ``notebook``: the one notebook reader (parse, schema, graded cells, which lesson).
 - ``doctor``: what is structurally wrong with a notebook, and how to fix it.
 - ``sandbox``: runs untrusted code in a child process (parent side); ``child``: the
   child's loop and the reference trap; ``confine``: namespaces, mounts, limits, uid.
 - ``grade``: ``grade_course``, the hardened grader of a class; ``results``: its
   rows, CSV, JSON, feedback pages, shards and nbgrader's gradebook.
+- ``leaderboard``: the class's case 5 models scored on hidden canvases (CSV, HTML);
+  ``model_child``: its child, which vets, loads (Keras safe mode) and runs one model.
 
 Lessons import ``mnistloc.checks``, a thin door over this package.
 """

@@ -9,6 +9,9 @@ public seed, and, when grading, on random cases from a secret seed
 fails. A failure raises ``CheckFailure`` whose ``hint`` names the likely
 mistake; hints never show expected values of secret cases.
 
+All three turn outcomes into points and hints through ``mnistloc.grading.judge``,
+as ``mnistloc grade`` and the pytest front end do, so they never disagree.
+
 - ``check(name, func, seed=None) -> Result``: in this process (pytest, tools).
 - ``check_exercise(name, func)``: a notebook's test cell: prints the points or
   raises ``CheckFailure`` with the hint (so nbgrader scores the cell 0).
@@ -17,24 +20,13 @@ mistake; hints never show expected values of secret cases.
 """
 from __future__ import annotations
 
-import dataclasses
+from mnistloc.grading import judge, sandbox
+from mnistloc.grading.exercises.base import CheckFailure
+from mnistloc.grading.judge import Result
+from mnistloc.grading.registry import exercise, secret_seed
+from mnistloc.grading.sandbox import Outcome
 
-from mnistloc.grading import notebook, sandbox
-from mnistloc.grading.exercises.base import CheckFailure, Exercise
-from mnistloc.grading.registry import EXERCISES, exercise, secret_seed
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    """The outcome of checking one exercise (the ``--json`` exercise entry)."""
-
-    name: str
-    points: int
-    max_points: int
-    passed: bool
-    hint: str = ""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+__all__ = ["Result", "check", "check_exercise", "check_notebook"]
 
 
 def check(name: str, func, *, seed: int | None = None) -> Result:
@@ -46,21 +38,15 @@ def check(name: str, func, *, seed: int | None = None) -> Result:
         seed: also run random cases from this seed, judged as secret (None: public cases only).
 
     Returns:
-        Result: full points when every case passes, else 0 points and the first hint.
+        Result: full points when every case passes, else 0 points and the first hint (``judge.judge``).
     """
     ex = exercise(name)
     if not callable(func):
-        return Result(name, 0, ex.points, False, f"{name}: expected a function; got {type(func).__name__}.")
+        return judge.blocked(ex, "failed", f"expected a function; got {type(func).__name__}.")
     public = ex.cases(None)
-    cases = [(c, False) for c in public]
-    if seed is not None:
-        cases += [(c, True) for c in ex.cases(seed)[len(public):]]
-    for case, secret in cases:
-        try:
-            ex.judge(ex.call(func, case), case, secret=secret)
-        except CheckFailure as failure:
-            return Result(name, 0, ex.points, False, failure.hint)
-    return Result(name, ex.points, ex.points, True, "")
+    cases = [(c, False) for c in public] + [(c, True) for c in (ex.cases(seed)[len(public):] if seed is not None
+                                                                 else [])]
+    return judge.judge(ex, ((c, secret, Outcome(name, "ok", ex.call(func, c))) for c, secret in cases))
 
 
 def check_exercise(name: str, func, *, secret: bool = False) -> None:
@@ -70,30 +56,28 @@ def check_exercise(name: str, func, *, secret: bool = False) -> None:
         name: the exercise.
         func: the student's function.
         secret: run the hidden random cases (the grader's secret seed) instead of the public ones.
+
+    Raises:
+        CheckFailure: the hint of ``judge.judge``, the same as ``mnistloc check`` and ``mnistloc grade`` give.
     """
     ex = exercise(name)
-    if secret:
-        ex_seed = secret_seed()
-        public = len(ex.cases(None))
-        for case in ex.cases(ex_seed)[public:]:
-            try:
-                ex.judge(ex.call(func, case), case, secret=True)
-            except CheckFailure as failure:
-                raise CheckFailure(failure.hint) from None
-        print(f"{name}: hidden tests passed")
-        return
-    result = check(name, func)
+    if not secret or not callable(func):
+        result = check(name, func)
+    else:
+        hidden = ex.cases(secret_seed())[len(ex.cases(None)):]
+        result = judge.judge(ex, ((c, True, Outcome(name, "ok", ex.call(func, c))) for c in hidden))
     if not result.passed:
         raise CheckFailure(result.hint) from None
-    print(f"{name}: {result.points}/{result.max_points} points")
+    print(f"{name}: hidden tests passed" if secret else f"{name}: {result.points}/{result.max_points} points")
 
 
-def check_notebook(path, *, timeout: float = 60) -> dict:
+def check_notebook(path, *, timeout: float = 60, seed: int | None = None) -> dict:
     """Checks every exercise of a lesson notebook in a fresh child process, without running its other cells.
 
     Args:
         path: a lesson notebook (``.ipynb``).
         timeout: seconds each exercise may take.
+        seed: also run hidden cases from this seed (None: the public cases only, as a self-learner runs it).
 
     Returns:
         dict: ``lesson``, ``score``, ``max_score``, and ``exercises``: one
@@ -102,37 +86,8 @@ def check_notebook(path, *, timeout: float = 60) -> dict:
     Raises:
         mnistloc.grading.notebook.NotALessonError: the file is not a lesson notebook.
     """
-    lesson = notebook.read_lesson(path)
-    names = lesson.exercises
-    cases = {name: EXERCISES[name].cases(None) for name in names}
-    calls = [(name, case) for name in names for case in cases[name]]
-    outcomes = sandbox.run_exercises(lesson.sources, calls, timeout=timeout)
-    results = []
-    for name in names:
-        mine = [o for (n, _), o in zip(calls, outcomes) if n == name]
-        results.append(_judge_outcomes(EXERCISES[name], cases[name], mine, lesson.problems))
-    return {"lesson": lesson.lesson, "score": sum(r.points for r in results),
+    answers = judge.read_answers(path)
+    work = judge.plan(answers, seed)
+    results = work.finish(sandbox.run_exercises(work.sources, work.calls, timeout=timeout))
+    return {"lesson": answers.lesson, "score": sum(r.points for r in results),
             "max_score": sum(r.max_points for r in results), "exercises": [r.to_dict() for r in results]}
-
-
-_STATUS_HINTS = {
-    "missing": "no answer cell defines it: {message}.",
-    "error": "its cell does not run: {message}",
-    "timeout": "it took too long ({message}); an endless loop?",
-    "crash": "the Python process died while running it: {message}",
-    "forbidden": "it calls the mnistloc reference of this exercise; write your own code ({message}).",
-}
-
-
-def _judge_outcomes(ex: Exercise, cases: list, outcomes: list, problems: list) -> Result:
-    """The Result of one exercise from the sandbox's outcomes of its public cases."""
-    for case, outcome in zip(cases, outcomes):
-        if outcome.status != "ok":
-            hint = _STATUS_HINTS.get(outcome.status, outcome.status + ": {message}").format(message=outcome.value)
-            mine = [p for p in problems if p.startswith(f"{ex.name}:")]
-            return Result(ex.name, 0, ex.points, False, f"{ex.name}: " + (" ".join(mine) if mine else hint))
-        try:
-            ex.judge(outcome.value, case, secret=False)
-        except CheckFailure as failure:
-            return Result(ex.name, 0, ex.points, False, failure.hint)
-    return Result(ex.name, ex.points, ex.points, True, "")

@@ -17,7 +17,6 @@ sees either: cases are made here and sent to it.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import importlib
 import multiprocessing
@@ -29,9 +28,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from mnistloc.grading import confine, doctor, notebook, sandbox
+from mnistloc.grading import confine, judge, sandbox
 from mnistloc.grading.confine import capabilities, guard_this_process
-from mnistloc.grading.exercises.base import CheckFailure, keras
+from mnistloc.grading.exercises.base import keras
 from mnistloc.grading.registry import (EXERCISES, LESSONS, SEED_FILE, exercises_of, hidden_seed,  # noqa: F401
                                        secret_seed)
 from mnistloc.grading.results import (Row, output_paths, read_shards, record_gradebook, refuse_overwrite,
@@ -250,46 +249,23 @@ def _safe_plan(task: Task, seed: int) -> dict:
         return _plan(task, seed)
     except Exception as err:  # noqa: BLE001 - one odd notebook must not stop the class
         reason = f"the grader could not read this notebook ({type(err).__name__}: {err})"[:500]
-        rows = [Row(task.student, task.lesson, n, 0, EXERCISES[n].points, "unreadable", reason)
+        rows = [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "unreadable", reason))
                 for n in exercises_of(task.lesson)]
         return {"sources": {}, "calls": [], "secret": [], "finish": lambda _: rows}
 
 
 def _plan(task: Task, seed: int) -> dict:
-    """What to run for one notebook, and how to turn the outcomes into rows."""
-    names = exercises_of(task.lesson)
-    row = lambda name, status, reason, points=0: Row(  # noqa: E731
-        task.student, task.lesson, name, points, EXERCISES[name].points, status, reason)
-    nothing = {"sources": {}, "calls": [], "secret": []}
+    """What to run for one notebook, and how to turn the outcomes into rows (``judge.plan``)."""
     if not task.path.exists() and not task.path.is_symlink():
         reason = _other_notebooks(task)
-        return {**nothing, "finish": lambda _: [row(name, "not-submitted", reason) for name in names]}
+        rows = [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "not-submitted", reason))
+                for n in exercises_of(task.lesson)]
+        return {"sources": {}, "calls": [], "secret": [], "finish": lambda _: rows}
     read_submission(task.path, task.path.parents[2])  # a regular file in submitted/, of sane size
-    diagnosis = doctor.diagnose(task.path, lesson=task.lesson)
-    if not diagnosis.readable:
-        problem = diagnosis.findings[0].problem
-        return {**nothing, "finish": lambda _: [row(name, "unreadable", problem) for name in names]}
-    sources, blocked = _answers(task.path, names, diagnosis)
-    for name in [n for n in sources if _unfinished(sources[n], n)]:
-        del sources[name]  # the stub as released: no child needed (a Keras stub would cost the 6 s import)
-        blocked[name] = ("failed", f"{name}: not done yet: replace `raise NotImplementedError()` with your code.")
-    calls, secret = [], []
-    for name in sources:  # hidden cases of this student's own: they say nothing of another's
-        public, every = EXERCISES[name].cases(None), EXERCISES[name].cases(hidden_seed(seed, task.student))
-        calls += [(name, case) for case in every]
-        secret += [i >= len(public) for i in range(len(every))]
-
-    def finish(outcomes) -> list[Row]:
-        rows = []
-        for name in names:
-            if name in blocked:
-                rows.append(row(name, *blocked[name]))
-                continue
-            mine = [(case, s, o) for (n, case), s, o in zip(calls, secret, outcomes) if n == name]
-            rows.append(_judge(name, mine, row))
-        return rows
-
-    return {"sources": sources, "calls": calls, "secret": secret, "finish": finish}
+    # Hidden cases of this student's own: they say nothing of another's.
+    work = judge.plan(judge.read_answers(task.path, lesson=task.lesson), hidden_seed(seed, task.student))
+    return {"sources": work.sources, "calls": work.calls, "secret": work.secret,
+            "finish": lambda outcomes: [Row.of(task.student, task.lesson, r) for r in work.finish(outcomes)]}
 
 
 def _warm_keras_here(names: list[str]):
@@ -310,52 +286,3 @@ def _other_notebooks(task: Task) -> str:
         return (f"no {task.path.name} in submitted/{task.student}/{task.lesson}/ (found {', '.join(others)}): "
                 f"nbgrader grades only {task.path.name}; rename it back")
     return f"no submission: submitted/{task.student}/{task.lesson}/{task.path.name} does not exist"
-
-
-def _answers(path: Path, names: list[str], diagnosis) -> tuple[dict, dict]:
-    """The answer cells' code by exercise, and exercises blocked by structure: name -> (status, reason)."""
-    nb, _ = notebook.load(path)
-    cells: dict[str, list] = {}
-    for cell in nb["cells"]:
-        gid = notebook.grade_id(cell)
-        if gid in names:
-            cells.setdefault(gid, []).append(cell)
-    sources, blocked = {}, {}
-    for name in names:
-        found = cells.get(name, [])
-        problem = next((f.problem for f in diagnosis.findings if f.where == name), None)
-        if len(found) > 1:
-            blocked[name] = ("duplicated", problem)
-        elif not found:
-            blocked[name] = ("missing", problem or f"no answer cell for `{name}`")
-        else:  # an answer cell turned into markdown is graded as code, as nbgrader does
-            sources[name] = notebook.source(found[0])
-    return sources, blocked
-
-
-def _unfinished(source: str, name: str) -> bool:
-    """Whether the cell is the released stub: ``def name(...)``, a docstring, ``raise NotImplementedError()``."""
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        return False
-    if len(body) != 1 or not isinstance(body[0], ast.FunctionDef) or body[0].name != name:
-        return False
-    stmts = [s for s in body[0].body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    return (len(stmts) == 1 and isinstance(stmts[0], ast.Raise) and stmts[0].exc is not None
-            and "NotImplementedError" in ast.unparse(stmts[0].exc))
-
-
-def _judge(name: str, mine: list, row) -> Row:
-    """Full points when every case passes, else 0 and the first failure's reason (secret-safe)."""
-    ex = EXERCISES[name]
-    for case, secret, outcome in mine:
-        if outcome.status != "ok":  # on a hidden case, the sandbox's own words only
-            return row(name, outcome.status, f"{name}: {outcome.value}" + (" on a hidden test case." if secret else ""))
-        try:
-            ex.judge(outcome.value, case, secret=secret)
-        except CheckFailure as failure:
-            return row(name, "failed", failure.hint)
-        except Exception as err:  # noqa: BLE001 - a malformed result from the child is the student's
-            return row(name, "failed", f"{name}: the result could not be checked ({type(err).__name__})")
-    return row(name, "passed", "", ex.points)

@@ -9,9 +9,11 @@ and its graded test cell with ``grade_id == "test_<exercise name>"``
   would (nbformat 3 converted), validates the schema, and says what is unreadable.
 - ``grade_id(cell)``, ``source(cell)``, ``cells_by_id(nb)``: the graded cells.
 - ``lesson_from_name(path)``, ``lesson_from_cells(nb)``: which lesson a notebook is.
-- ``read_lesson(path) -> Lesson``: the code of each answer cell and what is
-  structurally wrong, for ``mnistloc check``.
+- ``NotALessonError``: what front ends raise for a file that is no lesson.
 - ``Finding``: one structural problem and its fix (``mnistloc.grading.doctor`` finds them all).
+
+``mnistloc.grading.judge.read_answers`` builds on these: the code of each answer
+cell, or why it cannot be graded, by the same rule for every front end.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mnistloc.grading.registry import EXERCISES, LESSONS, exercises_of
+from mnistloc.grading.registry import LESSONS, exercises_of
 
 FRESH_COPY = ("get a fresh copy of the lesson (lessons/{lesson}/{lesson}.ipynb, or `nbgrader fetch_assignment "
               "{lesson}` into another folder) and copy your code into its answer cells")
@@ -43,28 +45,6 @@ class Finding:
 
 class NotALessonError(ValueError):
     """The file is not JSON, not a Jupyter notebook, or not an mnistloc lesson."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Lesson:
-    """What a lesson notebook holds.
-
-    Attributes:
-        path: the file read.
-        lesson: the lesson id, e.g. ``"01-single-digit"``.
-        sources: exercise name -> the code of its answer cell (the first one, if duplicated).
-        problems: what is structurally wrong, one sentence each; empty for an intact lesson.
-    """
-
-    path: Path
-    lesson: str
-    sources: dict
-    problems: list
-
-    @property
-    def exercises(self) -> list:
-        """The names of the lesson's exercises, in lesson order."""
-        return exercises_of(self.lesson)
 
 
 def grade_id(cell) -> str | None:
@@ -164,67 +144,3 @@ def lesson_from_cells(nb: dict) -> str | None:
     ids = {grade_id(c) for c in nb["cells"]}
     best = max(LESSONS, key=lambda lesson: len(ids & set(exercises_of(lesson))), default=None)
     return best if best is not None and ids & set(exercises_of(best)) else None
-
-
-def _cells(path: Path) -> list:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotALessonError(f"{path}: no such file.") from None
-    except (UnicodeDecodeError, IsADirectoryError) as err:
-        raise NotALessonError(f"{path} is not a notebook: {err}.") from None
-    try:
-        nb = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise NotALessonError(f"{path} is not a notebook: it is not valid JSON ({err}).") from None
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
-        raise NotALessonError(f"{path} is not a Jupyter notebook (nbformat 4): it has no list of cells "
-                              f"(nbformat={nb.get('nbformat') if isinstance(nb, dict) else None!r}).")
-    return [c for c in nb["cells"] if isinstance(c, dict)]
-
-
-def read_lesson(path) -> Lesson:
-    """Reads a lesson notebook without running it.
-
-    Args:
-        path: a ``.ipynb`` file.
-
-    Returns:
-        Lesson.
-
-    Raises:
-        NotALessonError: the file is missing, not JSON, not a notebook, or holds no exercise of any lesson
-            (and is not named after one).
-    """
-    path = Path(path)
-    cells = _cells(path)
-    found: dict[str, list] = {}
-    for cell in cells:
-        gid = grade_id(cell)
-        name = gid[5:] if isinstance(gid, str) and gid.startswith("test_") else gid
-        if name in EXERCISES:
-            found.setdefault(gid, []).append(cell)
-    lessons = [EXERCISES[gid.removeprefix("test_")].lesson for gid in found]
-    if lessons:
-        lesson = max(set(lessons), key=lambda lid: (lessons.count(lid), lid == path.stem))
-    elif path.stem in LESSONS:
-        lesson = path.stem
-    else:
-        raise NotALessonError(f"{path} is a notebook but not an mnistloc lesson: none of its cells is an "
-                              f"exercise (nbgrader grade_id such as 'iou'). The lessons are {', '.join(LESSONS)}.")
-    sources, problems = {}, []
-    for name in (n for n, ex in EXERCISES.items() if ex.lesson == lesson):
-        answer, test = found.get(name, []), found.get(f"test_{name}", [])
-        for what, group in (("answer cell", answer), ("test cell", test)):
-            if not group:
-                problems.append(f"{name}: its {what} is missing (deleted, or its nbgrader metadata removed).")
-            elif len(group) > 1:
-                problems.append(f"{name}: its {what} appears {len(group)} times (duplicated); "
-                                f"only the first is checked here, but `mnistloc grade` and nbgrader score it 0: "
-                                f"delete the copies.")
-            if group and group[0].get("cell_type") != "code":
-                problems.append(f"{name}: its {what} was changed into a {group[0].get('cell_type')} cell; "
-                                f"it must be a code cell.")
-        if answer and answer[0].get("cell_type") == "code":
-            sources[name] = source(answer[0])
-    return Lesson(path=path, lesson=lesson, sources=sources, problems=problems)

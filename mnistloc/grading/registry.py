@@ -18,8 +18,8 @@ from typing import Callable
 from mnistloc.grading.exercises import canvas, classic, detector, heads, losses, metrics
 from mnistloc.grading.exercises.base import LESSONS, Exercise
 
-__all__ = ["EXERCISES", "LESSONS", "PRELUDE", "REFERENCES", "SECRET_SEED_ENV", "SEED_FILE", "exercise",
-           "exercises_of", "hidden_seed", "secret_seed"]
+__all__ = ["ALL_EXERCISES", "EXERCISES", "LESSONS", "PENDING", "PRELUDE", "REFERENCES", "SECRET_SEED_ENV",
+           "SEED_FILE", "exercise", "exercises_of", "hidden_seed", "secret_seed"]
 
 SECRET_SEED_ENV = "MNISTLOC_SECRET_SEED"
 SEED_FILE = "secret_seed"  # in a course folder: one integer, chmod 600
@@ -29,9 +29,18 @@ PRELUDE = "import numpy as np\nfrom mnistloc.checks import keras  # the real ker
 
 _TOPICS = (canvas, metrics, heads, classic, detector, losses)
 
-EXERCISES: dict[str, Exercise] = dict(sorted(((ex.name, ex) for topic in _TOPICS for ex in topic.EXERCISES),
-                                             key=lambda kv: LESSONS.index(kv[1].lesson)))
-"""Every exercise of every lesson, by name, in lesson order."""
+ALL_EXERCISES: dict[str, Exercise] = dict(sorted(((ex.name, ex) for topic in _TOPICS for ex in topic.EXERCISES),
+                                                 key=lambda kv: LESSONS.index(kv[1].lesson)))
+"""Every exercise, released in a lesson or pending, by name, in lesson order."""
+
+PENDING = frozenset({"classic_model", "box_targets", "boxes_from_cells", "heatmap_targets", "focal_loss",
+                     "find_peaks", "iou_loss", "nms", "match_detections"})
+"""Exercises whose checks are written and tested but whose cells are not yet in a released lesson.
+``check`` and ``check_exercise`` take them; lessons, ``mnistloc check NOTEBOOK`` and the graders
+count only ``EXERCISES``. Whoever adds an exercise's cells to its lesson removes its name here."""
+
+EXERCISES: dict[str, Exercise] = {name: ex for name, ex in ALL_EXERCISES.items() if name not in PENDING}
+"""Every exercise of every released lesson, by name, in lesson order."""
 
 REFERENCES: dict[str, Callable] = {name: ex.reference for name, ex in EXERCISES.items()}
 """The ``mnistloc`` reference implementation of each exercise."""
@@ -43,14 +52,14 @@ def exercises_of(lesson: str | None) -> list[str]:
 
 
 def exercise(name: str) -> Exercise:
-    """The exercise called ``name``.
+    """The exercise called ``name``, released or pending.
 
     Raises:
         ValueError: no exercise has that name.
     """
-    if name not in EXERCISES:
-        raise ValueError(f"`name` should be one of {sorted(EXERCISES)}. Got name={name!r}.")
-    return EXERCISES[name]
+    if name not in ALL_EXERCISES:
+        raise ValueError(f"`name` should be one of {sorted(ALL_EXERCISES)}. Got name={name!r}.")
+    return ALL_EXERCISES[name]
 
 
 def secret_seed(course_dir=None) -> int:

@@ -16,9 +16,9 @@ import json
 import warnings
 from pathlib import Path
 
+from mnistloc.grading.judge import STATUSES, Result
+
 COLUMNS = ("student", "lesson", "exercise", "points", "max_points", "status", "reason")
-STATUSES = ("passed", "failed", "error", "timeout", "crash", "missing", "forbidden", "duplicated", "unreadable",
-            "not-submitted")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,11 @@ class Row:
     max_points: int
     status: str
     reason: str = ""
+
+    @classmethod
+    def of(cls, student: str, lesson: str, result: Result) -> "Row":
+        """The row of one judged exercise (``judge.Result``) of a student's lesson."""
+        return cls(student, lesson, result.name, result.points, result.max_points, result.status, result.hint)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -53,6 +53,11 @@ class _LazyModule(types.ModuleType):
 keras = _LazyModule("keras")
 
 
+def not_done(name: str) -> str:
+    """The hint for a function still raising ``NotImplementedError`` (the released stub)."""
+    return f"{name}: not done yet: replace `raise NotImplementedError()` with your code."
+
+
 class CheckFailure(AssertionError):
     """An exercise failed its check; ``hint`` names the likely mistake."""
 
@@ -260,7 +265,7 @@ class Exercise:
         if problem is None:
             return
         if got.get("error") == "NotImplementedError":
-            raise CheckFailure(f"{self.name}: not done yet: replace `raise NotImplementedError()` with your code.")
+            raise CheckFailure(not_done(self.name))
         wrongs = [(hint, self.call(wrong, case)) for hint, wrong in self.mistakes]
         for hint, out in wrongs:
             if compare(got, out) is None:

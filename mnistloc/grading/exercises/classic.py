@@ -58,13 +58,12 @@ def _run_classic(func, case):
     if not isinstance(model, keras.Model):
         return {"returns": type(model).__name__}
     images, other = case["images"], case["images"][::-1].copy()
-    out = {k: np.asarray(v) for k, v in dict(model(images)).items()}
-    moved = {k: np.asarray(v) for k, v in dict(model(other)).items()}
+    out, moved = _outputs(model, images), _outputs(model, other)
     layers = list(_layers(model))
     filters = [int(layer.filters) for layer in layers if isinstance(layer, keras.layers.Conv2D)]
     units = [int(layer.units) for layer in layers if isinstance(layer, keras.layers.Dense)]
     props = {"returns": "keras.Model",
-             "output names": str(sorted(out)),
+             "output names": str(sorted(out)) if _named(model, images) else f"none: a list of {len(out)} outputs",
              "output shapes": {k: str(v.shape) for k, v in out.items()},
              "output values": {k: _kind(v) for k, v in out.items()},
              "outputs depend on the image": bool(any(not np.allclose(out[k], moved[k][::-1]) for k in out)),
@@ -72,8 +71,19 @@ def _run_classic(func, case):
                  filters == list(case["kwargs"]["filters"]) and case["kwargs"]["units"] in units,
              "weight shapes": str(sorted(tuple(int(d) for d in v.shape) for v in model.weights))}
     _set_weights_by_shape(model, case["seed"])
-    props[SAME_WEIGHTS] = {k: np.asarray(v, np.float64) for k, v in dict(model(images)).items()}
+    props[SAME_WEIGHTS] = {k: v.astype(np.float64) for k, v in _outputs(model, images).items()}
     return props
+
+
+def _named(model, images) -> bool:
+    return isinstance(model(images[:1]), dict)
+
+
+def _outputs(model, images) -> dict:
+    """The model's outputs by name; by position ("0", "1", ...) when it returns a list."""
+    y = model(images)
+    items = y.items() if isinstance(y, dict) else enumerate(y if isinstance(y, (list, tuple)) else [y])
+    return {str(k): np.asarray(v) for k, v in items}
 
 
 def _without_weights(run):

@@ -179,7 +179,8 @@ def _match_random(rng) -> list:
         xy = rng.uniform(0, 100, (g, 2))
         true = np.concatenate([xy, xy + rng.uniform(5, 30, (g, 2))], 1)
         copies = true[rng.integers(0, g, int(rng.integers(0, 2 * g + 1)))] if g else np.zeros((0, 4))
-        pred = np.concatenate([copies + rng.normal(0, 3, copies.shape), rng.uniform(0, 100, (int(rng.integers(0, 4)), 4))])
+        found = copies + rng.normal(0, 3, copies.shape)
+        pred = np.concatenate([found, rng.uniform(0, 100, (int(rng.integers(0, 4)), 4))])  # and false positives
         pred[:, 2:] = np.maximum(pred[:, 2:], pred[:, :2])
         t = float(rng.choice([0.3, 0.5, 0.7]))
         out.append(_match_case(pred, rng.random(len(pred)), true, t,

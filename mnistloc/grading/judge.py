@@ -1,0 +1,226 @@
+"""The one judge: what a submission's functions did becomes points, a status and a hint.
+
+Every way of grading goes through here, so they cannot disagree: ``check`` (in
+this process), a notebook's test cell (``check_exercise``), ``mnistloc check``,
+``mnistloc grade`` and the pytest front end.
+
+- ``read_answers(path, lesson=None) -> Answers``: the code of each exercise's
+  answer cell, or why it cannot be run (missing, duplicated, unreadable, the stub);
+  one rule for every front end (a duplicated answer cell scores 0, as in nbgrader).
+- ``plan(answers, seed) -> Plan``: the ``(exercise, case)`` calls to run in a
+  sandbox child, and ``Plan.finish(outcomes) -> list[Result]``.
+- ``judge(exercise, trials) -> Result``: one exercise from its ``(case, secret,
+  Outcome)`` trials: full points when every case matches the reference, else 0
+  and the first failure's hint; ``blocked(exercise, status, reason)`` for one that never ran.
+- ``Result``: the record every front end reports (``--json``, CSV rows, pytest items).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+from typing import Callable, Iterable
+
+from mnistloc.grading import doctor, notebook
+from mnistloc.grading.exercises.base import CheckFailure, Exercise, not_done
+from mnistloc.grading.registry import EXERCISES, exercises_of
+from mnistloc.grading.sandbox import Outcome
+
+STATUSES = ("passed", "failed", "error", "timeout", "crash", "missing", "forbidden", "duplicated", "unreadable",
+            "not-submitted")
+"""Every exercise ends in exactly one; only ``passed`` earns points."""
+
+# What a sandbox status means for the student; ``{}`` is the sandbox's message.
+_STATUS_HINTS = {
+    "missing": "no answer cell defines it: {}.",
+    "error": "its cell does not run: {}",
+    "timeout": "it took too long ({}); an endless loop?",
+    "crash": "the Python process died while running it: {}",
+    "forbidden": "it calls the mnistloc reference of this exercise; write your own code ({}).",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """The outcome of one exercise: ``status`` in ``STATUSES``; ``hint`` is what the student reads."""
+
+    name: str
+    points: int
+    max_points: int
+    status: str
+    hint: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        """The ``mnistloc check --json`` entry: name, points, max_points, passed, status, hint."""
+        return {"name": self.name, "points": self.points, "max_points": self.max_points, "passed": self.passed,
+                "status": self.status, "hint": self.hint}
+
+
+def blocked(ex: Exercise, status: str, reason: str) -> Result:
+    """0 points for an exercise that never ran, with the reason (prefixed by the exercise's name)."""
+    if status not in STATUSES or status == "passed":
+        raise ValueError(f"`status` should be one of {STATUSES[1:]}. Got status={status!r}.")
+    hint = reason if reason.startswith(f"{ex.name}: ") else f"{ex.name}: {reason}"
+    return Result(ex.name, 0, ex.points, status, hint)
+
+
+def judge(ex: Exercise, trials: Iterable[tuple[dict, bool, Outcome]]) -> Result:
+    """Judges one exercise from what its calls gave, in order; stops at the first failure.
+
+    Args:
+        ex: the exercise.
+        trials: ``(case, secret, outcome)`` per call: the case, whether it is a hidden case (its
+            hint then never shows expected values), and the sandbox's ``Outcome`` (or an
+            ``Outcome(name, "ok", ex.call(func, case))`` made in this process).
+
+    Returns:
+        Result: full points when every outcome is ``"ok"`` and matches the reference; else 0 points,
+        the sandbox status (``"timeout"``, ``"crash"``, ...) or ``"failed"``, and the first hint.
+    """
+    for case, secret, outcome in trials:
+        if outcome.status != "ok":
+            why = _STATUS_HINTS.get(outcome.status, outcome.status + ": {}")  # hidden: the sandbox's own words
+            where = " (on a hidden test case)" if secret else ""
+            return blocked(ex, outcome.status, why.format(outcome.value) + where)
+        try:
+            ex.judge(outcome.value, case, secret=secret)
+        except CheckFailure as failure:
+            return blocked(ex, "failed", failure.hint)
+        except Exception as err:  # noqa: BLE001 - a malformed result from the child is the student's
+            return blocked(ex, "failed", f"the result could not be checked ({type(err).__name__})")
+    return Result(ex.name, ex.points, ex.points, "passed")
+
+
+# ---- reading a notebook's answers -------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    """What a lesson notebook gives to grade.
+
+    Attributes:
+        path: the notebook.
+        lesson: its lesson id.
+        sources: exercise name -> the code of its one answer cell (a markdown answer cell counts, as in nbgrader).
+        blocked: exercise name -> ``(status, reason)`` for exercises that are not run: ``"missing"``,
+            ``"duplicated"``, ``"unreadable"`` or ``"failed"`` (the released stub, unchanged).
+        findings: what ``doctor`` found wrong with the notebook.
+    """
+
+    path: Path
+    lesson: str
+    sources: dict
+    blocked: dict
+    findings: tuple
+
+    @property
+    def exercises(self) -> list[str]:
+        """The lesson's exercise names, in lesson order."""
+        return exercises_of(self.lesson)
+
+
+def read_answers(path, *, lesson: str | None = None) -> Answers:
+    """Reads the answer cells of a lesson notebook (never runs or writes it).
+
+    Args:
+        path: a ``.ipynb`` file.
+        lesson: the lesson it is (default: from its name, else from its graded cells).
+
+    Returns:
+        Answers.
+
+    Raises:
+        mnistloc.grading.notebook.NotALessonError: ``lesson`` is None and the file says no lesson
+            (missing, not JSON, not a notebook, or no graded cell of any lesson).
+    """
+    path = Path(path)
+    diagnosis = doctor.diagnose(path, lesson=lesson)
+    if diagnosis.lesson is None:
+        problems = [f.problem for f in diagnosis.findings if f.kind != "unknown-lesson"]
+        raise notebook.NotALessonError(f"{path}: {problems[0]}" if problems else (
+            f"{path} is a notebook but not an mnistloc lesson: none of its cells is an exercise (nbgrader "
+            f"grade_id such as 'iou'). The lessons are {', '.join(notebook.LESSONS)}."))
+    names = exercises_of(diagnosis.lesson)
+    if not diagnosis.readable:
+        why = ("unreadable", diagnosis.findings[0].problem)
+        return Answers(path, diagnosis.lesson, {}, {name: why for name in names}, diagnosis.findings)
+    nb, _ = notebook.load(path)
+    cells = notebook.cells_by_id(nb)
+    sources, stopped = {}, {}
+    for name in names:
+        found = cells.get(name, [])
+        problem = next((f.problem for f in diagnosis.findings if f.where == name), None)
+        if len(found) > 1:
+            stopped[name] = ("duplicated", problem)
+        elif not found:
+            stopped[name] = ("missing", problem or f"no answer cell for `{name}`")
+        elif _unfinished(notebook.source(found[0][1]), name):  # no child needed for the stub
+            stopped[name] = ("failed", not_done(name))
+        else:
+            sources[name] = notebook.source(found[0][1])
+    return Answers(path, diagnosis.lesson, sources, stopped, diagnosis.findings)
+
+
+def _unfinished(source: str, name: str) -> bool:
+    """Whether the cell is the released stub: ``def name(...)``, a docstring, ``raise NotImplementedError()``."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    if len(body) != 1 or not isinstance(body[0], ast.FunctionDef) or body[0].name != name:
+        return False
+    stmts = [s for s in body[0].body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return (len(stmts) == 1 and isinstance(stmts[0], ast.Raise) and stmts[0].exc is not None
+            and "NotImplementedError" in ast.unparse(stmts[0].exc))
+
+
+# ---- from answers to results ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to run for one notebook and how to judge it.
+
+    Attributes:
+        sources: exercise name -> code, for ``sandbox.run_exercises``.
+        calls: ``(exercise name, case)`` pairs, for ``sandbox.run_exercises``.
+        finish: ``finish(outcomes) -> list[Result]``, one per exercise in lesson order, from the
+            sandbox's outcomes of ``calls``.
+        secret: bool per call, which are hidden cases, for ``sandbox.run_exercises``.
+    """
+
+    sources: dict
+    calls: list
+    finish: Callable[[list], list]
+    secret: list = dataclasses.field(default_factory=list)
+
+
+def plan(answers: Answers, seed: int | None, *, only: Iterable[str] | None = None) -> Plan:
+    """The calls that grade ``answers``: public cases, plus hidden cases from ``seed`` (None: public only).
+
+    Args:
+        answers: from ``read_answers``.
+        seed: the secret seed, or None.
+        only: judge only these exercises (default: every exercise of the lesson).
+    """
+    names = [n for n in answers.exercises if only is None or n in set(only)]
+    sources = {n: s for n, s in answers.sources.items() if n in names}
+    calls, secret = [], []
+    for name in sources:
+        public, every = EXERCISES[name].cases(None), EXERCISES[name].cases(seed)
+        calls += [(name, case) for case in every]
+        secret += [i >= len(public) for i in range(len(every))]
+
+    def finish(outcomes: list) -> list[Result]:
+        results = []
+        for name in names:
+            if name in answers.blocked:
+                results.append(blocked(EXERCISES[name], *answers.blocked[name]))
+            else:
+                mine = ((case, s, o) for (n, case), s, o in zip(calls, secret, outcomes) if n == name)
+                results.append(judge(EXERCISES[name], mine))
+        return results
+
+    return Plan(sources, calls, finish, secret)

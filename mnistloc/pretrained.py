@@ -1,0 +1,58 @@
+"""The shipped reference models: weights trained by ``bench/quality.py``, one file a case.
+
+``mnistloc/weights/case<N>.weights.h5`` holds the weights of the case's model
+trained on the seed whose score was the median of the benchmark's seeds, and
+``case<N>.json`` says how (steps, seed, precision, the command) and what it
+scored on the 2,000 test canvases when loaded here (float32). Made by one
+command (the record's ``command`` gives the exact one; bit for bit on the same
+machine and versions, since the budget is steps)::
+
+    .venv/bin/python bench/quality.py --cases N --seeds 5 --steps 1500 --precision mixed_bfloat16 \
+        --weights bench/logs/weights --install
+
+Loading builds the model from its builder and reads only arrays from the file
+(a ``.weights.h5`` has no configuration and no code), so a weights file cannot
+run anything: stricter than Keras's safe mode, which guards ``.keras`` files.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def available() -> tuple[int, ...]:
+    """The cases that have shipped weights."""
+    return tuple(c for c in (1, 2, 3, 4) if (WEIGHTS / f"case{c}.weights.h5").is_file())
+
+
+def record(case: int) -> dict:
+    """How the weights of ``case`` were made, and their metrics on the test canvases (``metrics``)."""
+    return json.loads((WEIGHTS / f"case{case}.json").read_text())
+
+
+def model(case: int):
+    """The reference model of ``case`` with its shipped weights.
+
+    Args:
+        case: 1 to 4.
+
+    Returns:
+        keras.Model: as ``models.build_model(case)`` (float32).
+
+    Raises:
+        ValueError: ``case`` is not 1 to 4.
+        FileNotFoundError: no weights shipped for ``case``; the message says how to make them.
+    """
+    from mnistloc import models  # Keras: only when a model is asked for
+
+    if case not in models.CASES:
+        raise ValueError(f"`case` should be one of {models.CASES}. Got case={case!r}.")
+    path = WEIGHTS / f"case{case}.weights.h5"
+    if not path.is_file():
+        raise FileNotFoundError(f"No shipped weights for case {case} at {path}: make them with "
+                                f"`python bench/quality.py --cases {case} --seeds 5 --weights DIR --install`.")
+    net = models.build_model(case)
+    net.load_weights(path)
+    return net

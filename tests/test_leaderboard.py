@@ -1,0 +1,228 @@
+"""`mnistloc leaderboard` on a small hostile class: statuses, ranks, scores checked independently, safe pages.
+
+The class: a hand-wired detector (built-in layers, weights set by hand, so it
+finds digits without training), an untrained tiny case 5 model, a ``Lambda``
+model, a registered custom layer, a wrong-shape model, a 1 GB sparse file, a
+not-a-zip, a symbolic link, a FIFO and a student who saved nothing. One CLI
+run scores all of them on 24 hidden canvases.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistloc import cli, dense, models
+from mnistloc.grading import leaderboard as lb
+from mnistloc.grading import model_child
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("leaderboard")]  # one class run, on one worker
+keras = models.keras
+layers = models.layers
+SEED = 4242
+N = 24
+
+
+def _heads(x, classes: int = 10, grid_pool: int = 8):
+    """Hand-set 1x1 heads over ink density (B, 16, 16, 1): presence rises with ink, boxes 3 cells wide."""
+    presence = layers.Conv2D(1, 1, activation="sigmoid", kernel_initializer=keras.initializers.Constant(12.0),
+                             bias_initializer=keras.initializers.Constant(-1.0))(x)
+    box = layers.Conv2D(4, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(1.4))(x)
+    cls = layers.Conv2D(classes, 1, activation="softmax", kernel_initializer="zeros")(x)
+    return {"presence": presence, "box": box, "class": cls}
+
+
+def hand_model(size: int = 128) -> keras.Model:
+    """Ink density per 8x8 cell -> presence; constant 22 px boxes; uniform classes. Finds digits untrained."""
+    image = keras.Input(shape=(size, size))
+    x = layers.Reshape((size, size, 1))(image)
+    x = layers.Rescaling(1 / 255)(x)
+    x = layers.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = layers.AveragePooling2D(8)(x)
+    return keras.Model(image, _heads(x))
+
+
+def lambda_model() -> keras.Model:
+    image = keras.Input(shape=(128, 128))
+    x = layers.Lambda(lambda t: keras.ops.expand_dims(t, -1) / 255.0)(image)
+    return keras.Model(image, _heads(layers.AveragePooling2D(8)(x)))
+
+
+@keras.saving.register_keras_serializable(package="evil")
+class Evil(layers.Layer):
+    def call(self, x):
+        return x
+
+
+def custom_model() -> keras.Model:
+    image = keras.Input(shape=(128, 128))
+    x = Evil()(layers.Reshape((128, 128, 1))(image))
+    return keras.Model(image, _heads(layers.AveragePooling2D(8)(x)))
+
+
+def heavy_model() -> keras.Model:
+    """Right shapes, slow on purpose: eight 3x3 convolutions of 64 channels at full resolution."""
+    image = keras.Input(shape=(128, 128))
+    x = layers.Reshape((128, 128, 1))(image)
+    for _ in range(8):
+        x = layers.Conv2D(64, 3, padding="same")(x)
+    return keras.Model(image, _heads(layers.AveragePooling2D(8)(x)))
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    sub = root / "submitted"
+
+    def folder(student: str) -> Path:
+        path = sub / student / lb.LESSON
+        path.mkdir(parents=True)
+        return path / lb.MODEL_FILE
+
+    hand_model().save(folder("ada"))
+    models.build_case5_model(widths=(4, 4, 4), hidden=4).save(folder("bob"))
+    lambda_model().save(folder("lambda"))
+    custom_model().save(folder("custom"))
+    wrong = keras.Input(shape=(64, 64))
+    keras.Model(wrong, _heads(layers.AveragePooling2D(4)(layers.Reshape((64, 64, 1))(wrong)))).save(folder("wrong"))
+    with open(folder("huge"), "wb") as f:
+        f.truncate(1 << 30)  # 1 GB, sparse: costs no disk
+    folder("notzip").write_bytes(b"this is not a zip file\n" * 50)
+    os.symlink("/etc/passwd", folder("link"))
+    os.mkfifo(folder("fifo"))
+    (sub / "nothing" / lb.LESSON).mkdir(parents=True)
+    hand_model().save(folder("bad\x1bid"))  # a terminal escape in a student id
+    outside = root / "elsewhere"
+    outside.mkdir()
+    hand_model().save(outside / lb.MODEL_FILE)
+    (sub / "escape").mkdir()
+    os.symlink(outside, sub / "escape" / lb.LESSON)  # a lesson folder that leads out of submitted/
+    (root / "secret_seed").write_text(str(SEED))
+    reference = root / "reference.keras"
+    hand_model().save(reference)
+    return root, reference
+
+
+@pytest.fixture(scope="module")
+def board(course, tmp_path_factory):
+    root, reference = course
+    out = tmp_path_factory.mktemp("board")
+    os.environ.pop("MNISTLOC_SECRET_SEED", None)
+    code = cli.main(["leaderboard", str(root), "--out", str(out), "--canvases", str(N), "--timeout", "90",
+                     "--reference", str(reference)])
+    assert code == 0
+    with open(out / "leaderboard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {r["student"]: r for r in rows if r["entry"] == "student"}, rows, out
+
+
+def test_each_submission_gets_its_status(board):
+    by_student, _, _ = board
+    assert {s: r["status"] for s, r in by_student.items()} == {
+        "ada": "ok", "bob": "ok", "lambda": "forbidden-layer", "custom": "custom-object", "wrong": "wrong-shape",
+        "huge": "too-large", "notzip": "not-a-keras-file", "link": "not-a-file", "fifo": "not-a-file",
+        "nothing": "missing", "bad\\x1bid": "bad-id", "escape": "not-a-file"}
+    assert "Lambda" in by_student["lambda"]["message"]
+    assert "(None, 128, 128)" in by_student["wrong"]["message"]
+
+
+def test_scores_match_an_independent_run_of_the_same_model(board, course):
+    """The sandbox's numbers equal running the model here on the same hidden canvases and decoding them."""
+    by_student, _, _ = board
+    ds = lb.hidden_canvases(SEED, N)
+    model = keras.saving.load_model(course[0] / "submitted" / "ada" / lb.LESSON / lb.MODEL_FILE)
+    want = dense.score(ds, {k: np.asarray(v) for k, v in model.predict(ds.images, verbose=0).items()})
+    got = by_student["ada"]
+    for key in ("map", "map50", "count_accuracy"):
+        assert float(got[key]) == pytest.approx(want[key], abs=1e-4)
+    assert want["map50"] > 0.01  # the hand-wired model finds some digits (0.018 on these canvases)
+    assert int(got["parameters"]) == model.count_params()
+    assert float(got["ms_per_canvas"]) > 0
+
+
+def test_ranks_follow_map_and_the_reference_is_shown_unranked(board):
+    _, rows, _ = board
+    scored = [r for r in rows if r["status"] == "ok"]
+    maps = [float(r["map"]) for r in scored]
+    assert maps == sorted(maps, reverse=True)
+    assert [r["rank"] for r in scored if r["entry"] == "student"] == ["1", "2"]
+    ada, bob = (next(r for r in scored if r["student"] == s) for s in ("ada", "bob"))
+    assert float(ada["map"]) > float(bob["map"])  # hand-wired beats untrained
+    ref = next(r for r in rows if r["entry"] == "reference")
+    assert ref["status"] == "ok" and ref["rank"] == "" and ref["map"] == ada["map"]  # the same model
+    assert all(r["rank"] == "" for r in rows if r["status"] != "ok")
+
+
+def test_the_page_escapes_every_text(board):
+    _, _, out = board
+    page = (out / "leaderboard.html").read_text()
+    assert "<td>ada</td>" in page and "forbidden-layer" in page
+    entries = [lb.Entry("<script>alert(1)</script>", status="load-error", message="<img src=x onerror=y>")]
+    page = lb.to_html(entries, 3)
+    assert "<script>" not in page and "<img" not in page and "&lt;script&gt;" in page
+
+
+def test_a_model_that_runs_too_long_times_out(course, tmp_path):
+    path = tmp_path / "model.keras"
+    heavy_model().save(path)
+    ds = lb.hidden_canvases(SEED, 64)
+    row = lb.score_model(path, ds, student="slow", timeout=1.0)
+    assert row.status == "timeout" and row.map is None
+
+
+def test_outputs_with_nan_are_refused():
+    ds = lb.hidden_canvases(SEED, 2)
+    sizes = [2 * 16 * 16 * c for c in model_child.CONTRACT.values()]
+    flat = np.zeros(sum(sizes), dtype=np.float32)
+    flat[5] = np.nan
+    with pytest.raises(lb._Refused) as err:
+        lb.score_outputs(ds, flat.tobytes())
+    assert err.value.status == "bad-output"
+
+
+@pytest.mark.parametrize("config, status", [
+    ({"class_name": "Functional", "module": "keras", "config": {"layers": [
+        {"class_name": "Sequential", "module": "keras", "config": {"layers": [
+            {"class_name": "Lambda", "module": "keras.layers", "config": {}}]}}]}}, "forbidden-layer"),
+    ({"class_name": "Functional", "module": "keras", "config": {"layers": [
+        {"class_name": "Dense", "module": "keras.layers", "config": {"activation": {
+            "class_name": "function", "module": "builtins", "config": "evil", "registered_name": "function"}}}]}},
+     "custom-object"),
+    ({"class_name": "Functional", "module": "keras", "config": {"layers": [
+        {"class_name": "__lambda__", "config": {"code": "AAAA"}}]}}, "forbidden-layer"),
+    ({"class_name": "MyModel", "module": "__main__", "config": {}}, "custom-object"),
+    ({"class_name": "Conv2D", "module": "keras.layers", "registered_name": "pkg>Conv2D", "config": {}},
+     "custom-object"),
+])
+def test_vetting_refuses_code_anywhere_in_the_architecture(config, status):
+    with pytest.raises(model_child.Refused) as err:
+        model_child.vet(config, keras)
+    assert err.value.status == status
+
+
+def test_vetting_accepts_the_reference_architecture(tmp_path):
+    path = tmp_path / "ref.keras"
+    models.compile_model(models.build_case5_model(widths=(4, 4, 4), hidden=4)).save(path)
+    data = path.read_bytes()
+    model_child.vet(model_child.read_config(data, lb.MAX_BYTES), keras)  # raises if refused
+
+
+def test_a_zip_bomb_config_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.json", json.dumps({"config": {}}) + " " * (model_child.MAX_CONFIG + 10))
+    with pytest.raises(model_child.Refused) as err:
+        model_child.read_config(path.read_bytes(), lb.MAX_BYTES)
+    assert err.value.status == "too-large"
+
+
+def test_bad_arguments_name_themselves(course, tmp_path):
+    with pytest.raises(ValueError, match="submitted"):
+        lb.leaderboard(tmp_path)
+    with pytest.raises(ValueError, match="canvases"):
+        lb.leaderboard(course[0], canvases=0, out=tmp_path)

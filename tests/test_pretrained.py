@@ -1,0 +1,47 @@
+"""The shipped reference weights load and score what their record says, on 200 fresh test canvases."""
+import numpy as np
+import pytest
+
+from mnistloc import boxes as B
+from mnistloc import decoding, evaluation, pretrained
+
+N = 200
+RATES = ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accuracy", "iou50", "iou75")
+"""Metrics that are a share of canvases: binomial over the 200."""
+
+
+def test_some_weights_are_shipped():
+    assert 3 in pretrained.available()  # the case the benchmark runs first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", pretrained.available())
+def test_shipped_weights_score_their_recorded_numbers(case):
+    record = pretrained.record(case)
+    model = pretrained.model(case)
+    ds = evaluation.test_dataset(case, N, seed=evaluation.TEST_SEED + 1)  # other canvases than the record's
+    outputs = evaluation.predict(model, ds)
+    scores = evaluation.score(case, ds, outputs)
+    for name in RATES:
+        if name not in record["metrics"] or name not in scores:
+            continue
+        p = record["metrics"][name]
+        # A share of 200 canvases has standard error sqrt(p (1 - p) / 200): 0.012 at p = 0.97. Four of them,
+        # plus one canvas (1 / 200) for p near 1, where the normal approximation fails.
+        tolerance = 4 * np.sqrt(p * (1 - p) / N) + 1 / N
+        assert abs(scores[name] - p) <= tolerance, (case, name, scores[name], p, tolerance)
+    if case in (1, 3):
+        pred = decoding.decode(case, outputs)
+        ious = B.iou(ds.boxes[:, 0], pred["box"])  # (200,) one IoU per canvas
+        # The mean of 200 IoUs has standard error sd / sqrt(200), sd measured on these canvases.
+        tolerance = 4 * ious.std(ddof=1) / np.sqrt(N)
+        assert abs(scores["mean_iou"] - record["metrics"]["mean_iou"]) <= tolerance
+
+
+def test_missing_weights_say_how_to_make_them(monkeypatch, tmp_path):
+    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path)
+    assert pretrained.available() == ()
+    with pytest.raises(FileNotFoundError, match="bench/quality.py"):
+        pretrained.model(3)
+    with pytest.raises(ValueError, match="case"):
+        pretrained.model(5)

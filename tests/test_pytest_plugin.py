@@ -1,0 +1,100 @@
+"""The pytest front end (``pytest LESSON.ipynb``), run as a student or an autograder runs it: pytest in a fresh
+process, in a temporary folder, with the plugin loaded from the installed package's entry point."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import nbformat
+import pytest
+from course import REPO, grade_id, release, solution
+
+from mnistloc.checks import EXERCISES
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pytest-plugin")]
+
+LESSON = "01-single-digit"
+NAMES = [name for name, ex in EXERCISES.items() if ex.lesson == LESSON]  # place_digit, tight_box, iou, ...
+FULL = sum(EXERCISES[name].points for name in NAMES)
+
+
+def run_pytest(*args, cwd) -> tuple[subprocess.CompletedProcess, dict]:
+    """pytest ARGS in ``cwd``; returns the run and, per test name, its JUnit outcome and properties."""
+    env = {k: v for k, v in os.environ.items() if k != "MNISTLOC_SECRET_SEED"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--junitxml=report.xml",
+                           *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    cases = {}
+    if (cwd / "report.xml").exists():
+        for case in ET.parse(cwd / "report.xml").iter("testcase"):
+            failure = case.find("failure")
+            props = {p.get("name"): p.get("value") for p in case.iter("property")}
+            cases[case.get("name")] = {"failed": failure is not None, "message": failure.get("message") if
+                                       failure is not None else None, **props}
+    return done, cases
+
+
+def _typed_in(tmp_path, edit=None):
+    """The release with the solutions typed into its answer cells (markers removed), optionally edited."""
+    answers = {grade_id(c): c.source for c in nbformat.read(str(solution(LESSON)), as_version=4).cells}
+    nb = nbformat.read(str(release(LESSON)), as_version=4)
+    for c in nb.cells:
+        if grade_id(c) in NAMES:
+            c.source = re.sub(r"\s*### (BEGIN|END) SOLUTION", "", answers[grade_id(c)])
+            if edit:
+                c.source = edit(grade_id(c), c.source)
+    path = tmp_path / f"{LESSON}.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_a_solved_notebook_passes_every_exercise_with_its_points(tmp_path):
+    done, cases = run_pytest(_typed_in(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert list(cases) == NAMES and not any(c["failed"] for c in cases.values())
+    assert {n: (c["points"], c["max_points"], c["status"]) for n, c in cases.items()} == {
+        n: (str(EXERCISES[n].points),) * 2 + ("passed",) for n in NAMES}
+    assert f"{LESSON}.ipynb: {FULL}/{FULL} points" in done.stdout
+
+
+def test_the_release_fails_every_exercise_with_the_not_done_hint(tmp_path):
+    done, cases = run_pytest(release(LESSON), cwd=tmp_path)
+    assert done.returncode == 1  # pytest's: tests failed
+    assert list(cases) == NAMES
+    for name, case in cases.items():
+        assert case["failed"] and case["points"] == "0"
+        assert case["message"].startswith(f"{name}: not done yet: replace `raise NotImplementedError()`")
+    assert f"{LESSON}.ipynb: 0/{FULL} points" in done.stdout
+
+
+def test_one_wrong_exercise_fails_alone_with_the_hint_naming_its_mistake(tmp_path):
+    unclamped = lambda name, src: src.replace("np.clip(", "(").replace(", 0, None)", ")") if name == "iou" else src  # noqa: E731
+    done, cases = run_pytest(_typed_in(tmp_path, unclamped), cwd=tmp_path)
+    assert done.returncode == 1
+    assert [n for n, c in cases.items() if c["failed"]] == ["iou"]
+    assert cases["iou"]["message"].startswith("iou: overlap not clamped at zero")
+    assert f"{LESSON}.ipynb: {FULL - 3}/{FULL} points" in done.stdout  # iou's 3 points lost
+
+
+def test_k_selects_one_exercise_and_runs_only_it(tmp_path):
+    done, cases = run_pytest(release(LESSON), "-k", "iou", cwd=tmp_path)
+    assert done.returncode == 1 and list(cases) == ["iou"]
+    assert f"{len(NAMES) - 1} deselected" in done.stdout
+
+
+def test_notebooks_not_named_on_the_command_line_are_never_collected():
+    """The project's own tests: nothing from tests/corpus/ (24 lesson notebooks) is collected by accident."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                           "tests/corpus", "tests/test_boxes.py"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert ".ipynb" not in done.stdout and "test_boxes.py::" in done.stdout
+
+
+def test_a_notebook_that_is_not_a_lesson_is_left_alone(tmp_path):
+    other = tmp_path / "scratch.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), str(other))
+    done, cases = run_pytest(other, cwd=tmp_path)
+    assert done.returncode == 4 and cases == {}  # pytest: "not found" (a named file that collects nothing)
+    assert "no match" in done.stdout + done.stderr
