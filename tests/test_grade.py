@@ -14,12 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnistloc import cli
-from mnistloc.grading import confine, grade, sandbox
+from mnistloc.grading import confine, grade, registry, sandbox
 from mnistloc.grading.check import check_notebook
 from mnistloc.checks import EXERCISES
 
@@ -31,9 +33,12 @@ LESSON = "01-single-digit"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
 CAPS = confine.capabilities()
 CASES = {name: e for name, e in EXPECTED.items() if any(e.get("requires", "") in how for how in CAPS.values())}
-PWNED = ["/mnistloc-corpus-pwned", "/var/tmp/mnistloc-corpus-pwned"]
+MARK = "mnistloc-corpus-pwned"
+PWNED = [f"/{MARK}", f"/var/tmp/{MARK}", f"/run/lock/{MARK}", f"/dev/shm/{MARK}", f"/tmp/{MARK}"]
 GRADE = ["--lesson", LESSON, "--jobs", "2", "--timeout", "10"]  # generous under load; hangs cost it
 SEED = 918273645
+# Root in CI: a guarantee the README promises as root must be checked there, never skipped.
+MUST_CHECK = os.geteuid() == 0 or bool(os.environ.get("CI"))
 
 
 def _nbgrader(course: Path, *args: str) -> None:
@@ -65,16 +70,89 @@ def course(tmp_path_factory) -> Path:
         folder.mkdir(parents=True)
         if case["file"]:
             shutil.copy(CORPUS / case["file"], folder)
+        if case.get("special") == "fifo":
+            os.mkfifo(folder / f"{LESSON}.ipynb")
+        elif case.get("special") == "symlink":
+            outside = root.parent / f"{root.name}-outside.ipynb"
+            shutil.copy(CORPUS / "correct" / f"{LESSON}.ipynb", outside)
+            os.symlink(outside, folder / f"{LESSON}.ipynb")
     return root
 
 
+# Runs `mnistloc grade` in a fresh process, so that its peak memory (and its workers') is its own, and
+# records the sandbox uids it hands out.
+_GRADER = """
+import json, resource, sys
+from mnistloc import cli
+from mnistloc.grading import confine
+given = []
+if hasattr(confine, "fresh_uids"):
+    real = confine.fresh_uids
+    confine.fresh_uids = lambda *a, **k: given.extend(real(*a, **k)) or given[-a[0]:]
+code = cli.main(sys.argv[2:])
+json.dump({"code": code, "uids": given, "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+           "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}, open(sys.argv[1], "w"))
+"""
+
+
+def _world_writable() -> list[str]:
+    """World-writable folders of this machine (a shallow search: where a program may leave files)."""
+    found = subprocess.run(["find", "/", "-maxdepth", "4", "(", "-path", "/proc", "-o", "-path", "/sys", "-o",
+                            "-path", "/work", ")", "-prune", "-o", "-type", "d", "-perm", "-0002", "-print"],
+                           capture_output=True, text=True).stdout.split()
+    extra = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", *(["/dev/mqueue"] * os.path.isdir("/dev/mqueue"))]
+    return sorted({*found, *extra})
+
+
+def _sandbox_processes() -> dict[int, int]:
+    """pid -> uid of every live process that runs as a sandbox uid."""
+    return {pid: uid for pid, (uid, state) in confine.processes().items() if uid >= confine.UID_BASE and state != "Z"}
+
+
+def _ipc_objects() -> set[tuple[str, str, int]]:
+    """(kind, id, owner uid) of every SysV IPC object of this machine's IPC namespace."""
+    found = set()
+    for kind in ("shm", "msg", "sem"):
+        lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        head = lines[0].split()
+        for line in lines[1:]:
+            fields = dict(zip(head, line.split()))
+            found.add((kind, fields.get("shmid") or fields.get("msqid") or fields.get("semid"), int(fields["uid"])))
+    return found
+
+
+def _entries(folders) -> dict[str, int]:
+    out = {}
+    for folder in folders:
+        try:
+            for entry in os.scandir(folder):
+                out[entry.path] = entry.stat(follow_symlinks=False).st_uid
+        except OSError:
+            continue
+    return out
+
+
 @pytest.fixture(scope="module")
-def graded(course):
-    """Grades the course with the CLI; returns (rows by (student, exercise), hashes before, hashes after)."""
-    before = _hashes(course / "submitted")
-    assert cli.main(["grade", str(course), *GRADE]) == 0
+def batch(course, tmp_path_factory):
+    """Grades the course with the CLI in a fresh process; returns what the machine looked like before and after."""
+    folders = _world_writable()
+    before = {"hashes": _hashes(course / "submitted"), "processes": _sandbox_processes(), "ipc": _ipc_objects(),
+              "entries": _entries(folders)}
+    report = tmp_path_factory.mktemp("report") / "report.json"
+    subprocess.run([sys.executable, "-c", _GRADER, str(report), "grade", str(course), *GRADE], check=True,
+                   timeout=1800)
+    time.sleep(1)  # a process that outlived its sandbox has had time to show itself
+    after = {"hashes": _hashes(course / "submitted"), "processes": _sandbox_processes(), "ipc": _ipc_objects(),
+             "entries": _entries(folders)}
+    return {"before": before, "after": after, "report": json.loads(report.read_text()), "folders": folders}
+
+
+@pytest.fixture(scope="module")
+def graded(batch, course):
+    """Rows by (student, exercise), hashes before, hashes after."""
+    assert batch["report"]["code"] == 0
     rows = list(csv.DictReader(open(course / "mnistloc_grades" / "grades.csv")))
-    return {(r["student"], r["exercise"]): r for r in rows}, before, _hashes(course / "submitted")
+    return {(r["student"], r["exercise"]): r for r in rows}, batch["before"]["hashes"], batch["after"]["hashes"]
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
@@ -93,12 +171,94 @@ def test_each_corpus_case_gets_its_expected_outcome(graded, case):
 
 def test_submissions_are_never_changed(graded):
     _, before, after = graded
-    assert before == after and len(before) == sum(1 for c in CASES.values() if c["file"])
+    assert before == after and len(before) == sum(1 for c in CASES.values() if c["file"] or c.get("special") == "symlink")
 
 
 def test_nothing_was_written_outside_the_childs_folder(graded, course):
-    assert not any(os.path.exists(p) for p in PWNED)
-    assert not list(course.rglob("mnistloc-corpus-pwned"))
+    assert [p for p in PWNED if os.path.exists(p)] == []
+    assert not list(course.rglob(MARK))
+
+
+def _uids(batch) -> set[int]:
+    """The sandbox uids of this batch; any sandbox uid when the grader does not say which it gave."""
+    return set(batch["report"]["uids"])
+
+
+def test_no_process_of_a_sandbox_uid_outlives_the_batch(batch):
+    new = {pid: uid for pid, uid in batch["after"]["processes"].items() if pid not in batch["before"]["processes"]}
+    mine = _uids(batch)
+    left = {pid: uid for pid, uid in new.items() if not mine or uid in mine}
+    for pid in left:  # do not leave them running for the next test
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    assert left == {}
+
+
+def test_every_student_has_a_uid_of_their_own(batch):
+    if not MUST_CHECK and "own uid" not in CAPS["processes"]:
+        pytest.skip(CAPS["processes"])
+    uids = batch["report"]["uids"]  # one per student, never reused within the batch
+    assert len(uids) == len(CASES) and len(set(uids)) == len(uids)
+
+
+def test_no_ipc_object_outlives_the_batch(batch):
+    mine = _uids(batch)
+    new = batch["after"]["ipc"] - batch["before"]["ipc"]
+    assert {o for o in new if (o[2] in mine if mine else o[2] >= confine.UID_BASE)} == set()
+
+
+def test_nothing_new_in_any_world_writable_folder(batch):
+    mine = _uids(batch)
+    before, after = batch["before"]["entries"], batch["after"]["entries"]
+    new = {path: uid for path, uid in after.items() if path not in before}
+    assert {p: u for p, u in new.items() if MARK in p or (u in mine if mine else u >= confine.UID_BASE)} == {}
+    assert "/run/lock" in batch["folders"] and "/dev/shm" in batch["folders"]
+
+
+def test_the_grading_processes_stay_small(batch):
+    # A worker that judges Keras exercises holds TensorFlow and the reference models (about 0.9 GB);
+    # its sandbox children are each limited to --memory-mb of address space. A reply that made the grader
+    # rebuild a 3 GB object (reply_bomb) would lift the peak above 2 GiB.
+    report = batch["report"]
+    assert report["self_kb"] < 2 * 1024 * 1024 and report["children_kb"] < 2 * 1024 * 1024, report
+
+
+def _digest(args) -> str:
+    """As the hidden_leak case computes it (tests/corpus/build.py): what a student could show of an input."""
+    return hashlib.sha256(b"".join(np.ascontiguousarray(np.asarray(a)).tobytes() for a in args)).hexdigest()[:16]
+
+
+def _hidden_digests(student: str) -> set[str]:
+    """The digests of every hidden case the grader could have given ``student`` (class seed or student seed)."""
+    seeds = [SEED, registry.hidden_seed(SEED, student)] if hasattr(registry, "hidden_seed") else [SEED]
+    out = set()
+    for name in grade.exercises_of(LESSON):
+        public = len(EXERCISES[name].cases(None))
+        for seed in seeds:
+            out |= {_digest(c["args"]) for c in EXERCISES[name].cases(seed)[public:] if "args" in c}
+    return out
+
+
+def test_no_hidden_input_in_any_feedback_byte(graded, course):
+    hidden = _hidden_digests("hidden_leak")
+    assert len(hidden) >= 6 * 3  # 6 random cases per exercise, three numpy exercises
+    out = course / "mnistloc_grades"
+    written = b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
+    assert [d for d in hidden if d.encode() in written] == []
+    rows, _, _ = graded
+    reasons = {ex: rows[("hidden_leak", ex)]["reason"] for ex in grade.exercises_of(LESSON)}
+    assert "LEAK" not in reasons["iou"] and reasons["iou"].endswith("on a hidden test case.")  # the type only
+    assert "hidden test case" in reasons["tight_box"] and "LEAK" not in reasons["tight_box"]
+
+
+def test_each_student_gets_hidden_cases_of_their_own():
+    one, two = (registry.hidden_seed(SEED, s) for s in ("ada", "bob"))
+    assert len({one, two, SEED}) == 3 and registry.hidden_seed(SEED, "ada") == one  # repeatable, per student
+    public = len(EXERCISES["iou"].cases(None))
+    a, b = (EXERCISES["iou"].cases(s)[public:] for s in (one, two))
+    assert not np.array_equal(a[0]["args"][0], b[0]["args"][0])
 
 
 def test_hidden_case_failures_never_show_expected_values(graded, course):
@@ -142,6 +302,22 @@ def test_shards_merge_into_the_same_grades(graded, course, tmp_path):
 def test_outputs_are_not_overwritten_without_force(graded, course, capsys):
     assert cli.main(["grade", str(course), *GRADE, "--student", "missing"]) == 2
     assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("student", ["../../x", "a/b", "..", ".", "", "x\ny", "x\x00", "s" * 200])
+def test_a_student_id_that_could_leave_the_output_folder_is_refused(tmp_path, monkeypatch, capsys, student):
+    monkeypatch.setenv("MNISTLOC_SECRET_SEED", "7")
+    (tmp_path / "course" / "submitted" / "ok").mkdir(parents=True)
+    out = tmp_path / "course" / "out"
+    assert cli.main(["grade", str(tmp_path / "course"), "--student", student, "--out", str(out)]) == 2
+    assert "student" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["course", "ok", "submitted"]
+
+
+def test_a_student_folder_with_a_bad_name_is_refused(tmp_path):
+    (tmp_path / "submitted" / "bad\nname").mkdir(parents=True)
+    with pytest.raises(ValueError, match="student"):
+        grade.find_tasks(tmp_path)
 
 
 def test_a_missing_seed_and_a_bad_shard_are_usage_errors(tmp_path, monkeypatch, capsys):

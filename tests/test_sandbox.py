@@ -1,10 +1,16 @@
 """The sandbox runs untrusted exercise code in a confined child: limits, isolation, honest results."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import shutil
 import socket
+import struct
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +20,14 @@ from mnistloc import checks
 from mnistloc.grading import confine, sandbox
 
 CAPS = confine.capabilities()
+# Root in CI: a guarantee the README promises as root must be checked there, never skipped.
+MUST_CHECK = os.geteuid() == 0 or bool(os.environ.get("CI"))
+
+
+def needs(word: str, limit: str):
+    """Skips a test when ``capabilities()[limit]`` lacks ``word``, except as root or in CI, where it fails."""
+    missing = word not in CAPS.get(limit, "")
+    return pytest.mark.skipif(missing and not MUST_CHECK, reason=CAPS.get(limit, "not probed"))
 
 IOU = textwrap.dedent("""
     def iou(a, b):
@@ -103,7 +117,7 @@ def test_printing_megabytes_is_harmless():
     assert _verdicts({"iou": noisy}, ["iou"]) == {"iou": {"pass"}}
 
 
-@pytest.mark.skipif("own uid" not in CAPS["processes"], reason=CAPS["processes"])
+@needs("own uid", "processes")
 def test_a_fork_bomb_is_bounded_and_every_process_is_killed():
     bomb = textwrap.dedent("""
         import os
@@ -114,8 +128,8 @@ def test_a_fork_bomb_is_bounded_and_every_process_is_killed():
                 except OSError:
                     pass
     """)
+    uid = int(_probe("import os\nreturn str(os.getuid())"))
     assert _verdicts({"iou": bomb}, ["iou"], timeout=2) == {"iou": {"timeout"}}
-    uid = confine.UID_BASE + os.getpid()
     assert [p for p, (owner, state) in confine.processes().items() if owner == uid and state != "Z"] == []
 
 
@@ -125,7 +139,7 @@ def test_the_child_never_sees_the_secret_seed(monkeypatch):
     assert "31415926" not in seen and checks.SECRET_SEED_ENV not in seen
 
 
-@pytest.mark.skipif("own uid" not in CAPS["files"], reason=CAPS["files"])
+@needs("own uid", "files")
 def test_the_child_cannot_write_outside_its_folder(tmp_path):
     outside = [tmp_path / "outside.txt", Path(confine.PACKAGE_ROOT) / "pwned.txt", "/var/tmp/pwned.txt"]
     body = "import os\nresult = []\n"
@@ -134,11 +148,12 @@ def test_the_child_cannot_write_outside_its_folder(tmp_path):
                  f"except OSError as e:\n    result.append(type(e).__name__)\n")
     body += "open('mine.txt', 'w').write('fine')\nresult.append(os.getcwd())\nreturn repr(result)\n"
     seen = _probe(body)
-    assert "wrote" not in seen
+    # The first two are refused; /var/tmp is a fresh tmpfs of the child's own, gone with it.
+    assert "wrote" not in seen.split(",")[0] + seen.split(",")[1], seen
     assert not any(os.path.exists(p) for p in outside)
 
 
-@pytest.mark.skipif("tmpfs" not in CAPS["files"], reason=CAPS["files"])
+@needs("tmpfs", "files")
 def test_hidden_folders_are_empty_for_the_child(tmp_path):
     (tmp_path / "secret_seed").write_text("271828")
     seen = _probe(f"import os\nreturn repr(os.listdir({str(tmp_path)!r}))", hide=[tmp_path])
@@ -149,7 +164,7 @@ def test_hidden_folders_are_empty_for_the_child(tmp_path):
     assert read in ("FileNotFoundError", "PermissionError")
 
 
-@pytest.mark.skipif("empty network namespace" not in CAPS["network"], reason=CAPS["network"])
+@needs("empty network namespace", "network")
 def test_the_child_has_no_network():
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
@@ -189,13 +204,58 @@ def test_patching_the_checks_from_inside_gains_nothing():
     assert "wrong" in _verdicts({"iou": patch}, ["iou"])["iou"]  # judged in the parent, unpatched
 
 
-def test_results_are_unpickled_without_running_code():
-    evil = pickle.dumps(os.system)  # would be a call on load with a crafted __reduce__
-    with pytest.raises(pickle.UnpicklingError, match="arrays and plain data"):
-        sandbox._loads(evil)
+def _frame(data: bytes) -> bytes:
+    return struct.pack(">Q", len(data)) + data
+
+
+def test_replies_are_plain_data_rebuilt_by_the_parent():
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-    back = sandbox._loads(pickle.dumps({"value": arr, "n": (1, 2.5, "x", None)}))
-    assert np.array_equal(back["value"], arr) and back["n"] == (1, 2.5, "x", None)
+    back = sandbox.decode_reply(sandbox.encode_reply(("ok", {"value": arr, "n": [1, 2.5, "x", None, True]})))
+    assert back[0] == "ok" and back[1]["n"] == [1, 2.5, "x", None, True]
+    assert back[1]["value"].dtype == np.float32 and np.array_equal(back[1]["value"], arr)
+    with pytest.raises(ValueError, match="reply"):
+        sandbox.decode_reply(pickle.dumps(("ok", 5)))  # pickle is never read
+    bomb = {"dtype": "float64", "shape": [400_000_000], "data": ""}  # 3.2 GB claimed in 60 bytes
+    with pytest.raises(ValueError, match="reply"):
+        sandbox.decode_reply(json.dumps(["ok", {"__array__": bomb}]).encode())
+    deep = b"[" * 100 + b"]" * 100
+    with pytest.raises(ValueError, match="reply"):
+        sandbox.decode_reply(b'["ok", ' + deep + b"]")
+    with pytest.raises(ValueError, match="reply"):
+        sandbox.decode_reply(b'["ok", "' + b"x" * (sandbox.MAX_REPLY + 1) + b'"]')
+
+
+def test_a_reply_that_would_expand_in_the_grader_is_a_crash_and_costs_no_memory():
+    # 60 bytes that unpickle to bytearray(3e9): the grading process must not rebuild them.
+    bomber = textwrap.dedent("""
+        import os, pickle, struct
+        class _Bomb:
+            def __reduce__(self):
+                return (bytearray, (3_000_000_000,))
+        def iou(a, b):
+            data = pickle.dumps(("ok", _Bomb()))
+            for fd in range(3, 64):
+                try:
+                    os.write(fd, struct.pack(">Q", len(data)) + data)
+                except OSError:
+                    pass
+            return np.zeros(len(a), np.float32)
+    """)
+    code = ("import json, resource, sys\nfrom mnistloc import checks\nfrom mnistloc.grading import sandbox\n"
+            "calls = [('iou', c) for c in checks.EXERCISES['iou'].cases(None)[:1]]\n"
+            "out = sandbox.run_exercises({'iou': sys.argv[1]}, calls)\n"
+            "print(json.dumps([out[0].status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n")
+    done = subprocess.run([sys.executable, "-c", code, bomber], capture_output=True, text=True, timeout=300)
+    status, peak_kb = json.loads(done.stdout.splitlines()[-1])
+    assert status == "crash" and peak_kb < 1024 * 1024, (status, peak_kb)  # the grader stays under 1 GiB
+
+
+def test_the_grading_process_gets_a_memory_limit_of_its_own():
+    code = ("import resource\nfrom mnistloc.grading import confine\nconfine.limit_grader()\n"
+            "print(resource.getrlimit(resource.RLIMIT_AS)[0])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    limit = int(done.stdout.split()[-1])
+    assert 0 < limit <= confine.GRADER_MEMORY_MB * 1024 * 1024
 
 
 def test_bad_arguments_name_themselves():
@@ -240,7 +300,7 @@ def test_a_well_formed_forged_result_is_found_out():
         "iou": {"crash"}, "tight_box": {"pass"}}
 
 
-@pytest.mark.skipif("tmpfs" not in CAPS["files"], reason=CAPS["files"])
+@needs("tmpfs", "files")
 def test_a_course_folder_that_holds_the_package_is_hidden_around_it():
     # The repository itself may be the course root: the child still imports mnistloc from it,
     # but sees none of the course's own files (here: README.md and tests/ stand in for them).
@@ -249,3 +309,145 @@ def test_a_course_folder_that_holds_the_package_is_hidden_around_it():
                   " os.listdir(os.path.join(root, 'tests')), os.path.isdir(os.path.join(root, 'mnistloc'))))",
                   hide=[confine.PACKAGE_ROOT])
     assert seen == "(0, [], True)"
+
+
+def test_hidden_cases_show_the_check_s_words_only():
+    # A hidden case's outcome never carries the student's message or output, and neither does any outcome
+    # after a hidden case ran in the same child (it could replay inputs it kept).
+    leak = textwrap.dedent("""
+        import builtins
+        def iou(a, b):
+            builtins.__dict__.setdefault("kept", []).append(repr(np.asarray(a).tolist()))
+            print("SAW", builtins.kept[-1])
+            raise ValueError("SAW " + builtins.kept[-1])
+    """)
+    calls = _calls("iou", seed=7)
+    public = len(checks.EXERCISES["iou"].cases(None))
+    secret = [i >= public for i in range(len(calls))]
+    out = sandbox.run_exercises({"iou": leak}, calls, secret=secret)
+    assert all(o.status == "ok" and o.value["error"] == "ValueError" for o in out)
+    assert all("SAW" not in json.dumps(o.value) for o, s in zip(out, secret) if s)
+    assert "SAW" in out[0].value["message"]  # public cases may show it
+
+
+def test_a_crash_on_a_hidden_case_shows_no_output():
+    dies = "import os\ndef iou(a, b):\n    print('SAW', a)\n    os._exit(3)\n"
+    calls = _calls("iou", seed=7)
+    (o,) = sandbox.run_exercises({"iou": dies}, calls[-1:], secret=[True])
+    assert o.status == "crash" and "SAW" not in o.value and "3" not in o.value
+
+
+def test_a_crash_that_leaves_a_pipe_holder_is_not_a_timeout():
+    holder = textwrap.dedent("""
+        import os, time
+        def iou(a, b):
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+            os._exit(0)
+    """)
+    start = time.monotonic()
+    (o,) = sandbox.run_exercises({"iou": holder}, _calls("iou")[:1], timeout=40)
+    assert o.status == "crash" and time.monotonic() - start < 20, o
+
+
+RUNNER = textwrap.dedent("""
+    import os, time
+    def iou(a, b):
+        if os.fork() == 0:
+            os.setsid()
+            start = time.time()
+            while time.time() < start + 40:  # a chain: fork the next, exit at once, so a kill sweep never sees it
+                if os.fork():
+                    os._exit(0)
+                if time.time() > start + 3:
+                    try:
+                        os.kill(-1, 9)  # all it may signal: the next student's child, if it shares the uid
+                    except OSError:
+                        pass
+            os._exit(0)
+        return str(os.getuid())
+""")
+
+
+@needs("own uid", "processes")
+def test_a_leftover_process_cannot_touch_the_next_child():
+    (first,) = sandbox.run_exercises({"iou": RUNNER}, _calls("iou")[:1])
+    assert first.status == "ok"
+    assert _verdicts({"iou": IOU}, ["iou"]) == {"iou": {"pass"}}  # a fresh uid (or namespace): out of its reach
+    uid = int(first.value["text"])
+    assert [p for p, (owner, st) in confine.processes().items() if owner == uid and st != "Z"] == []
+
+
+@needs("IPC namespace", "ipc")
+def test_ipc_objects_die_with_the_child():
+    maker = textwrap.dedent("""
+        import ctypes, os
+        def iou(a, b):
+            libc = ctypes.CDLL(None)
+            ids = [libc.shmget(0, 4096, 0o1600), libc.msgget(0, 0o1600), libc.semget(0, 1, 0o1600)]
+            return f"{os.getuid()} {ids}"
+    """)
+    (o,) = sandbox.run_exercises({"iou": maker}, _calls("iou")[:1])
+    uid = int(o.value["text"].split()[0])
+    assert "-1" not in o.value["text"], o  # all three were made
+    for kind in ("shm", "msg", "sem"):
+        lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        col = lines[0].split().index("uid")
+        assert [ln for ln in lines[1:] if int(ln.split()[col]) == uid] == []
+
+
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
+
+
+def _writes_everywhere(mark: str) -> str:
+    body = "import os\nwrote = []\n"
+    for folder in WORLD_WRITABLE:
+        body += (f"try:\n    open(os.path.join({folder!r}, {mark!r}), 'w').write('x')\n    wrote.append({folder!r})\n"
+                 "except OSError:\n    pass\n")
+    return body + "return repr(wrote)\n"
+
+
+@needs("tmpfs", "files")
+def test_every_world_writable_folder_is_fresh_for_the_child():
+    mark = f"mnistloc-sandbox-probe-{os.getpid()}"
+    _probe(_writes_everywhere(mark))
+    left = sorted({os.path.realpath(f) for f in WORLD_WRITABLE if os.path.exists(os.path.join(f, mark))})
+    for f in left:
+        os.remove(os.path.join(f, mark))
+    assert left == []
+
+
+@needs("tmpfs", "files")
+def test_a_package_under_tmp_still_gets_a_fresh_tmp(tmp_path, monkeypatch):
+    # A clone under /tmp (CI may put one anywhere): the package is bound back into the child's fresh /tmp.
+    root = tmp_path / "clone"
+    shutil.copytree(Path(confine.PACKAGE_ROOT) / "mnistloc", root / "mnistloc",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.setattr(sandbox, "PACKAGE_ROOT", str(root))
+    mark = f"mnistloc-sandbox-probe-{os.getpid()}"
+    seen = _probe(_writes_everywhere(mark) .replace("return repr(wrote)", "import mnistloc\nreturn mnistloc.__file__"))
+    left = sorted({os.path.realpath(f) for f in WORLD_WRITABLE if os.path.exists(os.path.join(f, mark))})
+    for f in left:
+        os.remove(os.path.join(f, mark))
+    assert seen.startswith(str(root)) and left == []
+
+
+def test_hidden_case_hints_carry_nothing_the_code_chose():
+    from mnistloc.grading.exercises.base import compare, reduce
+
+    exp = reduce({"boxes": np.zeros((3, 4), np.float32), "label": "seven", "n": [1, 2]})
+    chosen = [  # each result differs from exp in one way the student chose: the secret words must not echo it
+        {"type": "error", "error": "LEAK1234", "message": "LEAK1234"},
+        reduce({"boxes": np.zeros((12, 34), np.float32), "label": "seven", "n": [1, 2]}),
+        reduce({"boxes": np.zeros((3, 4), np.int8), "label": "seven", "n": [1, 2]}),
+        reduce({"boxes": np.zeros((3, 4), np.float32), "label": "LEAK1234", "n": [1, 2]}),
+        reduce({"boxes": np.zeros((3, 4), np.float32), "label": "seven", "n": [1, 2, 1234]}),
+        reduce({"LEAK1234": 1, "label": "seven", "n": [1, 2]}),
+        reduce(type("LEAK1234", (), {})()),
+    ]
+    for got in chosen:
+        public, secret = compare(got, exp)
+        assert secret and not any(s in secret for s in ("LEAK", "1234", "12, 34", "int8")), (public, secret)
+    assert compare({"type": "error", "error": "ZeroDivisionError", "message": "x"}, exp)[1] == "raised ZeroDivisionError"

@@ -1,10 +1,11 @@
 """The sandbox's child: confines itself, then runs exercise code on the parent's request.
 
-``main()`` reads length-prefixed pickled messages from stdin: ``("config", ...)``
+``main()`` reads length-prefixed pickled messages from stdin (the grader's own data): ``("config", ...)``
 once, then ``("warm", name)`` (import Keras outside the time limit),
 ``("exec", name, source)`` (run an answer cell on the prelude) and
 ``("call", name, case)`` (``EXERCISES[name].call(func, case)``), and answers
-each with ``(status, value)`` on its result pipe. While an exercise's code
+each with ``(status, value)`` on its result pipe, as plain JSON data
+(``mnistloc.grading.wire``). While an exercise's code
 runs, the ``mnistloc`` reference of that exercise is replaced by a trap.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from mnistloc.grading.confine import confine
 from mnistloc.grading.registry import EXERCISES, PRELUDE, REFERENCES
+from mnistloc.grading.wire import MAX_REPLY, encode_reply
 
 HEAVY = ("tensorflow", "keras")  # imported lazily in the child: numpy-only exercises skip the 6 s
 _GRADING = os.path.dirname(os.path.realpath(__file__))  # its functions are never the library's
@@ -49,7 +51,9 @@ def main() -> None:
 
 
 def _reply(results, reply: tuple) -> None:
-    data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    data = encode_reply(reply)  # checked in _attempt: plain data
+    if len(data) > MAX_REPLY:
+        data = encode_reply(("error", f"the result is too large to send ({len(data)} bytes, at most {MAX_REPLY})"))
     results.write(struct.pack(">Q", len(data)) + data)
     results.flush()
 
@@ -89,7 +93,7 @@ def _attempt(kind: str, name: str, payload, base: dict, funcs: dict) -> tuple[st
             funcs[name] = func
             return "ok", None
         value = EXERCISES[name].call(funcs[name], payload)
-        pickle.loads(pickle.dumps(value))  # fail here, not in the parent, if unpicklable
+        encode_reply(("ok", value))  # fail here, not in the parent, if it is not plain data
         return "ok", value
     except _ReferenceCalled:
         return "forbidden", f"calls the mnistloc reference of `{name}`; write your own"

@@ -1,7 +1,8 @@
 """Confining the sandbox's child: namespaces, mounts, resource limits and its own uid.
 
 ``confine(config)`` runs in the child before any student code; the parent uses
-``guard_this_process()``, ``child_env()``, ``nproc_limit()`` and ``kill_uid()``;
+``guard_this_process()``, ``child_env()``, ``nproc_limit()``, ``fresh_uids()``,
+``kill_uid()`` and ``sweep_ipc()``; a grading worker calls ``limit_grader()``;
 ``capabilities()`` says how each limit is enforced on this machine (see
 ``mnistloc.grading.sandbox`` for what each one means to a submission).
 """
@@ -11,16 +12,26 @@ import ctypes
 import functools
 import os
 import resource
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-UID_BASE = 100_000  # as root, the child runs as uid UID_BASE + the grading process's pid
+UID_BASE = 100_000  # as root, each student's child runs as a uid of its own in [UID_BASE, UID_BASE + UID_SPAN)
+UID_SPAN = 1 << 30
+GRADER_MEMORY_MB = 6144  # address space of a grading worker (TensorFlow and the reference models: about 2.1 GB)
 _CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-_MS_BIND, _MS_REC, _MS_PRIVATE, _MNT_DETACH = 0x1000, 0x4000, 0x40000, 2
+_CLONE_NEWPID, _CLONE_NEWIPC = 0x20000000, 0x08000000
+_MS_RDONLY, _MS_BIND, _MS_REC, _MS_PRIVATE, _MS_REMOUNT = 0x1, 0x1000, 0x4000, 0x40000, 0x20
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
+_MOUNT_FLAGS = {"ro": _MS_RDONLY, "nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC,
+                "noatime": 0x400, "nodiratime": 0x800, "relatime": 0x200000, "strictatime": 0x1000000}
+# Where anyone may write, on any Linux: each gets a fresh tmpfs in the child (every other mount is read-only).
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds mnistloc/
+_given: set[int] = set()  # uids handed out by this process: never twice
 
 
 def guard_this_process() -> None:
@@ -43,6 +54,49 @@ def kill_uid(uid: int) -> None:
             except OSError:
                 pass
         time.sleep(0.005)
+
+
+def fresh_uids(count: int) -> list[int]:
+    """``count`` sandbox uids that no live process has and that this process never gave before.
+
+    Args:
+        count: how many (one per student of a batch).
+
+    Returns:
+        list[int], len(count): distinct uids in ``[UID_BASE, UID_BASE + UID_SPAN)``.
+    """
+    alive = {uid for uid, _ in processes().values()}
+    while True:
+        start = UID_BASE + secrets.randbelow(UID_SPAN - count)
+        uids = list(range(start, start + count))
+        if not any(u in _given or u in alive for u in uids):
+            _given.update(uids)
+            return uids
+
+
+def sweep_ipc(uid: int) -> int:
+    """Removes every SysV IPC object (shared memory, message queue, semaphore set) that ``uid`` owns or
+    created in this IPC namespace; returns how many. (A child in its own IPC namespace leaves none.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    removed = 0
+    for kind, remove in (("shm", lambda i: libc.shmctl(i, 0, None)), ("msg", lambda i: libc.msgctl(i, 0, None)),
+                         ("sem", lambda i: libc.semctl(i, 0, 0))):  # IPC_RMID = 0
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except OSError:
+            continue
+        head = lines[0].split() if lines else []
+        for line in lines[1:]:
+            row = dict(zip(head, line.split()))
+            if uid in (int(row.get("uid", -1)), int(row.get("cuid", -1))):
+                removed += remove(int(row.get(kind + "id", row.get("msqid", -1)))) == 0
+    return removed
+
+
+def limit_grader() -> None:
+    """Limits this grading process to ``GRADER_MEMORY_MB`` of address space (a worker's initializer), so that
+    nothing a child sends can make it take the machine's memory."""
+    _limit(resource.RLIMIT_AS, GRADER_MEMORY_MB * 1024 * 1024)
 
 
 def processes() -> dict[int, tuple[int, str]]:
@@ -75,12 +129,13 @@ import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 root = os.geteuid() == 0
 flags = 0x40000000 | 0x20000 | (0 if root else 0x10000000)
-namespaces = libc.unshare(flags) == 0
+pids = libc.unshare(flags | 0x20000000 | 0x08000000) == 0
+namespaces = pids or libc.unshare(flags) == 0
 try:
     os.setgid(UID); os.setuid(UID); own_uid = root
 except OSError:
     own_uid = False
-print(int(namespaces), int(own_uid))
+print(int(namespaces), int(pids), int(own_uid))
 """
 
 
@@ -89,45 +144,55 @@ def capabilities() -> dict[str, str]:
     """Says how each limit is enforced on this machine, probed once with a throwaway child.
 
     Returns:
-        dict: limit -> how (``time``, ``memory``, ``processes``, ``network``, ``files``, ``environment``).
+        dict: limit -> how (``time``, ``memory``, ``processes``, ``ipc``, ``network``, ``files``,
+        ``environment``).
     """
     root = os.geteuid() == 0
-    code = _PROBE.replace("UID", str(UID_BASE + os.getpid()))
+    code = _PROBE.replace("UID", str(UID_BASE + UID_SPAN - 1))
     try:
         out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60).stdout
-        namespaces, own_uid = (bool(int(x)) for x in out.split())
+        namespaces, pid_ns, own_uid = (bool(int(x)) for x in out.split())
     except (OSError, ValueError, subprocess.SubprocessError):
-        namespaces, own_uid = False, False
+        namespaces, pid_ns, own_uid = False, False, False
     where = "as root" if root else "in a user namespace"
+    pids = f"PID namespace ({where}): ends with its first process; " if pid_ns else "no PID namespace; "
     return {
         "time": "per exercise; the child and all it started are killed on expiry",
-        "memory": "RLIMIT_AS per process",
-        "processes": "own uid + RLIMIT_NPROC, every process of the uid killed" if own_uid
-        else "RLIMIT_NPROC above the user's process count + session kill (setsid escapes)",
+        "memory": f"RLIMIT_AS per child process; grading workers {GRADER_MEMORY_MB} MB; replies decoded under "
+                  "a budget",
+        "processes": pids + ("own uid per student + RLIMIT_NPROC, every process of the uid killed" if own_uid
+                             else "RLIMIT_NPROC above the user's process count + session kill (setsid escapes)"),
+        "ipc": f"IPC namespace ({where}): SysV and POSIX queues die with the child" if pid_ns
+        else "no IPC namespace: SysV objects of the child's uid removed afterwards" if own_uid
+        else "not enforced (no namespaces here): SysV objects outlive the child",
         "network": f"empty network namespace ({where})" if namespaces else "not enforced (no namespaces here)",
         "files": ("own uid" if own_uid else "the user's rights") + (
-            ", tmpfs over /tmp, /var/tmp, /dev/shm and hidden folders" if namespaces else ", a temporary folder"),
+            ", every mount read-only, fresh tmpfs over " + ", ".join(WORLD_WRITABLE[:4]) + " and hidden folders"
+            if namespaces else ", a temporary folder"),
         "environment": "scrubbed (no secret seed)",
     }
 
 
 def confine(config: dict) -> None:
-    """Limits, namespaces and a dropped uid; runs before any student code."""
+    """Namespaces, a fresh file system, limits and a dropped uid; runs before any student code.
+
+    With PID namespaces, this process forks the namespace's first process (a reaper, which
+    forks the process that returns from here and serves) and stays outside as its keeper: it
+    never returns, and exits as the server did. Killing the keeper ends the whole namespace.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     root = os.geteuid() == 0
-    namespaces = False
-    if root:
-        namespaces = libc.unshare(_CLONE_NEWNET | _CLONE_NEWNS) == 0
-    else:
-        uid, gid = os.getuid(), os.getgid()
-        if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS) == 0:
-            namespaces = True
-            _write("/proc/self/setgroups", "deny")
-            _write("/proc/self/uid_map", f"{uid} {uid} 1")
-            _write("/proc/self/gid_map", f"{gid} {gid} 1")
-    workdir = config["workdir"]
-    if namespaces:
-        workdir = _mount_tmpfs(libc, config, root)
+    uid, gid = os.getuid(), os.getgid()
+    base = _CLONE_NEWNET | _CLONE_NEWNS | (0 if root else _CLONE_NEWUSER)
+    pid_ns = libc.unshare(base | _CLONE_NEWPID | _CLONE_NEWIPC) == 0
+    namespaces = pid_ns or libc.unshare(base) == 0
+    if namespaces and not root:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    workdir = _fresh_files(libc, config, root) if namespaces else config["workdir"]
+    if pid_ns:
+        _split(libc)  # returns in the server only
     os.chdir(workdir)
     os.environ.update(HOME=workdir, TMPDIR=workdir)
     mb = 1024 * 1024
@@ -146,24 +211,79 @@ def confine(config: dict) -> None:
         _limit(resource.RLIMIT_NPROC, _user_processes() + config["nproc"])
 
 
-def _mount_tmpfs(libc, config: dict, root: bool) -> str:
-    """Fresh tmpfs over /tmp, /var/tmp, /dev/shm and the hidden folders; returns the work folder."""
+def _split(libc) -> None:
+    """keeper (outside) -> reaper (pid 1 inside) -> server (returns). Keeper and reaper never return."""
+    reaper = os.fork()
+    if reaper:
+        os.closerange(0, 1 << 16)  # the pipes end with the namespace, not with the keeper
+        _exit_as(os.waitpid(reaper, 0)[1])
+    keeper = os.getppid()
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: the keeper killed, the namespace ends
+    if os.getppid() != keeper:
+        os._exit(1)
+    libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)  # this namespace's pids
+    server = os.fork()
+    if server == 0:
+        return
+    os.closerange(0, 1 << 16)
+    while True:  # reap orphans until the server ends, then end the namespace with its status
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(1)
+        if pid == server:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(code if code >= 0 else 128 - code)
+
+
+def _exit_as(status: int) -> None:
+    """Exits as the reaper did: a code >= 128 from the reaper was the server's death by signal code - 128."""
+    code = os.waitstatus_to_exitcode(status)
+    if 128 < code < 128 + signal.NSIG:
+        signal.signal(code - 128, signal.SIG_DFL)
+        os.kill(os.getpid(), code - 128)
+    os._exit(code if code >= 0 else 1)
+
+
+def _fresh_files(libc, config: dict, root: bool) -> str:
+    """Every mount read-only, fresh tmpfs over the world-writable folders, hidden folders empty; returns
+    the work folder (``/tmp/work``)."""
     libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
-    uid = config["uid"] if root else None
     keep = _keep_paths(config["package_root"])
-    fresh_tmp = not any(_inside(k, "/tmp") for k in keep)  # a venv under /tmp: only our own folder
-    top = "/tmp" if fresh_tmp else config["workdir"]
-    if libc.mount(b"tmpfs", top.encode(), b"tmpfs", 0, b"size=256m,mode=0711") != 0:
-        return config["workdir"]
-    if uid is not None:
-        _expose(libc, keep, os.path.join(top, ".expose"))
-    for path in ["/var/tmp", "/dev/shm", *config["hide"]]:
+    held = {k: os.open(k, os.O_PATH | os.O_DIRECTORY) for k in keep}  # reachable once covered
+    closed = _closed(keep) if config["uid"] is not None and root else []
+    _read_only(libc)
+    covered = []
+    for folder in dict.fromkeys(os.path.realpath(f) for f in WORLD_WRITABLE):
+        if os.path.isdir(folder) and libc.mount(b"tmpfs", folder.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                                                b"size=256m,mode=1777") == 0:
+            covered.append(folder)
+    covered += [folder for folder in closed if not any(_inside(folder, c) for c in covered) and libc.mount(
+        b"tmpfs", folder.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,mode=0755") == 0]
+    for path, fd in held.items():
+        if any(_inside(path, c) and path != c for c in covered):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, _MS_BIND | _MS_REC, None)
+        os.close(fd)
+    for path in config["hide"]:
         _hide(libc, path, keep)
-    work = os.path.join(top, "work")
+    work = "/tmp/work"
     os.makedirs(work, exist_ok=True)
-    if uid is not None:
-        os.chown(work, uid, uid)
+    if root and config["uid"] is not None:
+        os.chown(work, config["uid"], config["uid"])
     return work
+
+
+def _read_only(libc) -> None:
+    """Remounts every mount of this namespace read-only (but /proc and /sys), keeping its other flags."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split() for line in f]
+    for fields in mounts:
+        point = fields[4].encode().decode("unicode_escape")  # "\040" is a space
+        if _inside(point, "/proc") or _inside(point, "/sys"):
+            continue
+        flags = sum(_MOUNT_FLAGS.get(o, 0) for o in set(fields[5].split(",")) - {"ro"})
+        libc.mount(None, point.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | flags, None)
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -180,7 +300,8 @@ def _keep_paths(package_root: str) -> list[str]:
 
 
 def _hide(libc, path: str, keep: list[str]) -> None:
-    """Covers ``path`` (a tmpfs over a folder, /dev/null over a file); around kept folders, its entries one by one.
+    """Covers ``path`` (an empty read-only tmpfs over a folder, /dev/null over a file); around kept folders,
+    its entries one by one.
 
     A course folder that is the repository itself keeps ``mnistloc/`` and ``.venv/`` visible
     and hides the rest (gradebook.db, secret_seed, submitted/, ...).
@@ -191,38 +312,26 @@ def _hide(libc, path: str, keep: list[str]) -> None:
         for entry in sorted(os.listdir(path)):
             _hide(libc, os.path.join(path, entry), keep)
     elif os.path.isdir(path):
-        libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, b"size=1m,mode=0755")
+        libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_RDONLY, b"size=1m,mode=0755")
     else:
         libc.mount(b"/dev/null", path.encode(), None, _MS_BIND, None)
 
 
-def _expose(libc, keep: list[str], staging: str) -> None:
-    """Makes every ``keep`` folder reachable by the dropped uid.
+def _closed(keep: list[str]) -> list[str]:
+    """The folders that close a ``keep`` folder to the dropped uid (``/root`` (mode 700) above ``/root/.pyenv``).
 
-    A folder under a closed one (``/root/.pyenv`` under ``/root``, mode 700) is
-    bound aside, a tmpfs (mode 755) covers the closed folder, hiding the rest of
-    it, and the folder is bound back in place.
+    Each gets a tmpfs (mode 755), hiding the rest of it, and the kept folder is bound back in place.
     """
-    closed: dict[str, list[str]] = {}
+    closed = []
     for path in keep:
         parts = path.strip("/").split("/")
-        for i in range(1, len(parts) + 1):
+        for i in range(1, len(parts)):
             folder = "/" + "/".join(parts[:i])
             if not os.stat(folder).st_mode & 0o001:
-                closed.setdefault(folder, []).append(path)
+                if folder not in closed:
+                    closed.append(folder)
                 break
-    for n, (folder, paths) in enumerate(closed.items()):
-        aside = []
-        for i, path in enumerate(paths):
-            spot = os.path.join(staging, f"{n}-{i}")
-            os.makedirs(spot)
-            libc.mount(path.encode(), spot.encode(), None, _MS_BIND | _MS_REC, None)
-            aside.append((spot, path))
-        libc.mount(b"tmpfs", folder.encode(), b"tmpfs", 0, b"size=1m,mode=0755")
-        for spot, path in aside:
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            libc.mount(spot.encode(), path.encode(), None, _MS_BIND | _MS_REC, None)
-            libc.umount2(spot.encode(), _MNT_DETACH)
+    return closed
 
 
 def _write(path: str, text: str) -> None:

@@ -20,16 +20,19 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import multiprocessing
+import os
+import stat
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from mnistloc.grading import judge, notebook, sandbox
+from mnistloc.grading import confine, judge, notebook, sandbox
 from mnistloc.grading.confine import capabilities, guard_this_process
 from mnistloc.grading.exercises.base import keras
 from mnistloc.grading.registry import (EXERCISES, LESSONS, QUESTIONS, SEED_FILE, exercises_of,  # noqa: F401
-                                       questions_of, secret_seed)
+                                       hidden_seed, questions_of, secret_seed)
 from mnistloc.grading.results import (Row, output_paths, read_shards, record_gradebook, refuse_overwrite,
                                       seed_fingerprint, summary, write_results, write_shard)
 
@@ -70,9 +73,13 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
         rows, fingerprint = read_shards(shards)
         if fingerprint != seed_fingerprint(seed):
             raise ValueError("the shards were graded with another secret seed than this course's")
+        for row in rows:  # a shard file names the feedback pages: its ids must not leave `out`
+            check_name(row.student, "student")
+            check_name(row.lesson, "lesson")
     else:
         caps = capabilities()
-        say(f"sandbox: processes: {caps['processes']}; network: {caps['network']}; files: {caps['files']}")
+        say(f"sandbox: processes: {caps['processes']}; ipc: {caps['ipc']}; network: {caps['network']}; "
+            f"files: {caps['files']}")
         tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
         rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb, hide=[course])
         if shard is not None:
@@ -108,6 +115,8 @@ def find_tasks(course_dir, *, lessons=None, students=None, shard: tuple[int, int
         ValueError: no ``submitted/`` folder, an unknown lesson, or a bad shard.
     """
     submitted = Path(course_dir) / "submitted"
+    for name in students or ():
+        check_name(name, "student")
     if not submitted.is_dir():
         raise ValueError(f"`course_dir` should hold nbgrader's submitted/<student>/<lesson>/ folders; "
                          f"there is no {submitted}")
@@ -115,13 +124,64 @@ def find_tasks(course_dir, *, lessons=None, students=None, shard: tuple[int, int
     unknown = sorted(set(lessons) - set(LESSONS))
     if unknown:
         raise ValueError(f"`lesson` should be one of {list(LESSONS)}. Got {unknown}.")
-    names = sorted(students or (p.name for p in submitted.iterdir() if p.is_dir()))
+    names = sorted(students or (check_name(p.name, "student") for p in submitted.iterdir() if p.is_dir()))
     if shard is not None:
         i, n = shard
         if not 0 <= i < n:
             raise ValueError(f"`shard` should be I/N with 0 <= I < N. Got {i}/{n}.")
         names = names[i::n]
     return [Task(s, lesson, submitted / s / lesson / f"{lesson}.ipynb") for s in names for lesson in lessons]
+
+
+MAX_NAME = 100  # characters of a student id or lesson name
+MAX_NOTEBOOK = 16 * 1024 * 1024  # bytes of a submitted notebook
+READ_TIMEOUT = 30  # seconds to read one
+
+
+def check_name(name, what: str) -> str:
+    """Returns ``name`` when it is safe as one folder name (a student id or a lesson), else raises.
+
+    Raises:
+        ValueError: empty, ``.`` or ``..``, over ``MAX_NAME`` characters, or holding a path separator
+            or a control character; the message names ``what``.
+    """
+    if (not isinstance(name, str) or name in ("", ".", "..") or len(name) > MAX_NAME or "/" in name
+            or "\\" in name or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)):
+        raise ValueError(f"`{what}` should be a plain folder name (no '/', no '..', no control characters, "
+                         f"at most {MAX_NAME} characters). Got {what}={str(name)[:120]!r}.")
+    return name
+
+
+def read_submission(path: Path, root: Path) -> bytes:
+    """The bytes of a submitted notebook, read only if it is a regular file inside ``root``.
+
+    Opened without following a symbolic link and without blocking (a FIFO or device is refused before
+    any read), at most ``MAX_NOTEBOOK`` bytes within ``READ_TIMEOUT`` seconds.
+
+    Raises:
+        ValueError: not a regular file, outside ``root``, too large or too slow; the message says which.
+    """
+    if not os.path.realpath(path).startswith(os.path.realpath(root) + os.sep):
+        raise ValueError(f"{path.name} leads outside the course's submitted/ folder")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        raise ValueError(f"{path.name} cannot be opened as a file ({err.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if info.st_size > MAX_NOTEBOOK:
+            raise ValueError(f"{path.name} has {info.st_size} bytes; a notebook may have {MAX_NOTEBOOK}")
+        chunks, size, end = [], 0, time.monotonic() + READ_TIMEOUT
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_NOTEBOOK or time.monotonic() > end:
+                raise ValueError(f"{path.name} is larger than {MAX_NOTEBOOK} bytes or took over {READ_TIMEOUT} s")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float = 60, memory_mb: int = 4096,
@@ -137,17 +197,20 @@ def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float =
     for task in tasks:
         groups.setdefault(task.student, []).append(task)
     units = list(groups.values())
+    # As root, each student's child runs as a uid of its own, never reused within the batch.
+    uids = confine.fresh_uids(len(units)) if os.geteuid() == 0 else [None] * len(units)
     if jobs <= 1 or len(units) <= 1:
-        done = [grade_student(unit, seed, **limits) for unit in units]
+        done = [grade_student(unit, seed, uid=uid, **limits) for unit, uid in zip(units, uids)]
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(grade_student, unit, seed, **limits) for unit in units]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=confine.limit_grader) as pool:
+            futures = [pool.submit(grade_student, unit, seed, uid=uid, **limits) for unit, uid in zip(units, uids)]
             done = []
-            for unit, future in zip(units, futures):
+            for unit, uid, future in zip(units, uids, futures):
                 try:
                     done.append(future.result())
                 except BrokenProcessPool:  # a worker was killed from outside (the OOM killer): grade here
-                    done.append(grade_student(unit, seed, **limits))
+                    done.append(grade_student(unit, seed, uid=uid, **limits))
     by_task = {(r.student, r.lesson): [] for r in (row for rows in done for row in rows)}
     for row in (row for rows in done for row in rows):
         by_task[(row.student, row.lesson)].append(row)
@@ -160,13 +223,16 @@ def grade_notebook(task: Task, seed: int, *, timeout: float = 60, memory_mb: int
 
 
 def grade_student(tasks: list[Task], seed: int, *, timeout: float = 60, memory_mb: int = 4096,
-                  hide=()) -> list[Row]:
-    """Grades notebooks of one student in one sandbox child; reads their bytes only, never writes them."""
+                  hide=(), uid: int | None = None) -> list[Row]:
+    """Grades notebooks of one student in one sandbox child (as ``uid``, when root); reads their bytes only,
+    never writes them."""
     plans = [_safe_plan(task, seed) for task in tasks]
     sources = {name: src for plan in plans for name, src in plan["sources"].items()}
     calls = [call for plan in plans for call in plan["calls"]]
+    secret = [flag for plan in plans for flag in plan["secret"]]
     warming = _warm_keras_here([name for name, _ in calls])
-    outcomes = sandbox.run_exercises(sources, calls, timeout=timeout, memory_mb=memory_mb, hide=hide)
+    outcomes = sandbox.run_exercises(sources, calls, timeout=timeout, memory_mb=memory_mb, hide=hide,
+                                     secret=secret, uid=uid)
     if warming is not None:
         warming.join()  # never import Keras from two threads at once
     rows, start = [], 0
@@ -185,19 +251,21 @@ def _safe_plan(task: Task, seed: int) -> dict:
         reason = f"the grader could not read this notebook ({type(err).__name__}: {err})"[:500]
         rows = [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "unreadable", reason))
                 for n in exercises_of(task.lesson)]
-        return {"sources": {}, "calls": [], "finish": lambda _: rows}
+        return {"sources": {}, "calls": [], "secret": [], "finish": lambda _: rows}
 
 
 def _plan(task: Task, seed: int) -> dict:
     """What to run for one notebook, and how to turn the outcomes into rows (``judge.plan``)."""
-    if not task.path.exists():
+    if not task.path.exists() and not task.path.is_symlink():
         reason = _other_notebooks(task)
         rows = [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "not-submitted", reason))
                 for n in exercises_of(task.lesson)]
-        return {"sources": {}, "calls": [], "finish": lambda _: rows}
-    work = judge.plan(judge.read_answers(task.path, lesson=task.lesson), seed)
+        return {"sources": {}, "calls": [], "secret": [], "finish": lambda _: rows}
+    read_submission(task.path, task.path.parents[2])  # a regular file in submitted/, of sane size
+    # Hidden cases of this student's own: they say nothing of another's.
+    work = judge.plan(judge.read_answers(task.path, lesson=task.lesson), hidden_seed(seed, task.student))
     manual = _written_answers(task, questions_of(task.lesson))
-    return {"sources": work.sources, "calls": work.calls,
+    return {"sources": work.sources, "calls": work.calls, "secret": work.secret,
             "finish": lambda outcomes: [Row.of(task.student, task.lesson, r) for r in work.finish(outcomes)] + manual}
 
 

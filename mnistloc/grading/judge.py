@@ -84,8 +84,9 @@ def judge(ex: Exercise, trials: Iterable[tuple[dict, bool, Outcome]]) -> Result:
     """
     for case, secret, outcome in trials:
         if outcome.status != "ok":
-            why = _STATUS_HINTS.get(outcome.status, outcome.status + ": {}")
-            return blocked(ex, outcome.status, why.format(outcome.value))
+            why = _STATUS_HINTS.get(outcome.status, outcome.status + ": {}")  # hidden: the sandbox's own words
+            where = " (on a hidden test case)" if secret else ""
+            return blocked(ex, outcome.status, why.format(outcome.value) + where)
         try:
             ex.judge(outcome.value, case, secret=secret)
         except CheckFailure as failure:
@@ -188,11 +189,13 @@ class Plan:
         calls: ``(exercise name, case)`` pairs, for ``sandbox.run_exercises``.
         finish: ``finish(outcomes) -> list[Result]``, one per exercise in lesson order, from the
             sandbox's outcomes of ``calls``.
+        secret: bool per call, which are hidden cases, for ``sandbox.run_exercises``.
     """
 
     sources: dict
     calls: list
     finish: Callable[[list], list]
+    secret: list = dataclasses.field(default_factory=list)
 
 
 def plan(answers: Answers, seed: int | None, *, only: Iterable[str] | None = None) -> Plan:
@@ -221,4 +224,4 @@ def plan(answers: Answers, seed: int | None, *, only: Iterable[str] | None = Non
                 results.append(judge(EXERCISES[name], mine))
         return results
 
-    return Plan(sources, calls, finish)
+    return Plan(sources, calls, finish, secret)

@@ -8,6 +8,8 @@ tuple of its topic module in ``mnistloc.grading.exercises`` (``canvas``,
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -19,7 +21,7 @@ from mnistloc.grading.questions import QUESTIONS as _QUESTIONS
 from mnistloc.grading.questions import Question
 
 __all__ = ["ALL_EXERCISES", "EXERCISES", "LESSONS", "PENDING", "PRELUDE", "QUESTIONS", "REFERENCES", "SECRET_SEED_ENV",
-           "SEED_FILE", "Question", "exercise", "exercises_of", "questions_of", "secret_seed"]
+           "SEED_FILE", "Question", "exercise", "exercises_of", "hidden_seed", "questions_of", "secret_seed"]
 
 SECRET_SEED_ENV = "MNISTLOC_SECRET_SEED"
 SEED_FILE = "secret_seed"  # in a course folder: one integer, chmod 600
@@ -97,3 +99,17 @@ def secret_seed(course_dir=None) -> int:
         if course_dir is None:
             raise ValueError(f"${SECRET_SEED_ENV} should be an integer. Got {text!r}.") from None
         raise ValueError(f"the secret seed in {where} should be an integer. Got {text[:20]!r}.") from None
+
+
+def hidden_seed(seed: int, student: str) -> int:
+    """The seed of one student's hidden cases in ``mnistloc grade``: a keyed hash (HMAC-SHA256) of the student
+    id under the secret seed, so that one student's hidden cases say nothing about another's.
+
+    nbgrader's hidden tests do not know the student, and use ``seed`` itself: a right answer passes
+    any cases and a wrong one fails them, so both graders agree on which answers are right.
+
+    Returns:
+        int: in ``[0, 2**63)``.
+    """
+    digest = hmac.new(str(int(seed)).encode(), str(student).encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") >> 1

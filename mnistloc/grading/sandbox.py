@@ -1,36 +1,42 @@
 """Runs untrusted exercise code in a child process; the caller only ever sees plain data.
 
-This is the parent's side; the child's loop is ``mnistloc.grading.child`` and
-its confinement ``mnistloc.grading.confine``.
+This is the parent's side; the child's loop is ``mnistloc.grading.child``, its
+confinement ``mnistloc.grading.confine`` and the reply format ``mnistloc.grading.wire``.
 
-``run_exercises(sources, calls)`` starts ONE fresh child Python (never the
-caller's process), runs ``registry.PRELUDE`` and each exercise's source there,
-then ``EXERCISES[name].call(func, case)`` for each ``(name, case)``. Cases go in
-and results come back pickled over pipes; the parent unpickles results with an
-allow-list (numpy arrays and plain builtins only), so a submission that writes
-its own bytes to the pipe gains nothing. The parent then runs ``judge``.
+Entry point: ``run_exercises(sources, calls, secret=..., uid=...)`` starts ONE
+fresh child Python (never the caller's process), runs ``registry.PRELUDE`` and
+each exercise's source there, then ``EXERCISES[name].call(func, case)`` for
+each ``(name, case)``, and returns one ``Outcome`` per call. Cases go in
+pickled (the parent's own data); results come back as JSON decoded under a
+budget (``wire.decode_reply``: no pickle, no size chosen by the child), so a
+submission that writes its own bytes to the pipe gains nothing. The caller
+judges the results. Every public call runs before any hidden one (``secret``),
+and once a child has seen a hidden case, nothing it says reaches a message:
+hidden outcomes carry the status's own words and the exception's type only.
 
 What the child gets, and where it is enforced (see ``confine.capabilities()``):
 
 - time: each exercise has ``timeout`` seconds for its source and all its
   calls; on expiry the child and everything it started is killed, the
   exercise is ``"timeout"``, and a fresh child runs the remaining ones. A
-  child that dies (``os._exit``, signals) costs only the exercise it was on.
+  child that dies (``os._exit``, signals) costs only the exercise it was on,
+  at once, even when a process it forked holds its pipes.
 - memory: ``RLIMIT_AS`` of ``memory_mb`` per process (TensorFlow reserves
   about 3 GB of address space for a tiny model, so keep >= 4096 with Keras).
-- processes: as root, the child drops to a uid of its own (``100000 + pid``
-  of the grading process) with ``RLIMIT_NPROC``; every process of that uid is
-  killed when the child is stopped. Otherwise a new session is killed as a
-  group (a process that calls ``setsid`` escapes it; ``RLIMIT_NPROC`` then
-  counts all of the user's processes, so it is set above their current count).
-- network: a new, empty network namespace (only a down loopback) as root, or
-  in a new user namespace where the kernel allows it; otherwise none.
-- files: as root (or in a user namespace), a new mount namespace puts fresh
-  small tmpfs over ``/tmp``, ``/var/tmp``, ``/dev/shm`` and over every path in
-  ``hide`` (the course folder: gradebook, secret seed, other students); the
-  child works in ``/tmp/work``. As root it also runs as its own uid, so it
-  can write nowhere else. Without namespaces it works in a fresh temporary
-  folder and keeps the user's file rights.
+- processes: new PID and IPC namespaces where the kernel allows (as root, or
+  in a user namespace): the child's first process is a reaper whose death
+  ends every process in the namespace, and IPC objects die with it. As root
+  the child also runs as a uid of its own (``uid``, fresh per student:
+  ``confine.fresh_uids``) with ``RLIMIT_NPROC``; every process of that uid is
+  killed when the child is stopped, and without an IPC namespace its SysV
+  IPC objects are removed.
+- network: a new, empty network namespace (only a down loopback).
+- files: a new mount namespace where every mount is read-only, fresh tmpfs
+  cover ``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run/lock`` (and
+  ``/dev/mqueue``), kept folders under them are bound back, and ``hide``
+  folders (the course: gradebook, secret seed, other students) are empty; the
+  child works in ``/tmp/work``. Without namespaces it works in a fresh
+  temporary folder and keeps the user's file rights.
 - environment: scrubbed to ``PATH``, ``HOME`` (the work folder), ``LANG`` and
   quiet TensorFlow logging; never ``MNISTLOC_SECRET_SEED``.
 - output: stdout and stderr go to a pipe the parent drains and caps
@@ -43,7 +49,6 @@ What the child gets, and where it is enforced (see ``confine.capabilities()``):
 from __future__ import annotations
 
 import ast
-import io
 import os
 import pickle
 import select
@@ -57,12 +62,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from mnistloc.grading.confine import PACKAGE_ROOT, UID_BASE, child_env, guard_this_process, kill_uid, nproc_limit
+from mnistloc.grading.confine import (PACKAGE_ROOT, child_env, fresh_uids, guard_this_process, kill_uid,
+                                      nproc_limit, sweep_ipc)
 from mnistloc.grading.registry import EXERCISES, REFERENCES
+from mnistloc.grading.wire import MAX_REPLY, decode_reply, encode_reply, error_name  # noqa: F401 - re-exported
 
 STATUSES = ("ok", "error", "timeout", "crash", "missing", "forbidden")
 OUTPUT_CAP = 64 * 1024  # bytes of a child's stdout+stderr kept (head and tail)
-MAX_MESSAGE = 256 * 1024 * 1024  # bytes of one pickled result
 WARM_TIMEOUT = 180  # seconds to import Keras before a model exercise, outside its own time limit
 
 
@@ -77,15 +83,19 @@ class Outcome(NamedTuple):
 # ---- parent side ---------------------------------------------------------------------------------
 
 def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], *, timeout: float = 60,
-                  memory_mb: int = 4096, hide: Iterable[os.PathLike] = ()) -> list[Outcome]:
+                  memory_mb: int = 4096, hide: Iterable[os.PathLike] = (), secret: Sequence[bool] | None = None,
+                  uid: int | None = None) -> list[Outcome]:
     """Runs each exercise's code in a child process and returns one Outcome per call.
 
     Args:
         sources: exercise name -> the code of its cell (defines a function of that name).
-        calls: ``(exercise name, case)`` pairs, in order; cases are plain picklable data.
+        calls: ``(exercise name, case)`` pairs; cases are plain picklable data.
         timeout: seconds for each exercise (its source and all its calls).
         memory_mb: address-space limit of each child process.
         hide: folders the child must not see (e.g. the course folder), where the OS allows.
+        secret: bool[len(calls)], which calls are hidden cases (default: none). They run after
+            every public call, and their outcomes never carry the student's words or output.
+        uid: as root, the child's uid (one per student, from ``confine.fresh_uids``); None: a fresh one.
 
     Returns:
         list[Outcome], len(calls), in the order of ``calls``. An exercise in ``calls``
@@ -93,10 +103,15 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
 
     Raises:
         TypeError: ``sources`` is not a dict of strings or ``calls`` not a list of pairs.
-        ValueError: ``timeout`` or ``memory_mb`` is not positive.
+        ValueError: ``timeout`` or ``memory_mb`` is not positive, or ``secret`` has the wrong length.
     """
     _check_args(sources, calls, timeout, memory_mb)
+    secret = [False] * len(calls) if secret is None else [bool(s) for s in secret]
+    if len(secret) != len(calls):
+        raise ValueError(f"`secret` should have one flag per call ({len(calls)}). Got {len(secret)}.")
     guard_this_process()
+    if uid is None and os.geteuid() == 0:
+        uid = fresh_uids(1)[0]
     order = list(dict.fromkeys(name for name, _ in calls))
     outcomes: dict[int, Outcome] = {}
     pending: list[str] = []
@@ -107,15 +122,22 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
             _fill(outcomes, calls, name, "forbidden", why)
         else:
             pending.append(name)
+    left = dict.fromkeys(pending, float(timeout))
     child = None
     try:
-        for name in pending:
-            child = child or _Child(memory_mb, [Path(p) for p in hide])
-            status, message = child.run(name, sources[name], calls, timeout, outcomes)
-            _fill(outcomes, calls, name, status, message)
-            if status in ("timeout", "crash", "forbidden"):  # the child is gone or tampered with
-                child.stop()
-                child = None
+        for hidden in (False, True):  # every public call first: a hidden input cannot reach a public message
+            for name in pending:
+                todo = [i for i, (n, _) in enumerate(calls) if n == name and secret[i] == hidden and i not in outcomes]
+                if not todo:
+                    continue
+                child = child or _Child(memory_mb, [Path(p) for p in hide], uid)
+                status, message, used = child.run(name, sources[name], calls, todo, left[name], outcomes, hidden)
+                left[name] -= used
+                if status != "ok":
+                    _fill(outcomes, calls, name, status, message)
+                if status in ("timeout", "crash", "forbidden"):  # the child is gone or tampered with
+                    child.stop()
+                    child = None
     finally:
         if child is not None:
             child.stop()
@@ -173,35 +195,20 @@ def calls_reference(source: str, reference) -> str | None:
     return None
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """Rebuilds numpy arrays and builtins only: a child's bytes never run code here."""
-    _NUMPY = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct"),
-              ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-              ("numpy.core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"),
-              ("numpy.core.numeric", "_frombuffer")}
-    _BUILTINS = {"complex", "set", "frozenset", "slice", "range", "bytearray"}
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._NUMPY or module == "numpy.dtypes":
-            return super().find_class(module, name)
-        if module == "builtins" and name in self._BUILTINS:
-            return super().find_class(module, name)
-        if module == "collections" and name == "OrderedDict":
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"a result may hold arrays and plain data only, not {module}.{name}")
-
-
-def _loads(data: bytes):
-    return _SafeUnpickler(io.BytesIO(data)).load()
+# What a failing status says when the student's own words may not be shown (a hidden case).
+_WORDS = {"timeout": "took longer than the time limit", "crash": "the process died",
+          "missing": "the cell defines no function of that name"}
 
 
 class _Child:
     """One child process, its pipes and its captured output."""
 
-    def __init__(self, memory_mb: int, hide: list[Path]):
-        self.uid = UID_BASE + os.getpid() if os.geteuid() == 0 else None
+    def __init__(self, memory_mb: int, hide: list[Path], uid: int | None):
+        self.uid = uid if os.geteuid() == 0 else None
         self.warm = False
         self.ready = False
+        self.tainted = False  # a hidden case was sent: nothing this child says reaches a message
+        self.loaded: set[str] = set()
         self.workdir = Path(tempfile.mkdtemp(prefix="mnistloc-sandbox-"))
         if self.uid is not None:
             os.chown(self.workdir, self.uid, self.uid)
@@ -218,6 +225,10 @@ class _Child:
             start_new_session=True, close_fds=True)
         os.close(out_w)
         os.close(result_w)
+        try:  # readable when the child exits, even if a process it forked keeps the pipes open
+            self.exited = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            self.exited = None
         self.results = result_r
         self.inbox = bytearray()
         self.output = out_r
@@ -225,37 +236,57 @@ class _Child:
         self.tail = bytearray()
         self._send(("config", config, None))
 
-    def run(self, name: str, source: str, calls, timeout: float, outcomes: dict) -> tuple[str, str]:
-        """Runs one exercise; fills ``outcomes`` for its calls; returns its overall status."""
+    def run(self, name: str, source: str, calls, todo: list[int], budget: float, outcomes: dict,
+            hidden: bool) -> tuple[str, str, float]:
+        """Runs the calls ``todo`` of one exercise (its source first, once per child) within ``budget`` seconds;
+        fills ``outcomes``; returns the exercise's overall status and message, and the seconds it used."""
         if not self.ready:  # starting Python and the checks is not the exercise's time either
-            reply = self._receive(time.monotonic() + max(timeout, WARM_TIMEOUT))
+            reply = self._receive(time.monotonic() + WARM_TIMEOUT)
             if reply[0] != "ok":
-                return reply
+                return (*self._words(name, reply), 0.0)
             self.ready = True
         if self.needs_keras(name):  # importing TensorFlow (5-7 s) is not the exercise's time
             self._send(("warm", name, None))
-            reply = self._receive(time.monotonic() + max(timeout, WARM_TIMEOUT))
+            reply = self._receive(time.monotonic() + WARM_TIMEOUT)
             if reply[0] != "ok":
-                return reply
+                return (*self._words(name, reply), 0.0)
             self.warm = True
-        deadline = time.monotonic() + timeout
-        self._send(("exec", name, source))
-        reply = self._receive(deadline)
-        if reply[0] != "ok":
-            return reply
-        for i, (n, case) in enumerate(calls):
-            if n != name:
-                continue
-            self._send(("call", name, case))
+        start = time.monotonic()
+        status, message = self._run(name, source, calls, todo, start + budget, outcomes, hidden)
+        return status, message, time.monotonic() - start
+
+    def _run(self, name: str, source: str, calls, todo: list[int], deadline: float, outcomes: dict,
+             hidden: bool) -> tuple[str, str]:
+        if name not in self.loaded:
+            self._send(("exec", name, source))
+            reply = self._receive(deadline)
+            if reply[0] != "ok":
+                return self._words(name, reply)
+            self.loaded.add(name)
+        for i in todo:
+            self.tainted = self.tainted or hidden
+            self._send(("call", name, calls[i][1]))
             reply = self._receive(deadline)
             if reply[0] in ("timeout", "crash", "forbidden"):
-                return reply
-            outcomes[i] = Outcome(name, reply[0], reply[1])
+                return self._words(name, reply)
+            status, value = self._words(name, reply)
+            outcomes[i] = Outcome(name, status, _quiet_value(value) if self.tainted and status == "ok" else value)
         if self.inbox or select.select([self.results], [], [], 0.05)[0]:  # more than one reply per call: forged
-            for i in [i for i, (n, _) in enumerate(calls) if n == name]:
+            for i in todo:
                 outcomes.pop(i, None)
             return "crash", "wrote its own messages to the sandbox's result pipe"
         return "ok", ""
+
+    def _words(self, name: str, reply: tuple[str, Any]) -> tuple[str, Any]:
+        """A reply as the student may see it: the child's words for public cases, else the status's own."""
+        status, value = reply
+        if status == "forbidden":
+            return status, f"calls the mnistloc reference of `{name}`; write your own"
+        if status == "ok" or not self.tainted:
+            return status, value
+        if status == "error":
+            return status, f"raised {error_name(str(value).split(':', 1)[0])}"
+        return status, _WORDS.get(status, status)
 
     def needs_keras(self, name: str) -> bool:
         """Whether ``name`` is a model exercise and this child has not imported Keras yet."""
@@ -279,7 +310,8 @@ class _Child:
             left = deadline - time.monotonic()
             if left <= 0:
                 return "timeout", f"took longer than the time limit; {self._said()}"
-            ready, _, _ = select.select([self.results, self.output], [], [], left)
+            watch = [self.results, self.output] + ([self.exited] if self.exited is not None else [])
+            ready, _, _ = select.select(watch, [], [], left)
             if self.output in ready:
                 self._drain()
             if self.results in ready:
@@ -287,23 +319,25 @@ class _Child:
                 if not chunk:
                     return "crash", self._death()
                 self.inbox += chunk
+            elif self.exited in ready:  # the child is gone; what it wrote before is in the pipe
+                return self._take() or ("crash", self._death())
 
     def _take(self) -> tuple[str, Any] | None:
         """The first whole message in the inbox, decoded and checked, or None while it is incomplete."""
         if len(self.inbox) < 8:
             return None
         size = struct.unpack(">Q", bytes(self.inbox[:8]))[0]
-        if not 0 < size <= MAX_MESSAGE:
-            return "crash", f"sent a result of {size} bytes"
+        if not 0 < size <= MAX_REPLY:
+            return "crash", f"sent a reply of {size} bytes, over the budget of {MAX_REPLY}"
         if len(self.inbox) < 8 + size:
             return None
         data = bytes(self.inbox[8:8 + size])
         del self.inbox[:8 + size]
         try:
-            reply = _loads(data)
-        except Exception as err:  # noqa: BLE001 - any bad bytes from the child
+            reply = decode_reply(data)
+        except ValueError as err:
             return "crash", f"sent an unreadable result ({err})"
-        if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] in STATUSES):
+        if reply[0] not in STATUSES:
             return "crash", "sent a malformed result"
         return reply
 
@@ -330,16 +364,17 @@ class _Child:
         return f"the process exited with code {code}; {self._said()}"
 
     def stop(self) -> None:
-        """Kills the child and everything it started, then removes its folder."""
-        for fd in (self.results, self.output):
+        """Kills the child and everything it started (its namespaces end with it), then removes its folder."""
+        for fd in (self.results, self.output, self.exited):
             try:
                 os.close(fd)
-            except OSError:
+            except (OSError, TypeError):
                 pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        self.proc.kill()
         try:
             self.proc.stdin.close()
         except OSError:
@@ -347,5 +382,12 @@ class _Child:
         self.proc.wait()
         if self.uid is not None:
             kill_uid(self.uid)
+            sweep_ipc(self.uid)  # none in an IPC namespace; a child without one leaves its objects here
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+
+def _quiet_value(value):
+    """A result of a child that saw a hidden case: an exception keeps its (built-in) type, never its message."""
+    if isinstance(value, dict) and value.get("type") == "error":
+        return {**value, "error": error_name(str(value.get("error"))), "message": ""}
+    return value

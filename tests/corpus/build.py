@@ -119,15 +119,89 @@ def _seed_visible():
 '''
 WRITER = '''
 import os
+_WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
 def _write_everywhere():
-    for path in ("../../mnistloc-corpus-pwned", "/mnistloc-corpus-pwned", "/var/tmp/mnistloc-corpus-pwned",
-                 f"/proc/{os.getppid()}/cwd/mnistloc-corpus-pwned"):
+    paths = ["../../mnistloc-corpus-pwned", "/mnistloc-corpus-pwned", f"/proc/{os.getppid()}/cwd/mnistloc-corpus-pwned"]
+    paths += [os.path.join(d, "mnistloc-corpus-pwned") for d in _WORLD_WRITABLE]
+    for path in paths:
         try:
             with open(path, "w") as f:
                 f.write("pwned")
         except OSError:
             pass
 '''
+
+BOMB = '''
+import os, pickle, struct
+class _Bomb:
+    def __reduce__(self):
+        return (bytearray, (3_000_000_000,))  # 3 GB of zeros if the grader rebuilds it
+def _send_bombs():
+    frames = [pickle.dumps(("ok", _Bomb())),
+              b'["ok", {"type": "ndarray", "value": {"dtype": "float64", "shape": [400000000], "data": ""}}]']
+    for data in frames:
+        for fd in range(3, 64):  # whichever is the result pipe
+            try:
+                os.write(fd, struct.pack(">Q", len(data)) + data)
+            except OSError:
+                pass
+'''
+RUNNER = '''
+import os, time
+def _start_runner():
+    """A chain of processes, each forking the next and exiting at once, for 150 s: outruns a kill sweep."""
+    if os.fork():
+        return
+    os.setsid()
+    end = time.time() + 150
+    while time.time() < end:
+        if os.fork():
+            os._exit(0)
+    os._exit(0)
+_start_runner()
+'''
+IPC = '''
+import ctypes
+_libc = ctypes.CDLL(None)
+_IPC_CREAT, _IPC_PRIVATE = 0o1000, 0
+_IPC_IDS = (_libc.shmget(_IPC_PRIVATE, 4096, _IPC_CREAT | 0o600), _libc.msgget(_IPC_PRIVATE, _IPC_CREAT | 0o600),
+            _libc.semget(_IPC_PRIVATE, 1, _IPC_CREAT | 0o600))
+'''
+HOLDER = '''
+import os, time
+def _die_leaving_a_pipe_holder():
+    if os.fork() == 0:
+        time.sleep(120)  # keeps every inherited pipe open
+        os._exit(0)
+    os._exit(0)
+'''
+def _public_digests() -> dict[str, list[str]]:
+    """The digests (as ``LEAK._digest`` makes them) of every public case's inputs, by exercise."""
+    import hashlib
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(REPO))
+    from mnistloc.checks import EXERCISES as ALL
+
+    digest = lambda args: hashlib.sha256(b"".join(  # noqa: E731
+        np.ascontiguousarray(np.asarray(a)).tobytes() for a in args)).hexdigest()[:16]
+    return {name: sorted(digest(c["args"]) for c in ALL[name].cases(None) if "args" in c) for name in EXERCISES}
+
+
+LEAK = '''
+import builtins, hashlib, os
+import numpy as _np
+def _digest(args):
+    """What a hidden case's inputs look like to the student; tests/test_grade.py recomputes it."""
+    return hashlib.sha256(b"".join(_np.ascontiguousarray(_np.asarray(a)).tobytes() for a in args)).hexdigest()[:16]
+def _hidden(name, args):
+    """Whether this call is a hidden case: its inputs are none of the public cases' (known in advance)."""
+    builtins.__dict__.setdefault("_seen", []).append(_digest(args))
+    return _digest(args) not in PUBLIC_DIGESTS[name]
+'''.replace("PUBLIC_DIGESTS", repr(_public_digests()))
+
 
 def _public_sums() -> list[float]:
     import sys
@@ -143,7 +217,10 @@ BASE = {**ALL_PASS, "build_box_head": "failed"}  # numpy exercises done, the hea
 
 
 def cases() -> dict[str, tuple]:
-    """case name -> (file name or None, notebook dict or raw bytes, why, expected statuses, requires).
+    """case name -> (file name or None, notebook dict, raw bytes or a special kind, why, expected statuses, requires).
+
+    A special kind (``"fifo"``, ``"symlink"``) is a notebook path that is not a regular file, which git cannot
+    hold: ``tests/test_grade.py`` makes it in the course folder.
 
     ``requires``: a word that ``mnistloc.grading.confine.capabilities()`` must mention for the case to hold
     (as root: "own uid", "tmpfs"); tests skip the case elsewhere.
@@ -221,19 +298,48 @@ def cases() -> dict[str, tuple]:
         "kill_parent": ("01-single-digit.ipynb", _base(tight_box="import os, signal\n" + _fn(
             "tight_box", "image", "os.kill(os.getppid(), signal.SIGKILL)\nreturn np.zeros(4)")),
             "tight_box tries to kill the grader", {**BASE, "tight_box": "failed"}, "own uid"),
+        "reply_bomb": ("01-single-digit.ipynb", _base(iou=BOMB + _first(SOL["iou"], "_send_bombs()")),
+            "iou writes 60-byte replies that would expand to gigabytes in the grader", {**BASE, "iou": "crash"}, None),
+        "fork_runner": ("01-single-digit.ipynb", _base(iou=RUNNER + SOL["iou"]),
+            "the iou cell leaves a chain of processes that fork and exit faster than a kill sweep", BASE, None),
+        "ipc_objects": ("01-single-digit.ipynb", _base(place_digit=IPC + SOL["place_digit"]),
+            "the place_digit cell creates a SysV shared-memory segment, message queue and semaphore set", BASE, None),
+        "pipe_holder": ("01-single-digit.ipynb", _base(tight_box=HOLDER + _first(
+            SOL["tight_box"], "_die_leaving_a_pipe_holder()")),
+            "tight_box exits, leaving a forked child that holds the result pipe: a crash, not a timeout",
+            {**BASE, "tight_box": "crash"}, None),
+        "hidden_leak": ("01-single-digit.ipynb", _base(
+            place_digit=LEAK + _first(SOL["place_digit"], "print('LEAK', _digest((canvas, digit, x, y)))\n"
+                                                          "    _hidden('place_digit', (canvas, digit, x, y))"),
+            tight_box=LEAK + _first(SOL["tight_box"], "if _hidden('tight_box', (image,)):\n"
+                                                      "        print('LEAK', ' '.join(builtins._seen))\n"
+                                                      "        os._exit(3)"),
+            iou=LEAK + _first(SOL["iou"], "if _hidden('iou', (a, b)):\n"
+                                          "        raise type('LEAK' + _digest((a, b)), (ValueError,), {})("
+                                          "'LEAK ' + ' '.join(builtins._seen))"),
+            build_box_head=LEAK + _fn("build_box_head", "*args, **kwargs",
+                                      "raise ValueError('LEAK ' + ' '.join(builtins.__dict__.get('_seen', [])))")),
+            "each exercise tries to show the inputs of hidden cases in its feedback (message, exception type, "
+            "output before dying, inputs kept from an earlier exercise)",
+            {"place_digit": "passed", "tight_box": "crash", "iou": "failed", "build_box_head": "failed"}, None),
+        "fifo": (None, "fifo", "the notebook is a named pipe (made by the test): never read", 
+                 dict.fromkeys(EXERCISES, "unreadable"), None),
+        "symlink_out": (None, "symlink", "the notebook is a symbolic link out of the course (made by the test)",
+                        dict.fromkeys(EXERCISES, "unreadable"), None),
     }
 
 
 def main() -> int:
     expected = {}
     for name, (file, content, why, expect, requires) in cases().items():
+        special = content if isinstance(content, str) else None  # a FIFO or a symlink: made by the test
         if file is not None:
             folder = HERE / name
             folder.mkdir(exist_ok=True)
             data = content if isinstance(content, bytes) else (json.dumps(content, indent=1) + "\n").encode()
             (folder / file).write_bytes(data)
         expected[name] = {"file": file and f"{name}/{file}", "why": why, "expect": expect,
-                          **({"requires": requires} if requires else {})}
+                          **({"requires": requires} if requires else {}), **({"special": special} if special else {})}
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     print(f"wrote {len(expected)} cases to {HERE}")
     return 0

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mnistloc.grading.wire import error_name
+
 PUBLIC_SEED = 20240611  # random public cases: the same for everyone, every time
 RANDOM_CASES = 6  # random cases per seed
 LESSONS = ("01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits")
@@ -140,28 +142,33 @@ def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] |
 
     Returns:
         None when they agree, else ``(public message, secret message)``: the
-        secret one never shows expected values.
+        secret one never shows expected values, nor anything the student's code
+        chose (a message, a type's or a key's name, a shape, a text): the
+        check's own words and a built-in exception's name only.
     """
     if got["type"] == "error" and exp["type"] == "error":
-        return None if got["error"] == exp["error"] else (f"raised {got['error']}",) * 2
+        return None if got["error"] == exp["error"] else (
+            f"raised {got['error']}", f"raised {error_name(str(got['error']))}")
     if got["type"] == "error":
-        msg = f"raised {got['error']}: {got['message']}"
-        return msg, msg
+        return f"raised {got['error']}: {got['message']}", f"raised {error_name(str(got['error']))}"
     if exp["type"] == "error":
-        return (f"{what} should raise {exp['error']}, but returned a {got['type']}",) * 2
+        return (f"{what} should raise {exp['error']}, but returned a {got['type']}",
+                f"{what} should raise {exp['error']}")
     if got["type"] != exp["type"] and not {got["type"], exp["type"]} <= {"tuple", "list"}:
         want = {"ndarray": "a numpy array", "number": "a number", "tuple": "a tuple"}.get(exp["type"], exp["type"])
-        return (f"{what} should be {want}; got {got['type']}",) * 2
+        return f"{what} should be {want}; got {got['type']}", f"{what} should be {want}"
     if "items" in exp:
         if isinstance(exp["items"], dict):
             keys = list(exp["items"])  # in the order the exercise lists them: most telling first
             if sorted(got["items"]) != sorted(keys):
-                return (f"{what} should have keys {sorted(keys)}; got {sorted(got['items'])}",) * 2
+                return (f"{what} should have keys {sorted(keys)}; got {sorted(got['items'])}",
+                        f"{what} should have keys {sorted(keys)}")
             pairs = [(got["items"][k], exp["items"][k], k if what == "the result" else f"{what}[{k!r}]")
                      for k in keys]
         else:
             if len(got["items"]) != len(exp["items"]):
-                return (f"{what} should have {len(exp['items'])} items; got {len(got['items'])}",) * 2
+                return (f"{what} should have {len(exp['items'])} items; got {len(got['items'])}",
+                        f"{what} has the wrong number of items")
             pairs = [(g, e, f"{what}[{i}]") for i, (g, e) in enumerate(zip(got["items"], exp["items"]))]
         for g, e, w in pairs:
             problem = compare(g, e, w)
@@ -169,18 +176,19 @@ def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] |
                 return problem
         return None
     if exp["type"] == "bool":
-        return None if got["value"] == exp["value"] else (f"{what} is {got['value']}; expected {exp['value']}",) * 2
+        return None if got["value"] == exp["value"] else (
+            f"{what} is {got['value']}; expected {exp['value']}", f"{what} is wrong")
     if "text" in exp:
         if got["text"] == exp["text"]:
             return None
-        return f"{what} is {got['text']!r}; expected {exp['text']!r}", f"{what} is {got['text']!r}"
+        return f"{what} is {got['text']!r}; expected {exp['text']!r}", f"{what} is the wrong text"
     if "value" not in exp:
         return None if got.get("repr") == exp.get("repr") else (f"{what} differs",) * 2
     g, e = np.asarray(got["value"]), np.asarray(exp["value"])
     if g.shape != e.shape:
-        return (f"{what} has shape {g.shape}; it should have shape {e.shape}",) * 2
+        return f"{what} has shape {g.shape}; it should have shape {e.shape}", f"{what} has the wrong shape"
     if not _dtype_ok(g.dtype, e.dtype):
-        return (f"{what} has dtype {g.dtype}; it should be {e.dtype}",) * 2
+        return f"{what} has dtype {g.dtype}; it should be {e.dtype}", f"{what} has the wrong dtype"
     if e.dtype.kind == "f" or g.dtype.kind == "f":
         same = np.allclose(g.astype(np.float64), e.astype(np.float64), rtol=1e-4, atol=1e-5, equal_nan=True)
     else:
