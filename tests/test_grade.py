@@ -23,6 +23,7 @@ import pytest
 from mnistloc import cli
 from mnistloc.grading import confine, grade, registry, sandbox
 from mnistloc.grading.check import check_notebook
+from mnistloc.grading.registry import hidden_seed
 from mnistloc.checks import EXERCISES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-corpus")]
@@ -333,11 +334,12 @@ def test_a_missing_seed_and_a_bad_shard_are_usage_errors(tmp_path, monkeypatch, 
 
 @pytest.mark.parametrize("case", sorted(c for c in CASES if CASES[c]["file"]))
 def test_mnistloc_check_and_mnistloc_grade_give_the_same_points_status_and_hint(graded, case):
-    """One judge: ``mnistloc check`` (with the course's seed) and ``mnistloc grade`` agree on every exercise."""
+    """One judge: ``mnistloc check`` and ``mnistloc grade`` agree on every exercise, given the same hidden cases
+    (the grader draws each student's from ``hidden_seed(course seed, student id)``; the corpus's ids are its cases)."""
     rows, _, _ = graded
     graded_here = {ex: (int(rows[(case, ex)]["points"]), rows[(case, ex)]["status"], rows[(case, ex)]["reason"])
                    for ex in CASES[case]["expect"]}
-    report = check_notebook(CORPUS / CASES[case]["file"], seed=SEED, timeout=10)
+    report = check_notebook(CORPUS / CASES[case]["file"], seed=hidden_seed(SEED, case), timeout=10)
     checked = {e["name"]: (e["points"], e["status"], e["hint"]) for e in report["exercises"]}
     if case == "renamed":  # nbgrader collects only <lesson>.ipynb, so the grader never sees it; check reads it
         assert {s for _, s, _ in graded_here.values()} == {"not-submitted"}

@@ -88,6 +88,6 @@ def check_notebook(path, *, timeout: float = 60, seed: int | None = None) -> dic
     """
     answers = judge.read_answers(path)
     work = judge.plan(answers, seed)
-    results = work.finish(sandbox.run_exercises(work.sources, work.calls, timeout=timeout))
+    results = work.finish(sandbox.run_exercises(work.sources, work.calls, timeout=timeout, secret=work.secret))
     return {"lesson": answers.lesson, "score": sum(r.points for r in results),
             "max_score": sum(r.max_points for r in results), "exercises": [r.to_dict() for r in results]}
