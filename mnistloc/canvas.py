@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from mnistloc import boxes as B
+from mnistloc import dense, scenes
 from mnistloc.data import load_digits
 
 CASES = (1, 2, 3, 4)  # the four cases of the course brief
@@ -101,7 +102,6 @@ class CanvasDataset:
             All float32.
         """
         if self.case == 5:
-            from mnistloc import dense
 
             return {**dense.encode_targets(self.boxes, self.classes, self.mask, size=self.size),
                     "boxes": B.convert(self.boxes, "xyxy", "rel_xyxy", size=self.size).astype(np.float32),
@@ -312,7 +312,6 @@ SCENE_OPTIONS = ("min_digits", "max_digits", "scale", "max_overlap", "noise", "c
 
 def _make_scenes(rng, images, labels, n, size, box, split, progress, options) -> CanvasDataset:
     """Case 5: ``scenes.make`` draws and renders; here the slots are ordered left to right."""
-    from mnistloc import scenes
 
     made = scenes.make(rng, images, np.arange(len(labels)), n, size=size, progress=progress, **options)
     mask, ids = made["mask"], made["digit_ids"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistloc import boxes as B
+from mnistloc import metrics
 
 STRIDE = 8
 SIGMA_MIN = 0.5  # cells
@@ -253,8 +254,6 @@ def detections(found: dict, *, min_score: float = 0.01):
 
 def score(ds, outputs) -> dict[str, float]:
     """Case 5 metrics on a dataset: ``count_accuracy`` and COCO ``map``, ``map50``, ``map75``."""
-    from mnistloc import metrics
-
     found = detect(outputs)
     true_boxes, true_labels = ds.box_lists()
     ap = metrics.mean_average_precision(true_boxes, true_labels, *detections(found))

@@ -10,6 +10,14 @@ import html
 from pathlib import Path
 from urllib.parse import quote
 
+FULL_SECONDS = 175.0  # the budget the targets are for (bench/quality.py)
+CASE_NAMES = {1: "single class", 2: "presence", 3: "multi-class", 4: "multiple objects", 5: "scenes"}
+
+
+def case_name(case: int) -> str:
+    """``"1 single class"``: the case and its short name."""
+    return f"{case} {CASE_NAMES.get(case, '')}".rstrip()
+
 STYLE = """body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{padding:.25em .6em;text-align:left;vertical-align:top;
 border-bottom:1px solid #ddd}th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -74,7 +82,6 @@ def _checks(checks: list[dict]) -> str:
 
 
 def _data(data: dict, out: Path) -> str:
-    from mnistloc.demo import case_name
 
     rows = [[_e(case_name(r["case"])), f"{r['canvases']:,}", f"{r['digits']:.2f}",
              f"{r['empty']:.2f} / {r['one']:.2f} / {r['two']:.2f}", f"{r['width']:.1f} x {r['height']:.1f}"]
@@ -86,7 +93,6 @@ def _data(data: dict, out: Path) -> str:
 
 
 def _models(rows: list[dict], out: Path) -> str:
-    from mnistloc.demo import case_name
 
     n = rows[0]["metrics"]["test_canvases"] if rows else 0
     table = _table(["case", "model", "metrics against the targets"],
@@ -100,7 +106,6 @@ def _models(rows: list[dict], out: Path) -> str:
 
 
 def _live(live: dict, out: Path) -> str:
-    from mnistloc.demo import FULL_SECONDS, case_name
 
     text = (f"Case {_e(case_name(live['case']))} trained here for {live['seconds']:.0f} s of both cores "
             f"({live['steps']:,} steps, {live['wall_seconds']:.0f} s of wall time, {live['cpu_seconds']:.0f} s of "
