@@ -16,11 +16,13 @@ import pytest
 from course import REPO, grade_id, release, solution
 
 from mnistloc.checks import EXERCISES
+from mnistloc.grading.registry import QUESTIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
 
 LESSON = "01-single-digit"
-FULL = sum(ex.points for ex in EXERCISES.values() if ex.lesson == LESSON)
+FULL = sum(ex.points for ex in EXERCISES.values() if ex.lesson == LESSON)  # autograded points
+WRITTEN = sum(q.points for q in QUESTIONS.values() if q.lesson == LESSON)  # graded by hand, still ungraded here
 SUBMIT = 'cp -R "$SUBMISSIONS"/. "$MNISTLOC_COURSE_ROOT/submitted/"   # step 2, done by the test'
 
 
@@ -67,7 +69,7 @@ def test_the_workflow_has_the_steps_it_promises():
 def test_nbgrader_gives_the_solved_submission_full_marks_and_the_unclamped_iou_3_less(course):
     rows = {r["student_id"]: r for r in csv.DictReader(open(course / "grades.csv")) if r["assignment"] == LESSON}
     assert {s: float(r["score"]) for s, r in rows.items()} == {"alice": FULL, "bob": FULL - 3}  # iou: 3 points
-    assert float(rows["bob"]["max_score"]) == FULL
+    assert float(rows["bob"]["max_score"]) == FULL + WRITTEN  # nbgrader's maximum counts the written questions
 
 
 def test_nbgrader_feedback_shows_the_hint(course):
