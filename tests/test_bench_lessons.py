@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 import nbformat
 import pytest
@@ -83,3 +84,15 @@ def test_run_lesson_executes_the_notebook_with_the_seed_and_reads_scores_in_the_
     assert row["kernel_cpu_seconds"] > 0 and row["wall_seconds"] > 0 and row["train_cell_seconds"] >= 0
     assert row["idle_estimate_seconds"] == round(1.5 / (os.cpu_count() or 1) + row["kernel_cpu_seconds"] - 1.5, 1)
     assert nbformat.read(str(path), as_version=4).cells[0].source.startswith("SEED = 0")  # the source is untouched
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_each_lesson_prints_the_package_targets_that_the_bench_compares_with(lesson):
+    import ast
+
+    from mnistloc.evaluation import TARGETS
+
+    code = "\n".join(c.source for c in nbformat.read(str(solution(lesson)), as_version=4).cells)
+    printed = re.search(r"^TARGETS = (\{.*?\})", code, re.MULTILINE)
+    assert printed, "the evaluation cell should print the targets beside the scores"
+    assert ast.literal_eval(printed.group(1)) == TARGETS[int(lesson[:2])]  # lesson N trains case N
