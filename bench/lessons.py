@@ -212,7 +212,8 @@ def merge(paths: list[Path], out: Path) -> dict:
     parts = [json.loads(Path(p).read_text()) for p in paths]
     results = {"machine": parts[-1]["machine"], "runs": [r for p in parts for r in p["runs"]],
                "load_before": parts[0]["load_before"], "load_after": parts[-1].get("load_after"),
-               "date": parts[-1]["date"], "merged_from": [str(p) for p in paths]}
+               "date": parts[0]["date"], "merged_from": [str(p) for p in paths],
+               "dropped": [d for p in parts for d in p.get("dropped", [])]}
     _write(out, results)
     return results
 
