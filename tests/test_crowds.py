@@ -127,8 +127,8 @@ def choose_loop(*, strict=False, last=False, no_nms=False):
         for t in range(len(thresholds)):
             right = 0
             for i in range(len(counts)):
-                n = sum(1 for j in range(scores.shape[1])
-                        if (no_nms or keeps[t, i, j]) and (scores[i, j] > min_score if strict else scores[i, j] >= min_score))
+                enough = scores[i] > min_score if strict else scores[i] >= min_score
+                n = sum(1 for j in range(scores.shape[1]) if (no_nms or keeps[t, i, j]) and enough[j])
                 right += n == counts[i]
             accuracy.append(right / len(counts))
         best = max(range(len(accuracy)), key=lambda t: (accuracy[t], t if last else -t))

@@ -394,7 +394,8 @@ model.save(path)
 saved = keras.saving.load_model(path, safe_mode=True, compile=False)  # no custom objects: as the leaderboard
 shapes = {name: tuple(out.shape) for name, out in zip(saved.output_names, saved.outputs)}
 want = {name: (None, GRID, GRID, channels) for name, channels in CONTRACT.items()}
-assert tuple(saved.input_shape) == (None, SIZE, SIZE), f"input {saved.input_shape}; the leaderboard needs {(None, SIZE, SIZE)}"
+assert tuple(saved.input_shape) == (None, SIZE, SIZE), (
+    f"input {saved.input_shape}; the leaderboard needs {(None, SIZE, SIZE)}")
 assert shapes == want, f"outputs {shapes}; the leaderboard needs {want}"
 print(f"saved {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB): the leaderboard can score it")
 '''),
