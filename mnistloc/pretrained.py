@@ -59,3 +59,11 @@ def model(case: int):
     net = models.build_model(case)
     net.load_weights(path)
     return net
+
+
+def save_keras(case: int, path) -> Path:
+    """Writes the shipped model of ``case`` as a ``.keras`` file (no optimizer), for tools that take one; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model(case).save(path)
+    return path
