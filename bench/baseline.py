@@ -1,82 +1,42 @@
 """The classic course architecture, trained beside ours in ``bench/quality.py``.
 
-As in the widely used 75x75 MNIST localisation lab: three Conv2D (3x3, ReLU)
-+ AveragePooling2D blocks, Flatten, Dense(128), then a softmax head and a
-4-unit box head regressing ``rel_xyxy`` (boxes divided by the canvas size).
-Per case, the heads are what the case's labels ask for (``CanvasDataset.targets``):
+The model is ``mnistloc.models.classic_model`` (what lesson 1's first exercise
+builds), compiled by ``models.compile_classic`` and trained on
+``models.classic_targets``: as in the widely used 75x75 MNIST localisation lab,
+three Conv2D (3x3, ReLU) + AveragePooling2D blocks, Flatten, Dense(128), then a
+Dense head per label, the boxes in ``rel_xyxy`` (divided by the canvas side):
 
-1. ``box`` Dense(4) (mean squared error) and ``presence`` Dense(1, sigmoid);
-2. ``presence`` Dense(1, sigmoid) and ``box`` Dense(4) with the masked box
-   loss (``y_true`` = presence then the union box), so empty canvases add none;
+1. ``presence`` Dense(1, sigmoid) and ``box`` Dense(4);
+2. ``presence`` and ``box`` with the masked box loss, so empty canvases add none;
 3. ``class`` Dense(10, softmax) and ``box`` Dense(4);
 4. ``count`` Dense(3, softmax), and two slots ordered left to right:
    ``boxes`` Dense(8) -> (2, 4) and ``classes`` Dense(20) -> (2, 10) softmax,
    both with masked losses (unused slots add none).
+
+``tune`` searches the learning rate and the box output (``"linear"``, the lab's,
+or ``"sigmoid"``) in short runs; ``bench/quality.py --baseline`` trains the best
+for the full step budget on every seed.
 """
 from __future__ import annotations
 
-import keras
 import numpy as np
-from keras import layers
 
-from mnistloc import models
+from mnistloc import models  # first: mnistloc keeps TensorFlow's start-up lines quiet
 from mnistloc.canvas import SLOTS
-
 
 BOXES = ("linear", "sigmoid")
 
 
-def build_baseline(case: int, size: int = 128, *, learning_rate: float = 1e-3, box: str = "linear") -> keras.Model:
-    """The classic model of ``case``: image (B, size, size) -> named outputs (see the module docstring).
-
-    Args:
-        case: 1 to 4.
-        size: canvas side in pixels.
-        learning_rate: Adam's rate.
-        box: ``"linear"`` box outputs (the classic lab's), or ``"sigmoid"``: ``rel_xyxy`` squashed
-            into [0, 1], where every box lies.
-    """
+def build_baseline(case: int, size: int = 128, *, learning_rate: float = 1e-3, box: str = "linear") -> "keras.Model":
+    """The classic model of ``case``, compiled: ``models.classic_model`` with ``box`` outputs and Adam at
+    ``learning_rate`` (``models.compile_classic``: mean absolute error on boxes, cross-entropy elsewhere)."""
     if box not in BOXES:
         raise ValueError(f"`box` should be one of {BOXES}. Got box={box!r}.")
-    squash = "sigmoid" if box == "sigmoid" else None
-    images = keras.Input(shape=(size, size), name="image")
-    x = layers.Rescaling(1 / 255)(layers.Reshape((size, size, 1))(images))
-    for filters in (16, 32, 64):
-        x = layers.Conv2D(filters, 3, activation="relu")(x)
-        x = layers.AveragePooling2D(2)(x)
-    x = layers.Dense(128, activation="relu")(layers.Flatten()(x))
-    out = {}
-    if case in (1, 2):
-        out["presence"] = layers.Dense(1, activation="sigmoid", name="presence")(x)
-    if case == 3:
-        out["class"] = layers.Dense(10, activation="softmax", name="class")(x)
-    if case in (1, 2, 3):
-        out["box"] = layers.Dense(4, activation=squash, name="box")(x)
-    if case == 4:
-        out["count"] = layers.Dense(SLOTS + 1, activation="softmax", name="count")(x)
-        out["boxes"] = layers.Reshape((SLOTS, 4), name="boxes")(layers.Dense(SLOTS * 4, activation=squash)(x))
-        logits = layers.Reshape((SLOTS, 10))(layers.Dense(SLOTS * 10)(x))
-        out["classes"] = layers.Softmax(name="classes")(logits)
-    model = keras.Model(images, out, name=f"baseline{case}")
-    losses = {"presence": "binary_crossentropy", "class": "categorical_crossentropy", "box": "mse",
-              "count": "categorical_crossentropy", "boxes": models.masked_box_loss,
-              "classes": models.masked_class_loss}
-    if case == 2:
-        losses["box"] = models.masked_box_loss
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss={k: losses[k] for k in out})
-    return model
+    return models.compile_classic(models.classic_model(case, size=size, box=box), case, learning_rate=learning_rate)
 
 
-def encode(ds) -> dict[str, np.ndarray]:
-    """The baseline's targets for a CanvasDataset (masks first where a loss is masked)."""
-    t = ds.targets()
-    if ds.case == 2:
-        return {"presence": t["presence"], "box": np.concatenate([t["presence"], t["box"]], axis=-1)}
-    if ds.case == 4:
-        m = t["mask"][..., None]
-        return {"count": t["count"], "boxes": np.concatenate([m, t["boxes"]], axis=-1),
-                "classes": np.concatenate([m, t["classes"]], axis=-1)}
-    return t
+encode = models.classic_targets
+"""The baseline's targets for a CanvasDataset (masks first where a loss is masked)."""
 
 
 def decode(case: int, outputs: dict, size: int = 128):
@@ -106,7 +66,7 @@ def decode(case: int, outputs: dict, size: int = 128):
     return pred, found
 
 
-GRID = ((1e-3, "linear"), (1e-3, "sigmoid"), (3e-3, "sigmoid"), (3e-4, "sigmoid"))
+GRID = ((1e-3, "linear"), (3e-3, "linear"), (3e-4, "sigmoid"), (1e-3, "sigmoid"), (3e-3, "sigmoid"), (1e-2, "sigmoid"))
 """The learning rates and box outputs tried by ``tune``."""
 
 

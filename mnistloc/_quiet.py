@@ -68,6 +68,18 @@ class _NoRetracingWarning(logging.Filter):
         return RETRACING not in record.getMessage()
 
 
+def silence_retracing() -> None:
+    """Drops the ``tf.function retracing`` warning from TensorFlow's logger (once; TensorFlow must be imported).
+
+    Called after the quiet first import, and by ``mnistloc.training`` for a process that imported TensorFlow
+    before ``mnistloc`` (then the import hook never ran)."""
+    from tensorflow.python.platform import tf_logging
+
+    logger = tf_logging.get_logger()
+    if not any(isinstance(f, _NoRetracingWarning) for f in logger.filters):
+        logger.addFilter(_NoRetracingWarning())
+
+
 class _QuietLoader(importlib.abc.Loader):
     """Runs the wrapped loader's ``exec_module`` inside ``quiet_stderr``."""
 
@@ -81,9 +93,7 @@ class _QuietLoader(importlib.abc.Loader):
         module.__loader__ = module.__spec__.loader = self.loader  # TensorFlow sees its own loader
         with quiet_stderr():
             self.loader.exec_module(module)
-        from tensorflow.python.platform import tf_logging
-
-        tf_logging.get_logger().addFilter(_NoRetracingWarning())  # after TF set the logger up
+        silence_retracing()  # after TF set its logger up
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):

@@ -20,11 +20,9 @@ model serves one digit, none, or two: ``mnistloc.decoding`` reads the boxes at
 the presence peaks. The dense flatten model must instead map every position
 of the canvas to four coordinates through one big weight matrix.
 
-Targets per cell come from ``mnistloc.decoding.encode_targets``; the losses
-(``mnistloc.losses``, re-exported here) take a mask as the first channel of ``y_true``, so cells (and canvases) with no
-digit give no box or class loss.
-
-Importing this module imports Keras and TensorFlow (quietly: see ``mnistloc/__init__.py``).
+Targets per cell come from ``mnistloc.decoding.encode_targets``; the losses (``mnistloc.losses``, re-exported
+here) take a mask as the first channel of ``y_true``, so cells (and canvases) with no digit give no box or class
+loss. Importing this module imports Keras and TensorFlow (quietly: see ``mnistloc/__init__.py``).
 """
 from __future__ import annotations
 
@@ -308,7 +306,8 @@ CLASSIC_OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"), 3: ("class", 
 """The named outputs of each case's classic model."""
 
 
-def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: int = 128) -> keras.Model:
+def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: int = 128,
+                  box: str = "sigmoid") -> keras.Model:
     """The seed's classic model of ``case``: convolutions, Flatten, one hidden Dense layer, a Dense head per label.
 
     ``image`` (B, size, size) -> ``Rescaling(1/255)`` -> three blocks of ``Conv2D(f, 3, relu)`` (valid
@@ -317,17 +316,16 @@ def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: in
 
     - ``presence`` Dense(1, sigmoid): is there a digit (cases 1, 2);
     - ``box`` Dense(4, sigmoid): the box (case 2: the union box) in ``rel_xyxy`` (cases 1 to 3);
-    - ``class`` Dense(10, softmax) (case 3);
-    - ``count`` Dense(3, softmax) (case 4);
-    - ``boxes`` Dense(8, sigmoid) reshaped to (2, 4) and ``classes`` Dense(20) reshaped to (2, 10) with a
-      softmax over the last axis: two slots, left to right (case 4; Dense layers ``boxes_dense``,
-      ``classes_dense``).
+    - ``class`` Dense(10, softmax) (case 3); ``count`` Dense(3, softmax) (case 4);
+    - ``boxes`` Dense(8, sigmoid) reshaped to (2, 4) and ``classes`` Dense(20) reshaped to (2, 10) with a softmax
+      over the last axis: two slots, left to right (case 4; Dense layers ``boxes_dense``, ``classes_dense``).
 
     Args:
         case: 1 to 4.
         size: canvas side in pixels (at least 32).
         filters: the three convolutions' filters.
         units: the hidden Dense layer's units.
+        box: ``"sigmoid"`` box outputs (every ``rel_xyxy`` is in [0, 1]) or ``"linear"`` (the classic lab's).
 
     Returns:
         keras.Model named ``classic<case>``, outputs keyed by ``CLASSIC_OUTPUTS[case]``, shaped like the
@@ -339,6 +337,9 @@ def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: in
         raise ValueError(f"`size` should be a whole number >= 32. Got size={size!r}.")
     if len(filters) != 3:
         raise ValueError(f"`filters` should give the three convolutions' filters. Got filters={filters!r}.")
+    if box not in ("sigmoid", "linear"):
+        raise ValueError(f"`box` should be 'sigmoid' or 'linear'. Got box={box!r}.")
+    squash = None if box == "linear" else "sigmoid"
     images = keras.Input(shape=(size, size), name="image")
     x = layers.Rescaling(1 / 255)(layers.Reshape((size, size, 1))(images))
     for i, f in enumerate(filters):
@@ -346,11 +347,11 @@ def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: in
         x = layers.AveragePooling2D(2, name=f"pool{i + 1}")(x)
     x = layers.Dense(units, activation="relu", name="hidden")(layers.Flatten()(x))
     heads = {"presence": lambda: layers.Dense(1, activation="sigmoid", name="presence")(x),
-             "box": lambda: layers.Dense(4, activation="sigmoid", name="box")(x),
+             "box": lambda: layers.Dense(4, activation=squash, name="box")(x),
              "class": lambda: layers.Dense(NUM_CLASSES, activation="softmax", name="class")(x),
              "count": lambda: layers.Dense(MAX_COUNT + 1, activation="softmax", name="count")(x),
              "boxes": lambda: layers.Reshape((MAX_COUNT, 4), name="boxes")(
-                 layers.Dense(MAX_COUNT * 4, activation="sigmoid", name="boxes_dense")(x)),
+                 layers.Dense(MAX_COUNT * 4, activation=squash, name="boxes_dense")(x)),
              "classes": lambda: layers.Softmax(name="classes")(layers.Reshape((MAX_COUNT, NUM_CLASSES))(
                  layers.Dense(MAX_COUNT * NUM_CLASSES, name="classes_dense")(x)))}
     return keras.Model(images, {name: heads[name]() for name in CLASSIC_OUTPUTS[case]}, name=f"classic{case}")

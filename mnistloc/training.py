@@ -22,7 +22,6 @@ feeder removed; and ``jit_compile`` was slower, so it is off.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
 import time
@@ -35,20 +34,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mnistloc import canvas, decoding, evaluation, models  # noqa: E402
+from mnistloc import _quiet, canvas, decoding, evaluation, models  # noqa: E402
 from mnistloc.precision import (PRECISIONS, bfloat16_supported, default_precision,  # noqa: E402,F401
                                 precision_policy)
 
 
-class _NoRetracingNotes(logging.Filter):
-    """Drops TensorFlow's "triggered tf.function retracing" warning: each model trained in a process gets its
-    own train function, traced once, which TensorFlow counts as retracing after five models."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "tf.function retracing" not in record.getMessage()
-
-
-tf.get_logger().addFilter(_NoRetracingNotes())
+# Each model trained in a process gets its own train function, traced once, which TensorFlow counts as
+# retracing after five models: keep its warning out (done at TensorFlow's import too, unless it came first).
+_quiet.silence_retracing()
 
 CANVASES_PER_EPOCH = 5000
 VALIDATION = 500  # canvases from the training digits (the test digits stay for evaluation)

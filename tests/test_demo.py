@@ -179,6 +179,19 @@ def test_importing_tensorflow_after_mnistloc_is_quiet():
 
 
 @pytest.mark.slow
+def test_the_retracing_warning_is_dropped_once_whichever_came_first():
+    # TensorFlow imported before mnistloc (the import hook never runs): training still adds the filter, once.
+    code = ("import tensorflow as tf, logging\nimport mnistloc.training\nfrom mnistloc import _quiet\n"
+            "_quiet.silence_retracing()\nlog = tf.get_logger()\n"
+            "print(sum(isinstance(f, _quiet._NoRetracingWarning) for f in log.filters))\n"
+            "log.warning('5 out of the last 5 calls to <f> triggered tf.function retracing.')\n"
+            "log.warning('a real warning')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert r.returncode == 0 and r.stdout == "1\n", r.stderr
+    assert "a real warning" in r.stderr and "retracing" not in r.stderr
+
+
+@pytest.mark.slow
 def test_train_is_quiet(tmp_path):
     r = _run(tmp_path, "train", "--case", 1, "--seconds", 3, "--out", "m")
     assert r.returncode == 0, r.stderr

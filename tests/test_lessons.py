@@ -159,6 +159,19 @@ def test_read_answers_blocks_deleted_and_duplicated_answers_and_grades_a_markdow
     assert [f.kind for f in read.findings if f.where == "tight_box"] == ["retyped"]
 
 
+def test_read_answers_judges_the_bytes_it_is_given_and_never_reads_the_file_again(tmp_path):
+    # The grader reads a submission once (regular file, size cap, timeout) and hands over those bytes: the
+    # answers come from them even when the file on disk has changed since, or is gone.
+    path = tmp_path / "01-single-digit.ipynb"
+    data = solution("01-single-digit").read_bytes()
+    path.write_text("{not json")
+    read = judge.read_answers(path, data=data)
+    assert read.findings == () and read.blocked == {} and list(read.sources) == read.exercises
+    assert set(questions_of("01-single-digit")) <= read.grade_ids  # the written answers' cells, for `manual` rows
+    path.unlink()
+    assert judge.read_answers(path, lesson="01-single-digit", data=data).sources == read.sources
+
+
 def test_read_answers_guesses_the_lesson_of_a_renamed_copy(tmp_path):
     assert _edited(tmp_path, lambda cs: None, name="my-copy.ipynb").lesson == "01-single-digit"
 

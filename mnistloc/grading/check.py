@@ -14,7 +14,8 @@ as ``mnistloc grade`` and the pytest front end do, so they never disagree.
 
 - ``check(name, func, seed=None) -> Result``: in this process (pytest, tools).
 - ``check_exercise(name, func)``: a notebook's test cell: prints the points or
-  raises ``CheckFailure`` with the hint (so nbgrader scores the cell 0).
+  raises ``CheckFailure`` with the hint (so nbgrader scores the cell 0); for a box
+  exercise in a notebook, first a picture of expected and got boxes on a public case.
 - ``check_notebook(path)``: ``mnistloc check``: every exercise of a lesson
   notebook, run in a sandbox child (``mnistloc.grading.sandbox``).
 """
@@ -67,8 +68,20 @@ def check_exercise(name: str, func, *, secret: bool = False) -> None:
         hidden = ex.cases(secret_seed())[len(ex.cases(None)):]
         result = judge.judge(ex, ((c, True, Outcome(name, "ok", ex.call(func, c))) for c in hidden))
     if not result.passed:
+        if not secret and callable(func):
+            _picture(ex, func)
         raise CheckFailure(result.hint) from None
     print(f"{name}: hidden tests passed" if secret else f"{name}: {result.points}/{result.max_points} points")
+
+
+def _picture(ex, func) -> None:
+    """In a notebook, a failing box exercise's first differing public case, drawn (``mnistloc.grading.pictures``)."""
+    try:
+        from mnistloc.grading import pictures
+
+        pictures.show_mismatch(ex, func)
+    except Exception:  # noqa: BLE001 - a picture that cannot be made must never hide the hint
+        pass
 
 
 def check_notebook(path, *, timeout: float = 60, seed: int | None = None) -> dict:

@@ -15,8 +15,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from mnistloc.grading.notebook import (FRESH_COPY, Finding, cells_by_id, grade_id, lesson_from_cells,
-                                       lesson_from_name, load, source)
+from mnistloc.grading.notebook import FRESH_COPY, Finding, cells_by_id, grade_id, lesson_of, load, source
 from mnistloc.grading.registry import exercises_of
 
 
@@ -30,12 +29,14 @@ class Diagnosis:
         findings: list[Finding], empty when the notebook is fine.
         readable: False when there is no notebook to grade at all (missing file, not JSON,
             another nbformat major version, not a notebook).
+        notebook: the parsed notebook (nbformat 4 dict), or None when not readable.
     """
 
     path: Path
     lesson: str | None
     findings: tuple
     readable: bool
+    notebook: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -46,25 +47,26 @@ class Diagnosis:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def diagnose(path, *, lesson: str | None = None) -> Diagnosis:
+def diagnose(path, *, lesson: str | None = None, data: bytes | None = None) -> Diagnosis:
     """Finds what is structurally wrong with the notebook at ``path``.
 
     Args:
         path: a ``.ipynb`` file (only read, never written).
         lesson: the lesson it should be (default: from the file name, else from its cells).
+        data: the file's bytes, when already read (then ``path`` is not read again).
 
     Returns:
         Diagnosis.
     """
     path = Path(path)
-    nb, found = load(path)
+    nb, found = load(path, data)
     if nb is None:
-        return Diagnosis(path, lesson or lesson_from_name(path), tuple(found), False)
-    lesson = lesson or lesson_from_name(path) or lesson_from_cells(nb)
+        return Diagnosis(path, lesson or lesson_of(path, None), tuple(found), False)
+    lesson = lesson or lesson_of(path, nb)
     found += _renamed(path, lesson)
     found += _graded_cells(nb, lesson)
     found += _edited_locked_cells(nb, lesson)
-    return Diagnosis(path, lesson, tuple(found), True)
+    return Diagnosis(path, lesson, tuple(found), True, nb)
 
 
 def _renamed(path: Path, lesson: str | None) -> list[Finding]:

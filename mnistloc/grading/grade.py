@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from mnistloc.grading import confine, judge, notebook, sandbox
+from mnistloc.grading import confine, judge, sandbox
 from mnistloc.grading.confine import capabilities, guard_this_process
 from mnistloc.grading.exercises.base import keras
 from mnistloc.grading.registry import (EXERCISES, LESSONS, QUESTIONS, SEED_FILE, exercises_of,  # noqa: F401
@@ -261,22 +261,21 @@ def _plan(task: Task, seed: int) -> dict:
         rows = [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "not-submitted", reason))
                 for n in exercises_of(task.lesson)]
         return {"sources": {}, "calls": [], "secret": [], "finish": lambda _: rows}
-    read_submission(task.path, task.path.parents[2])  # a regular file in submitted/, of sane size
+    data = read_submission(task.path, task.path.parents[2])  # a regular file in submitted/, of sane size
+    answers = judge.read_answers(task.path, lesson=task.lesson, data=data)  # those bytes, never the file again
     # Hidden cases of this student's own: they say nothing of another's.
-    work = judge.plan(judge.read_answers(task.path, lesson=task.lesson), hidden_seed(seed, task.student))
-    manual = _written_answers(task, questions_of(task.lesson))
+    work = judge.plan(answers, hidden_seed(seed, task.student))
+    manual = _written_answers(task, [name for name in questions_of(task.lesson) if name in answers.grade_ids])
     return {"sources": work.sources, "calls": work.calls, "secret": work.secret,
             "finish": lambda outcomes: [Row.of(task.student, task.lesson, r) for r in work.finish(outcomes)] + manual}
 
 
 def _written_answers(task: Task, names: list[str]) -> list[Row]:
-    """A ``manual`` row, 0 automatic points, for each written question whose answer cell the notebook holds:
-    the instructor scores it in formgrader."""
-    nb, _ = notebook.load(task.path)
-    held = set(notebook.cells_by_id(nb)) if nb is not None else set()
+    """A ``manual`` row, 0 automatic points, for each written question ``names`` (those whose answer cell the
+    notebook holds): the instructor scores it in formgrader."""
     return [Row(task.student, task.lesson, name, 0, 0, "manual",
                 f"written answer ({QUESTIONS[name].points} points): graded by hand in formgrader")
-            for name in names if name in held]
+            for name in names]
 
 
 def _warm_keras_here(names: list[str]):

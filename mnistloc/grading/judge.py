@@ -4,7 +4,7 @@ Every way of grading goes through here, so they cannot disagree: ``check`` (in
 this process), a notebook's test cell (``check_exercise``), ``mnistloc check``,
 ``mnistloc grade`` and the pytest front end.
 
-- ``read_answers(path, lesson=None) -> Answers``: the code of each exercise's
+- ``read_answers(path, lesson=None, data=None) -> Answers``: the code of each exercise's
   answer cell, or why it cannot be run (missing, duplicated, unreadable, the stub);
   one rule for every front end (a duplicated answer cell scores 0, as in nbgrader).
 - ``plan(answers, seed) -> Plan``: the ``(exercise, case)`` calls to run in a
@@ -109,6 +109,7 @@ class Answers:
         blocked: exercise name -> ``(status, reason)`` for exercises that are not run: ``"missing"``,
             ``"duplicated"``, ``"unreadable"`` or ``"failed"`` (the released stub, unchanged).
         findings: what ``doctor`` found wrong with the notebook.
+        grade_ids: every nbgrader grade id the notebook's cells carry (written questions' too).
     """
 
     path: Path
@@ -116,6 +117,7 @@ class Answers:
     sources: dict
     blocked: dict
     findings: tuple
+    grade_ids: frozenset = frozenset()
 
     @property
     def exercises(self) -> list[str]:
@@ -123,12 +125,13 @@ class Answers:
         return exercises_of(self.lesson)
 
 
-def read_answers(path, *, lesson: str | None = None) -> Answers:
+def read_answers(path, *, lesson: str | None = None, data: bytes | None = None) -> Answers:
     """Reads the answer cells of a lesson notebook (never runs or writes it).
 
     Args:
         path: a ``.ipynb`` file.
         lesson: the lesson it is (default: from its name, else from its graded cells).
+        data: the file's bytes when already read (the grader's checked read); else ``path`` is read, once.
 
     Returns:
         Answers.
@@ -138,7 +141,7 @@ def read_answers(path, *, lesson: str | None = None) -> Answers:
             (missing, not JSON, not a notebook, or no graded cell of any lesson).
     """
     path = Path(path)
-    diagnosis = doctor.diagnose(path, lesson=lesson)
+    diagnosis = doctor.diagnose(path, lesson=lesson, data=data)
     if diagnosis.lesson is None:
         problems = [f.problem for f in diagnosis.findings if f.kind != "unknown-lesson"]
         raise notebook.NotALessonError(f"{path}: {problems[0]}" if problems and not diagnosis.readable else (
@@ -148,8 +151,7 @@ def read_answers(path, *, lesson: str | None = None) -> Answers:
     if not diagnosis.readable:
         why = ("unreadable", diagnosis.findings[0].problem)
         return Answers(path, diagnosis.lesson, {}, {name: why for name in names}, diagnosis.findings)
-    nb, _ = notebook.load(path)
-    cells = notebook.cells_by_id(nb)
+    cells = notebook.cells_by_id(diagnosis.notebook)
     sources, stopped = {}, {}
     for name in names:
         found = cells.get(name, [])
@@ -162,7 +164,7 @@ def read_answers(path, *, lesson: str | None = None) -> Answers:
             stopped[name] = ("failed", not_done(name))
         else:
             sources[name] = notebook.source(found[0][1])
-    return Answers(path, diagnosis.lesson, sources, stopped, diagnosis.findings)
+    return Answers(path, diagnosis.lesson, sources, stopped, diagnosis.findings, frozenset(cells))
 
 
 def _unfinished(source: str, name: str) -> bool:

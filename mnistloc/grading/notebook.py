@@ -5,10 +5,12 @@ exercise's answer cell with nbgrader metadata ``grade_id == <exercise name>``
 and its graded test cell with ``grade_id == "test_<exercise name>"``
 (``solutions/build.py``).
 
-- ``load(path) -> (notebook dict or None, findings)``: parses the file as nbgrader
-  would (nbformat 3 converted), validates the schema, and says what is unreadable.
+- ``load(path, data=None) -> (notebook dict or None, findings)``: parses the file (or
+  its bytes, already read) as nbgrader would (nbformat 3 converted), validates the
+  schema, and says what is unreadable.
 - ``grade_id(cell)``, ``source(cell)``, ``cells_by_id(nb)``: the graded cells.
-- ``lesson_from_name(path)``, ``lesson_from_cells(nb)``: which lesson a notebook is.
+- ``lesson_of(path, nb)``: which lesson a notebook is: its name's (file or folder), else
+  its graded cells' (``lesson_from_name``, ``lesson_from_cells``).
 - ``NotALessonError``: what front ends raise for a file that is no lesson.
 - ``Finding``: one structural problem and its fix (``mnistloc.grading.doctor`` finds them all).
 
@@ -70,18 +72,21 @@ def cells_by_id(nb: dict) -> dict[str, list[tuple[int, dict]]]:
     return found
 
 
-def load(path) -> tuple[dict | None, list[Finding]]:
+def load(path, data: bytes | None = None) -> tuple[dict | None, list[Finding]]:
     """The notebook as an nbformat 4 dict (nbformat 3 converted, as nbgrader does), or None; and findings.
 
-    Only reads ``path``.
+    Args:
+        path: the ``.ipynb`` file; only read, and not at all when ``data`` is given.
+        data: its bytes, when the caller has read them already (the grader reads a submission once,
+            under a size cap and a timeout: ``mnistloc.grading.grade.read_submission``).
     """
     path = Path(path)
     where = path.name
-    if not path.exists():
+    if data is None and not path.exists():
         return None, [Finding("missing", where, f"there is no file {path}.",
                               "save the lesson notebook under its original name in the lesson's folder.")]
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = (path.read_bytes() if data is None else data).decode("utf-8")
         nb = json.loads(text)
     except UnicodeDecodeError:
         return None, [Finding("not-json", where, "the file is not text (not UTF-8), so not a notebook.",
@@ -129,6 +134,12 @@ def _schema(nb: dict, where: str) -> Finding | None:
                        "open it in JupyterLab and save it again; if that fails, " +
                        FRESH_COPY.format(lesson="<lesson>") + ".")
     return None
+
+
+def lesson_of(path: Path, nb: dict | None) -> str | None:
+    """The one rule for which lesson a notebook is: the lesson its file or folder is named after, else (a
+    renamed copy) the lesson whose exercises its graded cells name most; None when neither says."""
+    return lesson_from_name(path) or (lesson_from_cells(nb) if nb is not None else None)
 
 
 def lesson_from_name(path: Path) -> str | None:
