@@ -41,8 +41,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 METRICS = ("map", "map50", "map75", "count_accuracy")
 DENSE_RATE = 6e-3  # training.LEARNING_RATE when these runs were made (not imported: that loads TensorFlow)
 SLOT_RATE = 3e-3  # the classic model's best learning rate in bench/baseline.py's tuning (bench/quality.py)
-STEPS = 2700
-CALIBRATION = "see CALIBRATION_NOTE"
+STEPS = 2570
+CALIBRATION = ("calibration: a case-5 step of 64 canvases took 0.136 s of process CPU time in mixed_bfloat16 with op "
+               "determinism (bench/precision.py mixed_bfloat16 1 5: CPU time of 130 steps minus 30 steps, over 100; "
+               "load 24-32 on the shared 2-core VM), so 175 s of both cores (350 CPU-s) buy about 2,570 steps; "
+               "the three seeds recorded at 1,500 steps (about 200 CPU-s, 100 s of both cores) are what a load of "
+               "40 allowed before the session's end: three runs of 2,700 steps had done 16% in 16 minutes")
+"""How ``STEPS`` was chosen, recorded in the results."""
 BEGIN, END = "<!-- quality5:begin -->", "<!-- quality5:end -->"
 
 
