@@ -91,7 +91,8 @@ def run(model: str, seed: int, steps: int | None, seconds: float | None = None, 
 
 def _group(r: dict) -> str:
     """A run's configuration: model, budget (steps, or seconds for the clock runs) and learning rate."""
-    rate = r["train"].get("learning_rate", DENSE_RATE if r["model"] == "dense" else SLOT_RATE)
+    slot_rate = SLOT_RATE if "budget" in r else 1e-3  # the clock runs, before step budgets, trained the slot at 1e-3
+    rate = r["train"].get("learning_rate", DENSE_RATE if r["model"] == "dense" else slot_rate)
     budget = f"{r['steps']}steps" if r.get("budget", "") == "steps" else f"{r['seconds']:.0f}s"
     return f"{r['model']} {budget} lr={rate:g}"
 
