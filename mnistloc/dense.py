@@ -45,7 +45,7 @@ def sigmas(boxes) -> np.ndarray:
     return np.maximum(SIGMA_MIN, side * SIGMA_PER_CELL).astype(np.float32)
 
 
-def encode_targets(boxes, classes, mask, *, size: int = 128) -> dict[str, np.ndarray]:
+def encode_targets(boxes, classes, mask, *, size: int = 128, sigma_fn=None) -> dict[str, np.ndarray]:
     """Per-cell training targets for any number of digits of any size.
 
     Args:
@@ -53,6 +53,7 @@ def encode_targets(boxes, classes, mask, *, size: int = 128) -> dict[str, np.nda
         classes (int[n, K]): classes, -1 where unused.
         mask (bool[n, K]): used slots.
         size: canvas side in pixels, a multiple of ``STRIDE``.
+        sigma_fn: stands in for ``sigmas`` (e.g. a student's, lesson 5), same argument and result.
 
     Returns:
         dict of float32 arrays, S = size / 8: ``presence`` (n, S, S, 1) (1 at
@@ -75,7 +76,7 @@ def encode_targets(boxes, classes, mask, *, size: int = 128) -> dict[str, np.nda
     grid = np.arange(s, dtype=np.float32)
     dx = grid[None, None, None, :] - cell[..., 0, None, None]  # [n, K, 1, S]
     dy = grid[None, None, :, None] - cell[..., 1, None, None]  # [n, K, S, 1]
-    sigma = sigmas(boxes)[..., None, None]  # [n, K, 1, 1]
+    sigma = np.asarray((sigma_fn or sigmas)(boxes), np.float32)[..., None, None]  # [n, K, 1, 1]
     heat = np.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2)) * mask[..., None, None]  # [n, K, S, S]
     near = (np.abs(dx) <= RADIUS) & (np.abs(dy) <= RADIUS)
     owner = np.argmax(heat, axis=1)  # [n, S, S] the digit whose bump is highest in each cell

@@ -1,4 +1,4 @@
-"""Writes the four nbgrader source notebooks ``solutions/<lesson>/<lesson>.ipynb`` from ``lessons_src/``.
+"""Writes the nbgrader source notebooks ``solutions/<lesson>/<lesson>.ipynb`` from ``lessons_src/``.
 
 The notebooks are the source of truth that ``nbgrader generate_assignment``
 turns into ``lessons/`` (``make lessons``); this script only saves typing the

@@ -17,7 +17,7 @@ from mnistloc.checks import EXERCISES
 from mnistloc.grading.registry import QUESTIONS, questions_of
 
 
-def test_there_are_four_lessons_and_every_exercise_is_in_one():
+def test_there_are_five_lessons_and_every_exercise_is_in_one():
     assert LESSON_IDS == list(checks.LESSONS)
     assert sorted(p.name for p in (REPO / "lessons").iterdir()) == LESSON_IDS
     in_notebooks = {grade_id(c) for lesson in LESSON_IDS for c in cells(solution(lesson))}
@@ -256,7 +256,7 @@ def _old_lesson_typed_in(tmp_path, lesson: str) -> object:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lesson", LESSON_IDS)
+@pytest.mark.parametrize("lesson", [lesson for lesson in LESSON_IDS if (RELEASED_BEFORE / f"{lesson}.ipynb").exists()])
 def test_a_notebook_released_before_still_grades_its_exercises_with_mnistloc_check(tmp_path, lesson):
     old = RELEASED_BEFORE / f"{lesson}.ipynb"
     held = [grade_id(c) for c in cells(old) if grade_id(c) in EXERCISES]
@@ -270,3 +270,58 @@ def test_a_notebook_released_before_still_grades_its_exercises_with_mnistloc_che
     by_name = {r["name"]: r for r in done["exercises"]}
     for name in held:
         assert by_name[name]["passed"] and by_name[name]["points"] == EXERCISES[name].points, by_name[name]["hint"]
+
+
+# ---- lesson 5 uses the student's own functions from the notebooks of lessons 1-4 ---------------------
+
+def _from_lesson(tmp_path, monkeypatch, grading=False):
+    """Lesson 5's ``from_lesson``, defined by running its cell in a folder beside ``tmp_path/02-presence``."""
+    import numpy as np
+
+    (cell,) = [c.source for c in cells(solution("05-many-digits")) if "def from_lesson(" in c.source]
+    here = tmp_path / "05-many-digits"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    helper = cell.split("\n\n\nL1, L2, L3, L4")[0]  # the helper, not the loading of every part
+    space = {"np": np, "keras": None, "GRADING": grading}
+    exec(helper, space)
+    return space["from_lesson"]
+
+
+def _earlier(tmp_path, answer: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(answer)
+    cell.metadata["nbgrader"] = {"grade_id": "find_peaks", "solution": True}
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), cell]
+    (tmp_path / "02-presence").mkdir()
+    nbformat.write(nb, str(tmp_path / "02-presence" / "02-presence.ipynb"))
+
+
+def reference(*args):
+    return "reference"
+
+
+def test_lesson_5_runs_the_students_function_from_their_earlier_notebook(tmp_path, monkeypatch, capsys):
+    _earlier(tmp_path, "def find_peaks(heat, *, k=10):\n    return np.asarray(heat).shape")
+    func = _from_lesson(tmp_path, monkeypatch)("find_peaks", "02-presence", reference, [[1.0]])
+    assert func([[1.0, 2.0]]) == (1, 2)  # the student's code, with the notebook's numpy
+    assert "find_peaks: yours, from ../02-presence/02-presence.ipynb" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer, why", [
+    ("def find_peaks(heat, *, k=10):\n    raise NotImplementedError()", "yours is not done yet"),
+    ("def find_peaks(heat, *, k=10):\n    return heat[7]", "yours fails on a small trial (IndexError"),
+    (None, "02-presence.ipynb is not there"),
+])
+def test_lesson_5_falls_back_to_the_reference_and_says_why(tmp_path, monkeypatch, capsys, answer, why):
+    if answer is not None:
+        _earlier(tmp_path, answer)
+    assert _from_lesson(tmp_path, monkeypatch)("find_peaks", "02-presence", reference, [1.0]) is reference
+    out = capsys.readouterr().out
+    assert "find_peaks: mnistloc's reference (" in out and why in out
+
+
+def test_lesson_5_uses_the_reference_under_the_autograder(tmp_path, monkeypatch, capsys):
+    _earlier(tmp_path, "def find_peaks(heat, *, k=10):\n    return 1")
+    assert _from_lesson(tmp_path, monkeypatch, grading=True)("find_peaks", "02-presence", reference, 1) is reference
+    assert "the autograder grades this notebook alone" in capsys.readouterr().out

@@ -104,3 +104,19 @@ def test_unmodified_lessons_fail_each_test_cell_with_a_hint_and_nothing_else_cra
     feedback = course / "feedback" / "alice" / lesson / f"{lesson}.html"
     assert "not done yet" in feedback.read_text()
     assert (course / "feedback" / "bob" / lesson / f"{lesson}.html").is_file()
+
+
+def test_lesson_5s_save_cell_writes_a_model_the_leaderboard_scores(course, tmp_path):
+    # bob's lesson 5 ran top to bottom under the autograder; its last cell saved model.keras beside the notebook
+    from mnistloc.grading import leaderboard as lb
+
+    saved = course / "autograded" / "bob" / lb.LESSON / lb.MODEL_FILE
+    assert saved.is_file(), "the save cell of lesson 5 wrote no model.keras beside the notebook"
+    folder = tmp_path / "submitted" / "bob" / lb.LESSON
+    folder.mkdir(parents=True)
+    shutil.copy(saved, folder / lb.MODEL_FILE)
+    (tmp_path / "secret_seed").write_text("4242")
+    (row,) = lb.leaderboard(tmp_path, canvases=8)
+    assert (row.student, row.status) == ("bob", "ok"), row.message
+    assert 0 <= row.map <= 1 and 0 <= row.count_accuracy <= 1 and row.parameters > 0
+    assert (tmp_path / "mnistloc_leaderboard" / "leaderboard.csv").is_file()

@@ -28,4 +28,5 @@ QUESTIONS = (
     Question("q_confusions", "03-multi-class", 1),
     Question("q_nms_removes_truth", "03-multi-class", 2),
     Question("q_score_order", "04-multiple-digits", 1),
+    Question("q_crowd_nms", "05-many-digits", 2),
 )

@@ -4,7 +4,7 @@ Everything that judges student code imports this module directly (it imports
 no other grading module but the exercises), so nothing needs a lazy import to
 find an exercise. An exercise is registered by listing it in the ``EXERCISES``
 tuple of its topic module in ``mnistloc.grading.exercises`` (``canvas``,
-``metrics``, ``heads``, ``classic``, ``detector``, ``losses``) and naming that module in ``_TOPICS`` below.
+``metrics``, ``heads``, ``classic``, ``detector``, ``losses``, ``crowds``) and naming that module in ``_TOPICS`` below.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
-from mnistloc.grading.exercises import canvas, classic, detector, heads, losses, metrics
+from mnistloc.grading.exercises import canvas, classic, crowds, detector, heads, losses, metrics
 from mnistloc.grading.exercises.base import LESSONS, Exercise
 from mnistloc.grading.questions import QUESTIONS as _QUESTIONS
 from mnistloc.grading.questions import Question
@@ -29,7 +29,7 @@ SEED_FILE = "secret_seed"  # in a course folder: one integer, chmod 600
 # What every exercise cell may rely on; ``mnistloc check`` and the grader run it before each exercise's cell.
 PRELUDE = "import numpy as np\nfrom mnistloc.checks import keras  # the real keras, imported on first use\n"
 
-_TOPICS = (canvas, metrics, heads, classic, detector, losses)
+_TOPICS = (canvas, metrics, heads, classic, detector, losses, crowds)
 
 ALL_EXERCISES: dict[str, Exercise] = dict(sorted(((ex.name, ex) for topic in _TOPICS for ex in topic.EXERCISES),
                                                  key=lambda kv: LESSONS.index(kv[1].lesson)))

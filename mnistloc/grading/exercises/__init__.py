@@ -2,5 +2,6 @@
 topic, each with an ``EXERCISES`` tuple: ``canvas`` (placing digits, boxes, one-hot, ordering),
 ``metrics`` (IoU, average precision, matching detections), ``heads`` (the Keras heads and the masked
 box loss), ``classic`` (the seed's classic model), ``detector`` (heatmap and box targets, decoding
-boxes, peaks, NMS) and ``losses`` (the focal and IoU losses). ``mnistloc.grading.registry`` gathers
+boxes, peaks, NMS) ``losses`` (the focal and IoU losses) and ``crowds`` (scale-aware heatmap widths, choosing NMS's
+threshold). ``mnistloc.grading.registry`` gathers
 them by name."""

@@ -32,7 +32,7 @@ from mnistloc.grading.wire import error_name
 
 PUBLIC_SEED = 20240611  # random public cases: the same for everyone, every time
 RANDOM_CASES = 6  # random cases per seed
-LESSONS = ("01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits")
+LESSONS = ("01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits", "05-many-digits")
 
 
 class _LazyModule(types.ModuleType):

@@ -16,7 +16,7 @@ import numpy as np
 
 from mnistloc.grading.exercises.base import LESSONS, Exercise, keras
 
-_L1, _L2, _L3, _L4 = LESSONS
+_L1, _L2, _L3, _L4 = LESSONS[:4]
 
 
 def _models():

@@ -13,7 +13,7 @@ from mnistloc import decoding as D
 from mnistloc.grading.exercises.base import LESSONS, Exercise, keras
 from mnistloc.grading.exercises.heads import _loss_case, _run_loss
 
-L1, L2, L3, L4 = LESSONS
+L1, L2, L3, L4 = LESSONS[:4]
 
 
 def _reference(name: str):
