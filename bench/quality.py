@@ -78,16 +78,19 @@ def _record(model, history) -> dict:
             "parameters": model.count_params(), "stalled": bool(getattr(history, "stalled", False))}
 
 
-def run_seed(case: int, seed: int, steps: int, precision: str, baseline: bool, weights: Path | None = None) -> dict:
-    """Trains and scores ours (and the baseline) on one case and seed; writes ours' weights into ``weights``."""
+def run_seed(case: int, seed: int, steps: int, precision: str, baseline: bool, weights: Path | None = None,
+             ours: bool = True) -> dict:
+    """Trains and scores ours (unless ``ours`` is False) and the baseline (if ``baseline``) on one case and seed;
+    writes ours' weights into ``weights``."""
     from mnistloc import training
 
     row = {"load_before": os.getloadavg()}
-    model, history = training.train(case, steps=steps, seed=seed, precision=precision, validation=0)
-    row["ours"] = {**_record(model, history), "precision": history.config.resolved_precision(),
-                   **evaluation.evaluate(model, case)}
-    print(f"case {case} seed {seed} ours: {row['ours']}", flush=True)
-    if weights is not None:
+    if ours:
+        model, history = training.train(case, steps=steps, seed=seed, precision=precision, validation=0)
+        row["ours"] = {**_record(model, history), "precision": history.config.resolved_precision(),
+                       **evaluation.evaluate(model, case)}
+        print(f"case {case} seed {seed} ours: {row['ours']}", flush=True)
+    if ours and weights is not None:
         weights.mkdir(parents=True, exist_ok=True)
         model.save_weights(weights / f"case{case}-seed{seed}.weights.h5")
     if baseline:
@@ -182,8 +185,9 @@ def merge(paths: list[Path], out: Path, *, readme: bool = True) -> dict:
     results.update(calibration=CALIBRATION, targets=TARGETS)  # this code's record and targets
     for case in ("1", "2", "3", "4"):
         seeds = {}
-        for r in parts:
-            seeds.update(r.get(case, {}).get("seeds", {}))
+        for r in parts:  # a seed's rows from several runs (ours in one, the baseline in another) join
+            for seed, row in r.get(case, {}).get("seeds", {}).items():
+                seeds[seed] = {**seeds.get(seed, {}), **row}
         if seeds:
             results[case] = aggregate(seeds)
     results["machine"] = dict(parts[-1]["machine"])
@@ -231,6 +235,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed-list", type=int, nargs="+", help="these seeds instead")
     p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto")
     p.add_argument("--baseline", action="store_true", help="also train the classic model on every seed")
+    p.add_argument("--baseline-only", action="store_true", help="train only the classic model (merge it with ours)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "quality.json")
     p.add_argument("--weights", type=Path, metavar="DIR",
                    help="write each seed's trained weights here (case<N>-seed<S>.weights.h5)")
@@ -256,7 +261,8 @@ def main(argv=None) -> int:
     for case in args.cases:
         rows = {}
         for seed in seeds:
-            rows[str(seed)] = run_seed(case, seed, args.steps, precision, args.baseline, args.weights)
+            rows[str(seed)] = run_seed(case, seed, args.steps, precision, args.baseline or args.baseline_only,
+                                       args.weights, ours=not args.baseline_only)
             results[str(case)] = aggregate(rows)
             results["machine"] = {**info, "load_after": os.getloadavg()}
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -340,18 +340,13 @@ def _tight_boxes(images: np.ndarray) -> np.ndarray:
 
 
 def _paste(images, ids, xy, mask, size, progress) -> np.ndarray:
-    """Writes digit ``ids[i, k]`` at corner ``xy[i, k]`` of canvas i, in chunks.
+    """Writes digit ``ids[i, k]`` at corner ``xy[i, k]`` of canvas i, in chunks (``scenes.paste``).
 
-    ``win[i, y, x]`` is a writable (28, 28) view of canvas i at corner (x, y), so
-    each chunk is one fancy-indexed store of whole digits; frames never overlap,
-    so no two digits write the same pixel.
+    Frames never overlap, so no two digits write the same pixel and each chunk
+    is one store of whole digits.
     """
     n = len(ids)
     out = np.zeros((n, size, size), dtype=np.uint8)
-    s0, s1, s2 = out.strides
-    span = size - DIGIT + 1
-    win = np.lib.stride_tricks.as_strided(out, shape=(n, span, span, DIGIT, DIGIT),
-                                          strides=(s0, s1, s2, s1, s2))  # [n, y, x, 28, 28]
     starts = range(0, n, _CHUNK)
     if progress:
         from tqdm.auto import tqdm
@@ -359,5 +354,5 @@ def _paste(images, ids, xy, mask, size, progress) -> np.ndarray:
     for s in starts:
         rows, slots = np.nonzero(mask[s:s + _CHUNK])  # [m], [m]
         rows += s
-        win[rows, xy[rows, slots, 1], xy[rows, slots, 0]] = images[ids[rows, slots]]
+        scenes.paste(out, images[ids[rows, slots]], rows, xy[rows, slots, 0], xy[rows, slots, 1])
     return out

@@ -157,7 +157,7 @@ def _args_leaderboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("course", type=Path, metavar="COURSE_DIR", help="nbgrader course folder with submitted/")
     p.add_argument("--out", type=Path, help="results folder (default: COURSE_DIR/mnistloc_leaderboard)")
     p.add_argument("--reference", type=Path, metavar="MODEL", help="a model.keras from `mnistloc train --case 5`, "
-                   "shown for comparison")
+                   "or `shipped` for the package's case 5 weights, shown for comparison")
     p.add_argument("--student", action="append", help="score only this student (repeatable)")
     p.add_argument("--canvases", type=_positive_int, default=200, help="hidden case 5 canvases per model")
     p.add_argument("--timeout", type=float, default=120, help="seconds per model to load and run")

@@ -12,10 +12,11 @@ either blur small neighbours together or leave large digits with a single
 sharp cell. Cells learn the box and class of the digit whose bump is highest
 there, within ``RADIUS`` cells of its centre.
 
-Decoding (``detect``): every 3x3 local maximum of the presence map scoring at
-least ``min_score`` (at most ``k`` a canvas) is a candidate; its box is read
-at its cell; greedy non-maximum suppression (``nms``) drops a candidate
-overlapping a higher-scoring one by IoU > ``iou_threshold``. The count is the
+Decoding (``detect``): every 3x3 local maximum of the presence map (at most
+``k`` a canvas, ``mnistloc.peaks.find_peaks``) is a candidate; its box is read
+at its cell; greedy non-maximum suppression (``nms``: ``mnistloc.peaks.nms``
+on each canvas) drops a candidate overlapping a higher-scoring one by IoU >
+``iou_threshold``. The count is the
 number of kept peaks scoring >= ``threshold``; for average precision every
 kept peak is reported under each class, scored presence x class probability.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistloc import boxes as B
-from mnistloc import metrics
+from mnistloc import metrics, peaks
 
 STRIDE = 8
 SIGMA_MIN = 0.5  # cells
@@ -92,28 +93,6 @@ def encode_targets(boxes, classes, mask, *, size: int = 128, sigma_fn=None) -> d
             "class": np.concatenate([weight, one_hot], axis=-1).astype(np.float32)}
 
 
-def find_peaks(heat, k: int = MAX_DETECTIONS):
-    """The ``k`` highest 3x3 local maxima of each presence map, best first.
-
-    Args:
-        heat (float[n, S, S]): presence scores.
-        k: peaks a canvas.
-
-    Returns:
-        rows, cols (int64[n, k]) and scores (float32[n, k]); fewer than ``k``
-        maxima leave scores of 0.
-    """
-    heat = np.asarray(heat, dtype=np.float32)
-    n, s, _ = heat.shape
-    padded = np.pad(heat, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-    local_max = np.max([padded[:, i:i + s, j:j + s] for i in range(3) for j in range(3)], axis=0)
-    peak = np.where(heat >= local_max, heat, -np.inf).reshape(n, -1)  # [n, S*S]
-    k = min(k, s * s)
-    idx = np.argsort(-peak, axis=1, kind="stable")[:, :k]  # [n, k]
-    scores = np.take_along_axis(peak, idx, axis=1)
-    return idx // s, idx % s, np.maximum(scores, 0).astype(np.float32)
-
-
 def boxes_at(ltrb, rows, cols) -> np.ndarray:
     """``xyxy`` pixel boxes (n, k, 4) from per-cell distances (n, S, S, 4) in cells, at cells (n, k)."""
     ltrb = np.asarray(ltrb, dtype=np.float32)
@@ -161,7 +140,7 @@ def refine(ltrb, probs, heat, rows, cols, *, agree: float = 0.5):
 
 
 def nms(boxes, scores, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
-    """Greedy non-maximum suppression over each canvas, class-agnostic.
+    """Greedy non-maximum suppression over each canvas, class-agnostic: ``peaks.nms`` per canvas, as a mask.
 
     Going down the scores, a box is kept unless it overlaps an already kept
     box by IoU > ``iou_threshold``.
@@ -177,17 +156,10 @@ def nms(boxes, scores, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
     boxes, scores = np.asarray(boxes, dtype=np.float32), np.asarray(scores, dtype=np.float32)
     if boxes.ndim != 3 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:2]:
         raise ValueError(f"Expected boxes (n, k, 4) and scores (n, k). Got {boxes.shape} and {scores.shape}.")
-    n, k = scores.shape
-    order = np.argsort(-scores, axis=1, kind="stable")  # [n, k]
-    b = np.take_along_axis(boxes, order[..., None], axis=1)
-    iou = B.iou(b[:, :, None, :], b[:, None, :, :])  # [n, k, k]
-    keep = np.ones((n, k), dtype=bool)
-    for i in range(k):  # a kept box i suppresses the worse boxes it overlaps
-        later = np.arange(k) > i
-        keep &= ~(keep[:, i, None] & later & (iou[:, i] > iou_threshold))
-    out = np.zeros((n, k), dtype=bool)
-    np.put_along_axis(out, order, keep, axis=1)
-    return out
+    keep = np.zeros(scores.shape, dtype=bool)
+    for i, (b, s) in enumerate(zip(boxes, scores)):
+        keep[i, peaks.nms(b, s, iou_threshold)] = True
+    return keep
 
 
 def _outputs(outputs) -> dict[str, np.ndarray]:
@@ -217,7 +189,8 @@ def detect(outputs, *, k: int = MAX_DETECTIONS, threshold: float = THRESHOLD,
     """
     out = _outputs(outputs)
     heat = out["presence"][..., 0]
-    rows, cols, scores = find_peaks(heat, k)
+    rows, cols, scores = peaks.find_peaks(heat, k=k)  # [n, k]; missing peaks: row = col = -1, score 0
+    rows, cols = np.maximum(rows, 0), np.maximum(cols, 0)  # read anywhere: a score of 0 is never kept
     if REFINE:
         boxes, probs = refine(out["box"], out["class"], heat, rows, cols)
     else:

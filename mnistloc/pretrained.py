@@ -10,6 +10,8 @@ machine and versions, since the budget is steps)::
     .venv/bin/python bench/quality.py --cases N --seeds 5 --steps 1500 --precision mixed_bfloat16 \
         --weights bench/logs/weights --install
 
+and case 5 by ``bench/quality_case5.py`` (``run`` per seed, then ``install``).
+
 Loading builds the model from its builder and reads only arrays from the file
 (a ``.weights.h5`` has no configuration and no code), so a weights file cannot
 run anything: stricter than Keras's safe mode, which guards ``.keras`` files.
@@ -24,7 +26,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 def available() -> tuple[int, ...]:
     """The cases that have shipped weights."""
-    return tuple(c for c in (1, 2, 3, 4) if (WEIGHTS / f"case{c}.weights.h5").is_file())
+    return tuple(c for c in (1, 2, 3, 4, 5) if (WEIGHTS / f"case{c}.weights.h5").is_file())
 
 
 def record(case: int) -> dict:
@@ -36,23 +38,32 @@ def model(case: int):
     """The reference model of ``case`` with its shipped weights.
 
     Args:
-        case: 1 to 4.
+        case: 1 to 5.
 
     Returns:
         keras.Model: as ``models.build_model(case)`` (float32).
 
     Raises:
-        ValueError: ``case`` is not 1 to 4.
+        ValueError: ``case`` is not 1 to 5.
         FileNotFoundError: no weights shipped for ``case``; the message says how to make them.
     """
     from mnistloc import models  # Keras: only when a model is asked for
 
-    if case not in models.CASES:
-        raise ValueError(f"`case` should be one of {models.CASES}. Got case={case!r}.")
+    if case not in models.ALL_CASES:
+        raise ValueError(f"`case` should be one of {models.ALL_CASES}. Got case={case!r}.")
     path = WEIGHTS / f"case{case}.weights.h5"
     if not path.is_file():
-        raise FileNotFoundError(f"No shipped weights for case {case} at {path}: make them with "
-                                f"`python bench/quality.py --cases {case} --seeds 5 --weights DIR --install`.")
+        how = ("python bench/quality_case5.py run --model dense --weights DIR ..., then install" if case == 5
+               else f"python bench/quality.py --cases {case} --seeds 5 --weights DIR --install")
+        raise FileNotFoundError(f"No shipped weights for case {case} at {path}: make them with `{how}`.")
     net = models.build_model(case)
     net.load_weights(path)
     return net
+
+
+def save_keras(case: int, path) -> Path:
+    """Writes the shipped model of ``case`` as a ``.keras`` file (no optimizer), for tools that take one; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model(case).save(path)
+    return path

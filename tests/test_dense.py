@@ -11,12 +11,17 @@ def test_sigmas_grow_with_the_box():
     assert np.allclose(got, [0.5, 1.0, 0.5, np.sqrt(5 * 11.25) / 6])
 
 
-def test_find_peaks_by_hand():
-    heat = np.zeros((1, 5, 5), np.float32)
+def test_detect_takes_the_peaks_of_mnistloc_peaks():
+    heat = np.zeros((1, 16, 16, 1), np.float32)
     heat[0, 1, 1], heat[0, 1, 2] = 0.9, 0.5  # 0.5 sits next to 0.9: not a local maximum
     heat[0, 3, 4] = 0.7
-    rows, cols, scores = dense.find_peaks(heat, k=2)
-    assert rows.tolist() == [[1, 3]] and cols.tolist() == [[1, 4]] and np.allclose(scores, [[0.9, 0.7]])
+    ltrb = np.ones((1, 16, 16, 4), np.float32)  # every cell: a 16 x 16 px box around its centre
+    probs = np.full((1, 16, 16, 10), 0.1, np.float32)
+    found = dense.detect({"presence": heat, "box": ltrb, "class": probs}, k=3)
+    # peaks at cells (1, 1) and (3, 4): centres (12, 12) and (36, 28) px; the third slot has no peak (score 0)
+    assert np.allclose(found["scores"], [[0.9, 0.7, 0.0]])
+    assert np.allclose(found["boxes"][0, :2], [[4, 4, 20, 20], [28, 20, 44, 36]])
+    assert found["kept"].tolist() == [[True, True, False]] and found["count"].tolist() == [2]
 
 
 def test_boxes_at_by_hand():

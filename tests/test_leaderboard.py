@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistloc import cli, dense, models
+from mnistloc import cli, dense, evaluation, models, pretrained
 from mnistloc.grading import leaderboard as lb
 from mnistloc.grading import model_child
 
@@ -226,3 +226,18 @@ def test_bad_arguments_name_themselves(course, tmp_path):
         lb.leaderboard(tmp_path)
     with pytest.raises(ValueError, match="canvases"):
         lb.leaderboard(course[0], canvases=0, out=tmp_path)
+
+
+@pytest.mark.skipif(5 not in pretrained.available(), reason="no shipped case 5 weights")
+def test_the_shipped_reference_scores_as_the_weights_do_in_process(tmp_path):
+    """``reference="shipped"``: the package's weights, saved as .keras and run in the confined child, score on
+    the hidden canvases what the same weights score when this process predicts with them."""
+    (tmp_path / "submitted").mkdir()
+    (tmp_path / "secret_seed").write_text(str(SEED))
+    entries = lb.leaderboard(tmp_path, reference="shipped", canvases=N, timeout=90)
+    assert [(e.student, e.entry, e.status) for e in entries] == [("reference", "reference", "ok")]
+    assert (tmp_path / "mnistloc_leaderboard" / "reference.keras").is_file()
+    ds = lb.hidden_canvases(SEED, N)
+    expected = dense.score(ds, evaluation.predict(pretrained.model(5), ds))
+    for key in ("map", "map50", "count_accuracy"):  # as the in-process check of a student's model above
+        assert getattr(entries[0], key) == pytest.approx(expected[key], abs=1e-4), key

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mnistloc import boxes as B
-from mnistloc import decoding, evaluation, pretrained
+from mnistloc import decoding, dense, evaluation, metrics, pretrained
 
 N = 200
 RATES = ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accuracy", "iou50", "iou75")
@@ -12,6 +12,7 @@ RATES = ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accurac
 
 def test_some_weights_are_shipped():
     assert 3 in pretrained.available()  # the case the benchmark runs first
+    assert 5 in pretrained.available()  # bench/quality_case5.py install
 
 
 @pytest.mark.slow
@@ -33,6 +34,8 @@ def test_shipped_weights_score_their_recorded_numbers(case):
         n = int(ds.mask.any(axis=1).sum())
         tolerance = 4 * np.sqrt(p * (1 - p) / n) + 2 / n
         assert abs(scores[name] - p) <= tolerance, (case, name, scores[name], p, tolerance)
+    if case == 5:
+        _assert_average_precision_near_the_record(ds, outputs, scores, record["metrics"])
     if case in (1, 3):
         pred = decoding.decode(case, outputs)
         ious = B.iou(ds.boxes[:, 0], pred["box"])  # (200,) one IoU per canvas
@@ -46,5 +49,27 @@ def test_missing_weights_say_how_to_make_them(monkeypatch, tmp_path):
     assert pretrained.available() == ()
     with pytest.raises(FileNotFoundError, match="bench/quality.py"):
         pretrained.model(3)
-    with pytest.raises(ValueError, match="case"):
+    with pytest.raises(FileNotFoundError, match="bench/quality_case5.py"):
         pretrained.model(5)
+    with pytest.raises(ValueError, match="case"):
+        pretrained.model(6)
+
+
+def _assert_average_precision_near_the_record(ds, outputs, scores, recorded, resamples: int = 40):
+    """Case 5's mAP and AP50 on 200 canvases against the record's on 2,000.
+
+    AP is no share of canvases, so its standard error is measured: the spread of the AP over
+    ``resamples`` bootstrap draws of the 200 canvases (with replacement). Four of them.
+    """
+    true_boxes, true_labels = ds.box_lists()
+    found = dense.detections(dense.detect(outputs))
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(ds), len(ds))
+        ap = metrics.mean_average_precision([true_boxes[j] for j in i], [true_labels[j] for j in i],
+                                            *([part[j] for j in i] for part in found))
+        draws.append([ap["map"], ap["map50"]])
+    se = np.std(draws, axis=0, ddof=1)  # [2] bootstrap standard errors of mAP and AP50
+    for name, error in zip(("map", "map50"), se):
+        assert abs(scores[name] - recorded[name]) <= 4 * error, (name, scores[name], recorded[name], 4 * error)

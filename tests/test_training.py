@@ -193,6 +193,25 @@ def test_health_check_flags_a_model_at_chance(monkeypatch):
     assert not stalled and scores["class_accuracy"] == 1.0
 
 
+def test_health_check_flags_a_case_5_model_with_a_constant_output(monkeypatch):
+    """The collapse case 5 showed before the warm-up counted steps: the same output in every cell."""
+    model = models.build_model(5, **SMALL)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    # presence 0.5 in every cell: every cell is a 3x3 maximum, so the first 20 cells in row-major order are
+    # "digits", each a zero-size box at its cell's centre (distances 0): IoU 0 with every digit, so AP50 0.
+    with pytest.warns(RuntimeWarning, match="map50"):
+        scores, stalled = training.health_check(model, 5, n=64)
+    assert stalled and scores["map50"] == 0.0
+
+    def perfect(model, ds, **kwargs):  # the targets themselves
+        t = ds.targets()
+        return {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:]}
+
+    monkeypatch.setattr(evaluation, "predict", perfect)
+    scores, stalled = training.health_check(model, 5, n=64)
+    assert not stalled and scores["map50"] > 0.9  # centres sharing a cell lose a digit now and then
+
+
 def test_a_long_enough_run_reports_its_health(monkeypatch):
     monkeypatch.setattr(training, "STALL_CHECK_STEPS", 2)  # 64 canvases / 32 a step = 2 steps
     with pytest.warns(RuntimeWarning, match="chance"):  # two steps of a tiny model cannot get far

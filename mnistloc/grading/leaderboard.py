@@ -100,7 +100,8 @@ def leaderboard(course_dir, *, out=None, reference=None, students=None, canvases
     Args:
         course_dir: the nbgrader course folder (with ``submitted/``).
         out: results folder (default ``COURSE_DIR/mnistloc_leaderboard``).
-        reference: a trusted ``model.keras`` (e.g. from ``mnistloc train --case 5``) scored alongside.
+        reference: a trusted ``model.keras`` (e.g. from ``mnistloc train --case 5``) scored alongside, or
+            ``"shipped"``: the package's case 5 weights (``mnistloc.pretrained``), written to ``out/reference.keras``.
         students: student ids to score (default: every folder in ``submitted/``).
         canvases: hidden case 5 canvases each model runs on.
         timeout: seconds for each model to load and run (Python and Keras start outside it).
@@ -128,6 +129,9 @@ def leaderboard(course_dir, *, out=None, reference=None, students=None, canvases
     paths = [out / "leaderboard.csv", out / "leaderboard.html"]
     if not force and any(p.exists() for p in paths):
         raise FileExistsError(f"{paths[0]} exists; pass force=True (--force) to overwrite it")
+    if str(reference) == "shipped":
+        from mnistloc import pretrained
+        reference = pretrained.save_keras(5, out / "reference.keras")
     confine.guard_this_process()  # this process holds the secret seed
     ds = hidden_canvases(secret_seed(course), int(canvases))
     names = sorted(students or (p.name for p in submitted.iterdir() if p.is_dir() or p.is_symlink()))
