@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     if args.merge:
         results = merge(args.merge, args.out, readme=not args.no_readme)
         if args.install:
-            install(results, args.weights, [int(c) for c in ("1", "2", "3", "4") if c in results])
+            install(results, args.weights, [c for c in args.cases if str(c) in results])  # --cases: which to ship
         return 0
     from mnistloc import training
 
