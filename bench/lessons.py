@@ -25,7 +25,6 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -166,19 +165,11 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def machine() -> dict:
-    """CPU model, cores and versions: what the numbers depend on."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
+    """CPU model, cores, bfloat16 support and versions: what the numbers depend on (``bench/quality.py``'s)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import quality
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": bool(tf.config.list_physical_devices("GPU")),
-            "python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__}
+    return quality.machine()
 
 
 def table(summary: dict) -> str:
