@@ -102,7 +102,6 @@ class CanvasDataset:
             All float32.
         """
         if self.case == 5:
-
             return {**dense.encode_targets(self.boxes, self.classes, self.mask, size=self.size),
                     "boxes": B.convert(self.boxes, "xyxy", "rel_xyxy", size=self.size).astype(np.float32),
                     "classes": one_hot(self.classes, NUM_CLASSES), "mask": self.mask.astype(np.float32),
@@ -312,7 +311,6 @@ SCENE_OPTIONS = ("min_digits", "max_digits", "scale", "max_overlap", "noise", "c
 
 def _make_scenes(rng, images, labels, n, size, box, split, progress, options) -> CanvasDataset:
     """Case 5: ``scenes.make`` draws and renders; here the slots are ordered left to right."""
-
     made = scenes.make(rng, images, np.arange(len(labels)), n, size=size, progress=progress, **options)
     mask, ids = made["mask"], made["digit_ids"]
     boxes = made["boxes"] if box == "tight" else made["frames"]
@@ -354,5 +352,5 @@ def _paste(images, ids, xy, mask, size, progress) -> np.ndarray:
     for s in starts:
         rows, slots = np.nonzero(mask[s:s + _CHUNK])  # [m], [m]
         rows += s
-        scenes.paste(out, images[ids[rows, slots]], rows, xy[rows, slots, 0], xy[rows, slots, 1])
+        scenes.paste(out, images[ids[rows, slots]], rows, xy[rows, slots, 0], xy[rows, slots, 1], maximum=False)
     return out

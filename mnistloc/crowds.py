@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc import boxes as B
-from mnistloc import peaks
+from mnistloc import metrics, peaks
 
 NMS_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 SIZE_EDGES = (16.0, 24.0)  # sqrt(w h) in pixels: small < 16 <= medium < 24 <= large
@@ -86,7 +85,7 @@ def recall_by_size(true_boxes, pred_boxes, *, iou_threshold: float = 0.5, edges=
     """The share of true digits that some detection covers by IoU >= ``iou_threshold``, per size group.
 
     Each detection covers at most one digit: per canvas, detections are matched to the true boxes
-    greedily in the given order (best first), as ``metrics.match_detections`` does.
+    greedily in the given order (best first) by ``metrics.match_detections``.
 
     Args:
         true_boxes: list over canvases of float[m_i, 4] ``xyxy`` pixels.
@@ -98,12 +97,9 @@ def recall_by_size(true_boxes, pred_boxes, *, iou_threshold: float = 0.5, edges=
     found, groups = [], []
     for t, p in zip(true_boxes, pred_boxes):
         t, p = np.asarray(t, np.float64).reshape(-1, 4), np.asarray(p, np.float64).reshape(-1, 4)
-        ious = B.pairwise_iou(p, t) if len(p) and len(t) else np.zeros((len(p), len(t)))
+        matched = metrics.match_detections(p, -np.arange(len(p), dtype=np.float64), t, iou_threshold)  # given order
         hit = np.zeros(len(t), bool)
-        for d in range(len(p)):
-            free = np.where(hit, -1.0, ious[d])
-            if len(t) and free.max() >= iou_threshold:
-                hit[int(np.argmax(free))] = True
+        hit[matched[matched >= 0]] = True
         found.append(hit)
         groups.append(size_groups(t, edges))
     found, groups = np.concatenate(found or [np.zeros(0, bool)]), np.concatenate(groups or [np.zeros(0, np.int64)])
