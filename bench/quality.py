@@ -199,6 +199,21 @@ def merge(paths: list[Path], out: Path, *, readme: bool = True) -> dict:
     return results
 
 
+def ship(case: int, trained: Path, record: dict) -> dict:
+    """Writes ``trained``'s weights (no optimizer state) as case ``case``'s shipped file in ``mnistloc/weights/``,
+    and ``record`` with the metrics of the shipped file loaded by ``mnistloc.pretrained.model`` (float32) on the
+    2,000 test canvases as ``case<N>.json``; returns the record."""
+    from mnistloc import models, pretrained
+
+    net = models.build_model(case)  # no optimizer: the shipped file holds the model's weights only
+    net.load_weights(trained)
+    pretrained.WEIGHTS.mkdir(exist_ok=True)
+    net.save_weights(pretrained.WEIGHTS / f"case{case}.weights.h5")
+    record = {**record, "metrics": evaluation.evaluate(pretrained.model(case), case)}
+    (pretrained.WEIGHTS / f"case{case}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def install(results: dict, weights: Path, cases) -> None:
     """Ships each case's median seed: writes its weights (no optimizer state) into ``mnistloc/weights/``.
 
@@ -206,24 +221,17 @@ def install(results: dict, weights: Path, cases) -> None:
     record holds the training (steps, seed, precision), the benchmark's numbers, and the metrics of
     the shipped file loaded by ``mnistloc.pretrained.model`` (float32) on the 2,000 test canvases.
     """
-    from mnistloc import models, pretrained
-
     for case in cases:
         seeds = results[str(case)]["seeds"]
         ranked = sorted(seeds, key=lambda s: (seeds[s]["ours"][PRIMARY[case]], int(s)))
         seed = ranked[(len(ranked) - 1) // 2]
-        pretrained.WEIGHTS.mkdir(exist_ok=True)
-        net = models.build_model(case)  # no optimizer: the shipped file holds the model's weights only
-        net.load_weights(weights / f"case{case}-seed{seed}.weights.h5")
-        net.save_weights(pretrained.WEIGHTS / f"case{case}.weights.h5")
-        record = {"case": case, "seed": int(seed), "steps": results["steps"], "precision": results["precision"],
-                  "median_of_seeds": sorted(int(s) for s in seeds), "ranked_by": PRIMARY[case],
-                  "command": f"python bench/quality.py --cases {case} --seed-list "
-                             f"{' '.join(sorted(seeds, key=int))} --steps {results['steps']} --precision "
-                             f"{results['precision']} --weights DIR --install",
-                  "benchmark": seeds[seed]["ours"],
-                  "metrics": evaluation.evaluate(pretrained.model(case), case)}
-        (pretrained.WEIGHTS / f"case{case}.json").write_text(json.dumps(record, indent=2) + "\n")
+        record = ship(case, weights / f"case{case}-seed{seed}.weights.h5", {
+            "case": case, "seed": int(seed), "steps": results["steps"], "precision": results["precision"],
+            "median_of_seeds": sorted(int(s) for s in seeds), "ranked_by": PRIMARY[case],
+            "command": f"python bench/quality.py --cases {case} --seed-list "
+                       f"{' '.join(sorted(seeds, key=int))} --steps {results['steps']} --precision "
+                       f"{results['precision']} --weights DIR --install",
+            "benchmark": seeds[seed]["ours"]})
         print(f"case {case}: shipped seed {seed} of {sorted(int(s) for s in seeds)}: {record['metrics']}")
 
 

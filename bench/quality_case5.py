@@ -161,27 +161,22 @@ def read_rows(paths) -> list[dict]:
 
 def install(rows: list[dict], weights: Path) -> dict:
     """Ships the median dense seed of the step-budget rows (by mAP; the lower median of an even count)."""
-    from mnistloc import evaluation, models, pretrained
+    import quality
 
     dense = sorted((r for r in rows if r["model"] == "dense" and r.get("budget") == "steps"),
                    key=lambda r: (r["map"], r["seed"]))
     if len({r["steps"] for r in dense}) != 1:
         raise ValueError(f"install: expected dense rows of one step budget. Got steps {sorted({r['steps'] for r in dense})}.")
     row = dense[(len(dense) - 1) // 2]
-    net = models.build_model(5)  # no optimizer: the shipped file holds the model's weights only
-    net.load_weights(weights / f"case5-seed{row['seed']}.weights.h5")
-    pretrained.WEIGHTS.mkdir(exist_ok=True)
-    net.save_weights(pretrained.WEIGHTS / "case5.weights.h5")
     seeds = sorted(r["seed"] for r in dense)
-    record = {"case": 5, "seed": row["seed"], "steps": row["steps"], "precision": row["precision"],
-              "median_of_seeds": seeds, "ranked_by": "map",
-              "command": f"python bench/quality_case5.py run --model dense --steps {row['steps']} --seed S "
-                         f"--precision {row['precision']} --weights DIR --part PART (S in {seeds}); "
-                         "python bench/quality_case5.py install PART... --weights DIR",
-              "benchmark": {k: row[k] for k in ("steps", "wall_seconds", "cpu_seconds", "epochs", "parameters",
-                                                "stalled", "precision", *METRICS)},
-              "metrics": evaluation.evaluate(pretrained.model(5), 5)}
-    (pretrained.WEIGHTS / "case5.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = quality.ship(5, weights / f"case5-seed{row['seed']}.weights.h5", {
+        "case": 5, "seed": row["seed"], "steps": row["steps"], "precision": row["precision"],
+        "median_of_seeds": seeds, "ranked_by": "map",
+        "command": f"python bench/quality_case5.py run --model dense --steps {row['steps']} --seed S "
+                   f"--precision {row['precision']} --weights DIR --part PART (S in {seeds}); "
+                   "python bench/quality_case5.py install PART... --weights DIR",
+        "benchmark": {k: row[k] for k in ("steps", "wall_seconds", "cpu_seconds", "epochs", "parameters",
+                                          "stalled", "precision", *METRICS)}})
     print(f"case 5: shipped seed {row['seed']} of {seeds}: {record['metrics']}")
     return record
 
