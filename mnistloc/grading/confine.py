@@ -2,20 +2,23 @@
 
 ``confine(config)`` runs in the child before any student code; the parent uses
 ``guard_this_process()``, ``child_env()``, ``nproc_limit()``, ``fresh_uids()``,
-``kill_uid()`` and ``sweep_ipc()``; a grading worker calls ``limit_grader()``;
+``kill_uid()``, ``sweep_ipc()`` and ``own_keras_home()``; a grading worker calls ``limit_grader()``;
 ``capabilities()`` says how each limit is enforced on this machine (see
 ``mnistloc.grading.sandbox`` for what each one means to a submission).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +57,23 @@ def kill_uid(uid: int) -> None:
             except OSError:
                 pass
         time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def own_keras_home():
+    """Keras writes its settings to ``~/.keras``, or to ``/tmp/.keras`` when the home folder is not writable (a
+    grading account such as ``nobody``): then the grading front ends (``grade``, ``leaderboard``) give it a
+    folder of their own, removed afterwards, so grading leaves nothing in a shared folder."""
+    if "KERAS_HOME" in os.environ or os.access(os.path.expanduser("~"), os.W_OK):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="mnistloc-keras-")
+    os.environ["KERAS_HOME"] = folder  # the workers inherit it
+    try:
+        yield
+    finally:
+        os.environ.pop("KERAS_HOME", None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def fresh_uids(count: int) -> list[int]:

@@ -17,14 +17,11 @@ sees either: cases are made here and sent to it.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import multiprocessing
 import os
-import shutil
 import stat
-import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -84,7 +81,7 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
         say(f"sandbox: processes: {caps['processes']}; ipc: {caps['ipc']}; network: {caps['network']}; "
             f"files: {caps['files']}")
         tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
-        with _own_keras_home():
+        with confine.own_keras_home():
             rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb, hide=[course])
         if shard is not None:
             say(f"wrote {write_shard(rows, out, shard, seed=seed, force=force)}")
@@ -95,23 +92,6 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
     say(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} feedback pages")
     say(summary(rows))
     return rows
-
-
-@contextlib.contextmanager
-def _own_keras_home():
-    """Keras writes its settings to ``~/.keras``, or to ``/tmp/.keras`` when the home folder is not writable (a
-    grading account such as ``nobody``): then the batch gives it a folder of its own, removed afterwards, so
-    grading leaves nothing in a shared folder."""
-    if "KERAS_HOME" in os.environ or os.access(os.path.expanduser("~"), os.W_OK):
-        yield
-        return
-    folder = tempfile.mkdtemp(prefix="mnistloc-keras-")
-    os.environ["KERAS_HOME"] = folder  # the workers inherit it
-    try:
-        yield
-    finally:
-        os.environ.pop("KERAS_HOME", None)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclasses.dataclass(frozen=True)

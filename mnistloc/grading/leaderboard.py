@@ -131,7 +131,8 @@ def leaderboard(course_dir, *, out=None, reference=None, students=None, canvases
         raise FileExistsError(f"{paths[0]} exists; pass force=True (--force) to overwrite it")
     if str(reference) == "shipped":
         from mnistloc import pretrained
-        reference = pretrained.save_keras(5, out / "reference.keras")
+        with confine.own_keras_home():  # Keras in this process: nothing of it left in a shared /tmp
+            reference = pretrained.save_keras(5, out / "reference.keras")
     confine.guard_this_process()  # this process holds the secret seed
     ds = hidden_canvases(secret_seed(course), int(canvases))
     names = sorted(students or (p.name for p in submitted.iterdir() if p.is_dir() or p.is_symlink()))
