@@ -60,10 +60,15 @@ def choose_nms_threshold(keeps, scores, counts, thresholds, min_score: float = 0
         (best, accuracy): ``best`` (float) the threshold with the highest count accuracy (the first
         of equals); ``accuracy`` float64[T], the share of canvases counted right at each threshold.
     """
-    keeps, scores = np.asarray(keeps, bool), np.asarray(scores, np.float64)
+    keeps, scores, counts = np.asarray(keeps, bool), np.asarray(scores, np.float64), np.asarray(counts)
+    thresholds = np.asarray(thresholds, np.float64).reshape(-1)
+    if keeps.ndim != 3 or keeps.shape[0] != len(thresholds) or scores.shape != keeps.shape[1:] or \
+            counts.shape != keeps.shape[1:2]:
+        raise ValueError(f"Expected `keeps` (T, n, k) with T = len(thresholds) = {len(thresholds)}, `scores` (n, k) "
+                         f"and `counts` (n,). Got {keeps.shape}, {scores.shape} and {counts.shape}.")
     counted = (keeps & (scores >= min_score)).sum(axis=-1)  # [T, n]
-    accuracy = (counted == np.asarray(counts)[None, :]).mean(axis=-1)  # [T]
-    return float(np.asarray(thresholds, np.float64)[np.argmax(accuracy)]), accuracy.astype(np.float64)
+    accuracy = (counted == counts[None, :]).mean(axis=-1)  # [T]
+    return float(thresholds[np.argmax(accuracy)]), accuracy.astype(np.float64)
 
 
 def size_groups(boxes, edges=SIZE_EDGES) -> np.ndarray:
@@ -94,6 +99,9 @@ def recall_by_size(true_boxes, pred_boxes, *, iou_threshold: float = 0.5, edges=
     Returns:
         dict: group name -> ``(recall, number of true digits)``; recall is NaN for an empty group.
     """
+    if len(true_boxes) != len(pred_boxes):
+        raise ValueError(f"`true_boxes` and `pred_boxes` should list the same canvases. Got {len(true_boxes)} and "
+                         f"{len(pred_boxes)} canvases.")
     found, groups = [], []
     for t, p in zip(true_boxes, pred_boxes):
         t, p = np.asarray(t, np.float64).reshape(-1, 4), np.asarray(p, np.float64).reshape(-1, 4)

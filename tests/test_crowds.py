@@ -176,3 +176,10 @@ def test_peaks_nms_is_the_default_nms():
     boxes, scores = np.float32([[[0, 0, 10, 10], [1, 0, 11, 10]]]), np.float32([[0.9, 0.8]])
     assert crowds.nms_keeps(boxes, scores, [0.5])[0, 0].tolist() == [True, False]
     assert peaks.nms(boxes[0], scores[0], 0.5).tolist() == [0]
+
+
+def test_bad_shapes_get_errors_that_name_the_arguments():
+    with pytest.raises(ValueError, match=r"`keeps` \(T, n, k\) with T = len\(thresholds\) = 1.*Got \(2, 3, 4\)"):
+        crowds.choose_nms_threshold(np.zeros((2, 3, 4), bool), np.zeros((3, 4)), np.zeros(3), [0.5])
+    with pytest.raises(ValueError, match="`true_boxes` and `pred_boxes` should list the same canvases. Got 1 and 0"):
+        crowds.recall_by_size([np.zeros((1, 4))], [])
