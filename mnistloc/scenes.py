@@ -75,11 +75,6 @@ def area_matrix(n_in: int, n_out: int) -> np.ndarray:
 def resize(digits, side: int) -> np.ndarray:
     """Resizes square images to ``side x side`` by area resampling, rounding halves up.
 
-    Computed exactly: with ``O = overlaps(H, side)`` (whole numbers),
-    ``v = O @ d @ O.T`` is a whole number below 2^22 for H <= 128, which
-    float32 holds exactly; ``(v + H * H / 2) / H / H`` is then within float32's
-    precision of its exact value, so it truncates to the right integer.
-
     Args:
         digits (uint8[..., H, H]): one image or a batch, square, H <= 128.
         side: output side in pixels, >= 1.
@@ -90,12 +85,30 @@ def resize(digits, side: int) -> np.ndarray:
     d = np.asarray(digits)
     if d.ndim < 2 or d.shape[-1] != d.shape[-2] or d.shape[-1] > 128:
         raise ValueError(f"`digits` should be square images (..., H, H) with H <= 128. Got shape {d.shape}.")
-    h = d.shape[-1]
+    flat = d.reshape(-1, *d.shape[-2:])
+    sprites = _resized(flat.transpose(1, 0, 2), np.arange(len(flat)), side)  # [side, p, side]
+    return sprites.transpose(1, 0, 2).reshape(*d.shape[:-2], side, side)
+
+
+def _resized(images_t: np.ndarray, ids: np.ndarray, side: int) -> np.ndarray:
+    """Resizes ``images[ids]``, given ``images_t = images.transpose(1, 0, 2)``: uint8[side, p, side].
+
+    The batch rides along the middle axis (``[H, p, H]`` in, ``[side, p,
+    side]`` out), so each product below is one large one, not a stack of small
+    ones. Computed exactly: with ``O = overlaps(H, side)`` (whole numbers,
+    each row summing to H), ``v = O @ (d + 1/2) @ O.T = O @ d @ O.T + H * H / 2``
+    holds multiples of 1/2 below 2^23 for H <= 128, which float32 holds
+    exactly in any order of summation; ``v / (H * H)`` is then within
+    float32's precision of ``mean + 1/2``, so truncating it gives
+    ``floor(mean + 1/2)``.
+    """
+    h, p = images_t.shape[0], len(ids)
     o = overlaps(h, side).astype(np.float32)  # [side, H]
-    v = o @ d.astype(np.float32) @ o.T  # [..., side, side] whole numbers: H * H * the mean under each footprint
-    v += h * h / 2
-    v /= h * h  # correctly rounded: stays below the next whole number when the exact mean + 1/2 is
-    return v.astype(np.uint8)  # truncation: floor(mean + 1/2)
+    a = np.add(images_t[:, ids], np.float32(0.5), dtype=np.float32, order="C")  # [H(row), p, H(col)]
+    v = (o @ a.reshape(h, p * h)).reshape(side * p, h) @ o.T  # [side(row) * p, side(col)]
+    sprites = np.empty((side, p, side), dtype=np.uint8)
+    np.divide(v.reshape(side, p, side), np.float32(h * h), out=sprites, casting="unsafe")  # truncates
+    return sprites
 
 
 def check_args(n, size, min_digits, max_digits, scale, max_overlap, noise, clutter) -> tuple[float, float]:
@@ -230,30 +243,74 @@ def make(rng: np.random.Generator, images: np.ndarray, pool: np.ndarray, n: int,
 def _render(images, ids, frames, mask, size, progress):
     """Resizes and pastes every digit (``maximum`` where they overlap); returns canvases and tight boxes.
 
-    Digits are grouped by side: one matrix product resizes a group, and
-    ``paste`` takes one ``maximum`` per slot (so no pixel is written twice in
-    one store).
+    Digits are grouped by side, and two matrix products resize a group
+    (``_resized``). A digit whose frame meets no other frame of its canvas is
+    copied in place; the others are pasted with ``maximum`` in rounds that
+    hold at most one digit of a canvas (so no pixel is written twice in one
+    store). ``maximum`` does not depend on the order, so neither does the
+    picture. Within a group the digits are sorted by round, so each ``paste``
+    takes a slice of the group's sprites, not a copy.
     """
     n, k = mask.shape
     out = np.zeros((n, size, size), dtype=np.uint8)
     tight = np.zeros((n, k, 4), dtype=np.float32)
+    images_t = images.transpose(1, 0, 2)  # [28, N, 28]: gathers land batch-in-the-middle
+    alone = ~_meets_another(frames)  # [n, K]
     starts = range(0, n, _CHUNK)
     if progress:
         from tqdm.auto import tqdm
         starts = tqdm(starts, total=len(starts), desc="canvases", unit="chunk")
     for s in starts:
-        rows, slots = np.nonzero(mask[s:s + _CHUNK])  # [m], [m]
+        rows, slots = np.nonzero(mask[s:s + _CHUNK])  # [m], [m] sorted by row
         rows += s
-        xs, ys, sides = (frames[rows, slots, j] for j in range(3))
-        for side in np.unique(sides):
-            pick = np.flatnonzero(sides == side)
-            r, k_, x, y = rows[pick], slots[pick], xs[pick], ys[pick]
-            sprites = resize(images[ids[r, k_]], int(side))  # [p, side, side]
-            tight[r, k_] = _ink_box(sprites) + np.stack([x, y, x, y], axis=-1)
-            for slot in np.unique(k_):
-                q = k_ == slot
-                paste(out, sprites[q], r[q], x[q], y[q])
+        sides = frames[rows, slots, 2]
+        rounds = _rounds(rows, sides, alone[rows, slots])
+        order = np.lexsort((rows, rounds, sides))  # by side, round, canvas
+        rows, slots, sides, rounds = rows[order], slots[order], sides[order], rounds[order]
+        xs, ys = frames[rows, slots, 0], frames[rows, slots, 1]
+        for g in np.split(np.arange(len(rows)), np.flatnonzero(np.diff(sides)) + 1):
+            lo, side = g[0], int(sides[g[0]])
+            sprites = _resized(images_t, ids[rows[g], slots[g]], side)  # [side, p, side]
+            tight[rows[g], slots[g]] = _ink_box(sprites) + np.stack([xs[g], ys[g], xs[g], ys[g]], axis=-1)
+            for part in np.split(g, np.flatnonzero(np.diff(rounds[g])) + 1):
+                a, b = part[0], part[-1] + 1
+                paste(out, sprites[:, a - lo:b - lo].transpose(1, 0, 2), rows[a:b], xs[a:b], ys[a:b],
+                      maximum=bool(rounds[a]))
     return out, tight
+
+
+def _meets_another(frames: np.ndarray) -> np.ndarray:
+    """Whether each frame (x, y, side) shares a pixel with another frame of its canvas: bool (n, K).
+
+    Unused slots have side 0 and meet nothing.
+    """
+    x, y, side = (frames[..., j].T for j in range(3))  # [K, n] each
+    meets = np.zeros(x.shape, dtype=bool)
+    for a in range(len(x)):
+        for b in range(a + 1, len(x)):
+            both = ((np.minimum(x[a] + side[a], x[b] + side[b]) > np.maximum(x[a], x[b]))
+                    & (np.minimum(y[a] + side[a], y[b] + side[b]) > np.maximum(y[a], y[b])))
+            meets[a] |= both
+            meets[b] |= both
+    return meets.T
+
+
+def _rounds(rows: np.ndarray, sides: np.ndarray, alone: np.ndarray) -> np.ndarray:
+    """The paste round of each digit: 0 (copied) if ``alone``, else 1, 2, ... among the canvas's digits of its side.
+
+    Args:
+        rows (int[m]): each digit's canvas, sorted.
+        sides (int[m]): each digit's side.
+        alone (bool[m]): the digit's frame meets no other frame.
+    """
+    order = np.lexsort((rows, sides))  # by side, then canvas
+    r, sd, shared = rows[order], sides[order], ~alone[order]
+    start = np.r_[True, (r[1:] != r[:-1]) | (sd[1:] != sd[:-1])]  # [m] first digit of a (side, canvas) run
+    seen = np.cumsum(shared)
+    before = np.maximum.accumulate(np.where(start, seen - shared, 0))  # shared digits before the run
+    out = np.empty_like(rows)
+    out[order] = np.where(shared, seen - before, 0)
+    return out
 
 
 def paste(out: np.ndarray, sprites: np.ndarray, rows, xs, ys, *, maximum: bool = True) -> None:
@@ -284,10 +341,17 @@ def paste(out: np.ndarray, sprites: np.ndarray, rows, xs, ys, *, maximum: bool =
 
 
 def _ink_box(sprites: np.ndarray) -> np.ndarray:
-    """``boxes.tight_box`` for uint8 images (p, h, w), from two ``max`` reductions: float32 (p, 4)."""
-    cols, rows = sprites.max(axis=1) > 0, sprites.max(axis=2) > 0  # [p, w], [p, h]
+    """``boxes.tight_box`` of each sprite of ``_resized`` (uint8[side, p, side]): float32 (p, 4).
+
+    The columns with ink come from one reduction over the leading axis; the
+    rows with ink from one ``reduceat`` over the flat rows (a last-axis
+    reduction would run its loop once per short row).
+    """
+    side, p, _ = sprites.shape
+    cols = sprites.max(axis=0) > 0  # [p, side]
+    rows = (np.maximum.reduceat(sprites.reshape(-1), np.arange(0, sprites.size, side)) > 0).reshape(side, p).T
     x0, y0 = cols.argmax(-1), rows.argmax(-1)
-    x1, y1 = cols.shape[-1] - cols[:, ::-1].argmax(-1), rows.shape[-1] - rows[:, ::-1].argmax(-1)
+    x1, y1 = side - cols[:, ::-1].argmax(-1), side - rows[:, ::-1].argmax(-1)
     box = np.stack([x0, y0, x1, y1], axis=-1).astype(np.float32)
     return np.where(cols.any(-1)[:, None], box, np.float32(0))
 
