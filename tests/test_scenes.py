@@ -63,6 +63,23 @@ def test_each_canvas_is_its_resized_digits_and_each_box_their_ink(ds):
         assert np.array_equal(ds.images[i], composed), i  # later digits over earlier ones with maximum
 
 
+def test_crowded_canvases_of_one_side_keep_every_digit():
+    """One scale and overlap up to IoU 0.9 on a small canvas: up to six digits of one side meet in a
+    canvas, so pastes come in several rounds; the picture is still the ``maximum`` of the digits alone."""
+    crowd = canvas.make_dataset(5, 400, seed=7, size=56, min_digits=4, scale=(1.0, 1.0), max_overlap=0.9)
+    digits, _ = load_digits("train")
+    assert (crowd.count >= 4).all()
+    for i in range(len(crowd.images)):
+        composed = np.zeros((56, 56), np.uint8)
+        for k in np.flatnonzero(crowd.mask[i]):
+            x0, y0, x1, y1 = crowd.frames[i, k].astype(int)
+            alone = np.zeros((56, 56), np.uint8)
+            alone[y0:y1, x0:x1] = digits[crowd.digit_ids[i, k]]  # scale 1: the digit as it is
+            assert np.array_equal(crowd.boxes[i, k], _ink_box(alone)), (i, k)
+            composed = np.maximum(composed, alone)
+        assert np.array_equal(crowd.images[i], composed), i
+
+
 def test_boxes_lie_inside_the_canvas_and_their_frames(ds):
     b, f = ds.boxes[ds.mask], ds.frames[ds.mask]
     assert (b[:, :2] >= 0).all() and (b[:, 2:] <= SIZE).all() and (b[:, 2:] > b[:, :2]).all()
