@@ -263,7 +263,8 @@ def _run_train(args) -> int:
 
 
 def _args_evaluate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="a .keras file written by `mnistloc train`")
+    p.add_argument("model", type=Path, help="a .keras file written by `mnistloc train`, or `shipped` for the "
+                   "package's reference weights of --case")
     p.add_argument("--case", type=_case, required=True, help="1 to 5: the case the model was trained for")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
@@ -272,9 +273,10 @@ def _args_evaluate(p: argparse.ArgumentParser) -> None:
 def _run_evaluate(args) -> int:
     import json
 
-    from mnistloc import evaluation, training
+    from mnistloc import evaluation, pretrained, training
 
-    result = evaluation.evaluate(training.load_model(args.model), args.case, source=_source(args))
+    model = pretrained.model(args.case) if str(args.model) == "shipped" else training.load_model(args.model)
+    result = evaluation.evaluate(model, args.case, source=_source(args))
     print(json.dumps(result, indent=2) if args.json else evaluation.format_metrics(result))
     return 0
 

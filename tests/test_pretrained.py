@@ -73,3 +73,17 @@ def _assert_average_precision_near_the_record(ds, outputs, scores, recorded, res
     se = np.std(draws, axis=0, ddof=1)  # [2] bootstrap standard errors of mAP and AP50
     for name, error in zip(("map", "map50"), se):
         assert abs(scores[name] - recorded[name]) <= 4 * error, (name, scores[name], recorded[name], 4 * error)
+
+
+@pytest.mark.slow
+def test_cli_evaluates_the_shipped_weights_as_their_record_says(capsys):
+    """`mnistloc evaluate shipped --case 1` scores the package's weights on the record's own test canvases."""
+    import json
+
+    from mnistloc import cli
+
+    assert cli.main(["evaluate", "shipped", "--case", "1", "--json"]) == 0
+    got, recorded = json.loads(capsys.readouterr().out), pretrained.record(1)["metrics"]
+    assert set(got) == set(recorded)
+    for name, value in recorded.items():  # the same canvases and weights: equal up to two canvases of 2,000
+        assert got[name] == pytest.approx(value, abs=1e-3), name
