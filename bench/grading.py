@@ -5,8 +5,8 @@ third partial (stubs and typical mistakes), a third broken or hostile (files
 from ``tests/corpus/``: not JSON, nbformat 3, renamed, missing, deleted,
 duplicated and retyped cells, an endless loop, ``sys.exit``, a call of the
 reference). Both graders use the same secret seed and the same per-cell /
-per-exercise time limit (``--timeout``). Then one student's four lessons,
-all correct, are graded by both. Results go to ``bench/results/grading.json``
+per-exercise time limit (``--timeout``). Then one student's lessons (every
+one in ``solutions/``), all correct, are graded by both. Results go to ``bench/results/grading.json``
 with the machine; the tables are printed as markdown for ``bench/README.md``.
 
     .venv/bin/python bench/grading.py                 # about 30 minutes on 2 cores, mostly nbgrader
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import build as corpus  # noqa: E402  (tests/corpus/build.py: the lesson-1 notebooks and hostile cases)
 
 LESSON = "01-single-digit"
-LESSONS = ("01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits")
+LESSONS = tuple(sorted(p.name for p in (REPO / "solutions").glob("[0-9]*") if p.is_dir()))
 SEED = "424242"
 BIN = Path(sys.executable).parent
 BROKEN = ("not_json", "nbformat3", "renamed", "missing", "deleted_answer", "duplicated", "markdown",
@@ -86,7 +86,7 @@ def make_class(course: Path, n: int) -> dict[str, str]:
 
 
 def solo_submission(course: Path, student: str = "solo") -> None:
-    """One student's four lessons, each answer the reference solution."""
+    """One student's lessons (``LESSONS``), each answer the reference solution."""
     for lesson in LESSONS:
         release = json.loads((REPO / "lessons" / lesson / f"{lesson}.ipynb").read_text())
         answers = {}
@@ -218,7 +218,7 @@ def table(result: dict) -> str:
              "| grading | mnistloc grade | nbgrader autograde |", "|---|---:|---:|",
              f"| class of {result['students']} (lesson 1), jobs {result['jobs']} | {_s(c['mnistloc_seconds'])} | "
              f"{_s(c['nbgrader_seconds'])} |",
-             f"| one student, four lessons | {_s(s['mnistloc_seconds'])} | {_s(s['nbgrader_seconds'])} |", "",
+             f"| one student, {len(LESSONS)} lessons | {_s(s['mnistloc_seconds'])} | {_s(s['nbgrader_seconds'])} |", "",
              "| student | submission | mnistloc | nbgrader | mnistloc: exercises not passed |",
              "|---|---|---:|---:|---|"]
     for r in c["rows"]:

@@ -163,7 +163,20 @@ def _args_leaderboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=120, help="seconds per model to load and run")
     p.add_argument("--memory-mb", type=_positive_int, default=4096, help="address space per child process")
     p.add_argument("--max-mb", type=_positive_int, default=32, help="largest model file opened, in MB")
-    p.add_argument("--force", action="store_true", help="overwrite existing results")
+    p.add_argument("--bonus", type=_bonus, action="append", metavar="MAP=POINTS",
+                   help="extra credit in nbgrader's gradebook for a mAP at or above MAP (repeatable: the highest "
+                        "threshold reached counts), on lesson 5's test_choose_nms_threshold cell")
+    p.add_argument("--force", action="store_true", help="overwrite existing results (and earlier extra credit)")
+
+
+def _bonus(text: str) -> tuple[float, float]:
+    try:
+        threshold, points = (float(v) for v in text.split("="))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MAP=POINTS such as 0.7=1, got {text!r}") from None
+    if not (0 < threshold <= 1 and points > 0):
+        raise argparse.ArgumentTypeError(f"expected a mAP in (0, 1] and points > 0, got {text!r}")
+    return threshold, points
 
 
 def _run_leaderboard(args) -> int:
@@ -177,6 +190,15 @@ def _run_leaderboard(args) -> int:
         print(f"{e.rank or '-':>3}  {e.student:<24} {score}")
     out = args.out or args.course / "mnistloc_leaderboard"
     print(f"wrote {out / 'leaderboard.csv'} and {out / 'leaderboard.html'}")
+    if args.bonus:
+        from mnistloc.grading import results
+
+        scores = {e.student: e.map for e in entries if e.entry == "student" and e.status == "ok"}
+        awards = results.bonus_points(scores, dict(args.bonus))
+        results.record_bonus(args.course, awards, leaderboard.LESSON, leaderboard.BONUS_CELL, force=args.force)
+        print(f"extra credit for {len(awards)} of {len(scores)} scored students in nbgrader's gradebook "
+              f"({leaderboard.LESSON}, {leaderboard.BONUS_CELL}): "
+              + (", ".join(f"{s} {p:g}" for s, p in sorted(awards.items())) or "none"))
     return 0
 
 

@@ -75,6 +75,10 @@ def test_outputs_are_not_overwritten_without_force(tmp_path):
     (["data", "--case", "1", "--out", "x"], "--out should be a .npz file"),
     (["data", "--case", "1", "--out", "x.npz", "--mnist", "missing.npz"], "missing.npz"),
     (["nonsense"], "nonsense"),
+    (["leaderboard", "course", "--bonus", "0.7"], "--bonus"),
+    (["leaderboard", "course", "--bonus", "1.5=2"], "--bonus"),
+    (["leaderboard", "course", "--bonus", "0.7=-1"], "--bonus"),
+    (["evaluate", "shipped", "--case", "6"], "--case"),
 ])
 def test_bad_arguments_exit_2_naming_the_argument(tmp_path, args, named):
     r = run(tmp_path, *args)

@@ -46,6 +46,7 @@ from mnistloc.grading.registry import secret_seed
 
 LESSON = "05-many-digits"
 MODEL_FILE = "model.keras"
+BONUS_CELL = "test_choose_nms_threshold"  # the graded cell of LESSON that carries the leaderboard's extra credit
 MAX_BYTES = 32 * 1024 * 1024  # the size cap of a model file (the reference model: about 1 MB)
 WARM_TIMEOUT = 180  # seconds to start Python and import Keras, before the model's own time starts
 MAX_NAME = 100

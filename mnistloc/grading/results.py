@@ -4,7 +4,8 @@ One ``Row`` per student, lesson and exercise; ``write_results`` writes them as
 ``grades.csv`` and ``grades.json`` and a feedback page per student and lesson;
 ``write_shard`` / ``read_shards`` carry one shard of a class between machines;
 ``record_gradebook`` sets the scores of the test cells (``test_<exercise>``) in
-nbgrader's gradebook, so ``nbgrader export`` and formgrader agree.
+nbgrader's gradebook, so ``nbgrader export`` and formgrader agree;
+``bonus_points`` and ``record_bonus`` turn leaderboard scores into extra credit there.
 """
 from __future__ import annotations
 
@@ -186,6 +187,59 @@ def record_gradebook(course_dir, rows: list[Row]) -> int:
                 count += 1
             gb.db.commit()
     return count
+
+
+def bonus_points(scores: dict[str, float], thresholds: dict[float, float]) -> dict[str, float]:
+    """Each student's bonus: the points of the highest threshold their score reaches; none below them all.
+
+    Args:
+        scores: student -> score (the leaderboard's mAP).
+        thresholds: score -> points, e.g. ``{0.70: 1, 0.75: 2}``.
+    """
+    awards = {}
+    for student, score in scores.items():
+        reached = [t for t in thresholds if score >= t]
+        if reached:
+            awards[student] = float(thresholds[max(reached)])
+    return awards
+
+
+def record_bonus(course_dir, awards: dict[str, float], lesson: str, cell: str, *, force: bool = False) -> int:
+    """Sets each student's bonus as nbgrader extra credit on ``cell`` of ``lesson``; returns grades set.
+
+    The extra credit counts in ``nbgrader export`` and formgrader once the
+    cell is graded (``mnistloc grade`` or ``nbgrader autograde``). A student
+    without a submission of ``lesson`` in the gradebook gets one, as
+    ``record_gradebook`` makes them.
+
+    Raises:
+        ValueError: the lesson or the cell is not in the gradebook.
+        FileExistsError: a student's cell already holds another extra credit (an instructor's, or an
+            earlier leaderboard's) and ``force`` is False.
+    """
+    from nbgrader.api import Gradebook, MissingEntry  # nbgrader takes 3 s to import: only when needed
+
+    db_url, course_id = _gradebook_url(course_dir)
+    with Gradebook(db_url, course_id=course_id) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy's SAWarning from inside nbgrader's add_submission
+        try:
+            gb.find_grade_cell(cell, lesson, lesson)
+        except MissingEntry:
+            raise ValueError(f"lesson {lesson} with a graded cell {cell} is not in the gradebook {db_url}: run "
+                             f"`nbgrader generate_assignment {lesson}` in {course_dir} first") from None
+        grades = {}
+        for student in sorted(awards):
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(lesson, student)
+            grades[student] = gb.find_grade(cell, lesson, lesson, student)
+        clash = [s for s, g in grades.items() if g.extra_credit not in (None, 0.0, awards[s])]
+        if clash and not force:
+            raise FileExistsError(f"{cell} of {lesson} already holds other extra credit for {', '.join(clash)}; "
+                                  f"pass force=True (--force) to replace it")
+        for student, grade in grades.items():
+            grade.extra_credit = awards[student]
+        gb.db.commit()
+    return len(grades)
 
 
 def _gradebook_url(course_dir) -> tuple[str, str]:
