@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -23,12 +21,13 @@ from mnistloc import cli, dense, evaluation, models, pretrained
 from mnistloc.grading import leaderboard as lb
 from mnistloc.grading import model_child, results
 
+from course import nbgrader
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("leaderboard")]  # one class run, on one worker
 keras = models.keras
 layers = models.layers
 SEED = 4242
 N = 24
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _heads(x, classes: int = 10, grid_pool: int = 8):
@@ -258,26 +257,20 @@ def test_bonus_becomes_extra_credit_in_nbgraders_export(board, course, tmp_path)
     refused over it without --force."""
     root, _ = course
     by_student, _, _ = board
-    (root / "nbgrader_config.py").write_text(
-        "c = get_config()\n"
-        f"c.CourseDirectory.root = {str(root)!r}\n"
-        "c.CourseDirectory.course_id = 'mnistloc'\n"
-        f"c.CourseDirectory.source_directory = {str(REPO / 'solutions')!r}\n"
-        f"c.CourseDirectory.release_directory = {str(tmp_path / 'release')!r}\n")
-    _nbgrader(root, "generate_assignment", lb.LESSON, "--force")
+    nbgrader("generate_assignment", lb.LESSON, "--force", course=root, release_dir=tmp_path / "release")
     threshold = (float(by_student["ada"]["map"]) + float(by_student["bob"]["map"])) / 2
     assert cli.main(["leaderboard", str(root), "--out", str(tmp_path / "board"), "--canvases", str(N),
                      "--student", "ada", "--student", "bob", "--bonus", f"{threshold}=1.5",
                      "--bonus", "1=4"]) == 0
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id="mnistloc") as gb:
+    with Gradebook(*results._gradebook_url(root)) as gb:
         cell = gb.find_grade(lb.BONUS_CELL, lb.LESSON, lb.LESSON, "ada")
         assert cell.extra_credit == 1.5
         cell.auto_score = 3.0  # as `mnistloc grade` or `nbgrader autograde` would set it
         gb.db.commit()
         assert [s.student.id for s in gb.assignment_submissions(lb.LESSON)] == ["ada"]  # bob: below it
-    _nbgrader(root, "export", "--to", str(tmp_path / "export.csv"))
+    nbgrader("export", "--to", str(tmp_path / "export.csv"), course=root)
     with open(tmp_path / "export.csv", newline="") as f:
         exported = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(f) if r["assignment"] == lb.LESSON}
     assert exported["ada"] == 3.0 + 1.5
@@ -287,8 +280,3 @@ def test_bonus_becomes_extra_credit_in_nbgraders_export(board, course, tmp_path)
     with pytest.raises(ValueError, match="generate_assignment"):
         results.record_bonus(root, {"ada": 1.0}, "99-nothing", lb.BONUS_CELL)
 
-
-def _nbgrader(course: Path, *args: str) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    subprocess.run([str(Path(sys.executable).parent / "nbgrader"), *args], cwd=course, env=env, check=True,
-                   capture_output=True)
