@@ -285,8 +285,8 @@ def _run_train(args) -> int:
 
 
 def _args_evaluate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="a .keras file written by `mnistloc train`, or `shipped` for the "
-                   "package's reference weights of --case")
+    p.add_argument("model", type=Path, help="a .keras file (from `mnistloc train`, or lesson 5's save cell), or "
+                   "`shipped` for the package's reference weights of --case")
     p.add_argument("--case", type=_case, required=True, help="1 to 5: the case the model was trained for")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--mnist", metavar="PATH", help="a local mnist.npz (full MNIST) instead of the bundled digits")
@@ -297,7 +297,8 @@ def _run_evaluate(args) -> int:
 
     from mnistloc import evaluation, pretrained, training
 
-    model = pretrained.model(args.case) if str(args.model) == "shipped" else training.load_model(args.model)
+    shipped = str(args.model) == "shipped"
+    model = pretrained.model(args.case) if shipped else training.load_model(args.model, compile=False)
     result = evaluation.evaluate(model, args.case, source=_source(args))
     print(json.dumps(result, indent=2) if args.json else evaluation.format_metrics(result))
     return 0

@@ -382,9 +382,13 @@ def save_model(model: keras.Model, path, *, force: bool = False) -> Path:
     return path
 
 
-def load_model(path) -> keras.Model:
-    """Reads a model written by ``save_model`` (the losses are registered by ``mnistloc.models``)."""
+def load_model(path, compile: bool = True) -> keras.Model:
+    """Reads a model written by ``save_model`` (the losses are registered by ``mnistloc.models``).
+
+    ``compile=False`` reads it for predictions only, without its losses: a
+    model compiled with functions of a notebook (lesson 5's challenge) loads too.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}: train one with `mnistloc train --case N --out DIR`.")
-    return keras.models.load_model(path, custom_objects=models.CUSTOM_OBJECTS)
+    return keras.models.load_model(path, custom_objects=models.CUSTOM_OBJECTS, compile=compile)

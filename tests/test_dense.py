@@ -123,3 +123,33 @@ def test_cli_train_then_evaluate_case_5(tmp_path, capsys):
     assert cli.main(["evaluate", str(out / "model.keras"), "--case", "5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["map"] == pytest.approx(saved["map"])
     assert cli.main(["evaluate", str(out / "model.keras"), "--case", "4"]) == 2  # case 5 has no count head
+
+
+@pytest.mark.slow
+def test_cli_evaluates_a_model_saved_as_lesson_5_saves_it(tmp_path, capsys):
+    """Lesson 5's save cell writes a model compiled with the notebook's own loss functions; `mnistloc evaluate`
+    reads it for predictions only (compile=False): no loss lookup, no optimizer warning on stderr."""
+    import json
+    import warnings
+
+    from mnistloc import cli, models, training
+
+    def box_loss(y_true, y_pred):  # as a notebook defines it: nothing Keras can find by name later
+        return models.keras.ops.mean(models.keras.ops.abs(y_true - y_pred))
+
+    model = models.build_case5_model(widths=(4, 4, 4), hidden=4)
+    model.compile(optimizer="adam", loss={"presence": "binary_crossentropy", "box": box_loss,
+                                          "class": "categorical_crossentropy"})
+    model.save(tmp_path / "model.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras's "Skipping variable loading for optimizer" would fail here
+        loaded = training.load_model(tmp_path / "model.keras", compile=False)
+    x = np.zeros((2, 128, 128), np.float32)
+    for name, out in model.predict(x, verbose=0).items():
+        np.testing.assert_array_equal(out, loaded.predict(x, verbose=0)[name])
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same through the command
+        assert cli.main(["evaluate", str(tmp_path / "model.keras"), "--case", "5", "--json"]) == 0
+    out = capsys.readouterr()
+    assert {"map", "map50", "map75", "count_accuracy"} <= set(json.loads(out.out)) and out.err == ""
