@@ -1,10 +1,10 @@
-"""Where `mnistloc grade` spends its time on one student's four lessons, phase by phase and exercise by exercise.
+"""Where `mnistloc grade` spends its time on one student's lessons, phase by phase and exercise by exercise.
 
 Calls the steps of ``mnistloc.grading.grade.grade_student`` one at a time on
-the correct submission that ``bench/grading.py`` builds (every answer the
-reference solution): reading each notebook and making its cases
-(``judge.read_answers``, ``judge.plan``), the sandbox child for all four
-lessons at once (as ``grade`` runs it), a child for one numpy exercise (the
+the correct submission that ``bench/grading.py`` builds (every lesson in
+``solutions/``, every answer the reference solution): reading each notebook
+and making its cases (``judge.read_answers``, ``judge.plan``), the sandbox
+child for all the lessons at once (as ``grade`` runs it), a child for one numpy exercise (the
 child's own start-up) and one child per lesson, then judging each exercise in
 this process under cProfile. Prints and writes the wall seconds of each
 phase, this process's CPU time and the load before and after.
@@ -58,7 +58,7 @@ def main(out: Path) -> dict:
     sources = {n: s for p in plans.values() for n, s in p.sources.items()}
     calls = [c for p in plans.values() for c in p.calls]
     secret = [f for p in plans.values() for f in p.secret]
-    outcomes = _timed(result, "child, four lessons", sandbox.run_exercises, sources, calls, secret=secret)
+    outcomes = _timed(result, f"child, {len(plans)} lessons", sandbox.run_exercises, sources, calls, secret=secret)
     public = [(n, c) for (n, c), s in zip(calls, secret) if n == "place_digit" and not s]
     _timed(result, "child, place_digit only", sandbox.run_exercises, {"place_digit": sources["place_digit"]}, public)
     for lesson, p in plans.items():

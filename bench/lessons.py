@@ -192,6 +192,18 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def runs_table(runs: list[dict]) -> str:
+    """Markdown: one row per run that scored, by lesson and seed (``bench/README.md``'s "Each run")."""
+    lines = ["| lesson | seed | wall s | kernel CPU s | training CPU s | idle estimate s | steps | load before, after "
+             "| scores |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in sorted((r for r in runs if "scores" in r), key=lambda r: (r["lesson"], r["seed"])):
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in r["scores"].items())
+        lines.append(f"| {r['lesson']} | {r['seed']} | {r['wall_seconds']:.0f} | {r['kernel_cpu_seconds']:.0f} | "
+                     f"{r['train_cpu_seconds']:.0f} | {r['idle_estimate_seconds']:.0f} | {r['steps']} | "
+                     f"{r['load_before']:.1f}, {r['load_after']:.1f} | {scores} |")
+    return "\n".join(lines)
+
+
 def _write(out: Path, results: dict) -> None:
     results["summary"] = summarise(results["runs"])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +237,8 @@ def main(argv=None) -> int:
         parser.error(f"--jobs should be >= 1. Got {args.jobs}.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.merge:
-        print(table(merge(args.merge, args.out)["summary"]))
+        merged = merge(args.merge, args.out)
+        print(f"{table(merged['summary'])}\n\nEach run:\n\n{runs_table(merged['runs'])}")
         return 0
     try:
         lessons = find_lessons(args.lessons)
@@ -247,7 +260,7 @@ def main(argv=None) -> int:
             print(f"[{i}/{len(jobs)}] lesson {row['lesson']} seed {row['seed']}: {row['wall_seconds']:.0f} s wall, "
                   f"{row.get('kernel_cpu_seconds', float('nan')):.0f} s CPU, load {row['load_before']:.1f} -> "
                   f"{row['load_after']:.1f}: {what}", file=sys.stderr, flush=True)
-    print(table(results["summary"]))
+    print(f"{table(results['summary'])}\n\nEach run:\n\n{runs_table(results['runs'])}")
     return 0
 
 

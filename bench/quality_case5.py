@@ -44,9 +44,7 @@ SLOT_RATE = 3e-3  # the classic model's best learning rate in bench/baseline.py'
 STEPS = 2570
 CALIBRATION = ("calibration: a case-5 step of 64 canvases took 0.136 s of process CPU time in mixed_bfloat16 with op "
                "determinism (bench/precision.py mixed_bfloat16 1 5: CPU time of 130 steps minus 30 steps, over 100; "
-               "load 24-32 on the shared 2-core VM), so 175 s of both cores (350 CPU-s) buy about 2,570 steps; "
-               "the three seeds recorded at 1,500 steps (about 200 CPU-s, 100 s of both cores) are what a load of "
-               "40 allowed before the session's end: three runs of 2,700 steps had done 16% in 16 minutes")
+               "load 24-32 on the shared 2-core VM), so 175 s of both cores (350 CPU-s) buy about 2,570 steps")
 """How ``STEPS`` was chosen, recorded in the results."""
 BEGIN, END = "<!-- quality5:begin -->", "<!-- quality5:end -->"
 
@@ -110,28 +108,28 @@ def summarise(rows: list[dict]) -> dict:
 
 def table(summary: dict) -> str:
     names = {"dense": "dense detector (case 5)", "slot": "case-4 slot model (classic, 2 slots)"}
-    lines = ["| model | budget | learning rate | seed | steps | CPU s | wall s | mAP | AP50 | AP75 | count accuracy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | budget | learning rate | seed | steps | CPU s | wall s | load | mAP | AP50 | AP75 | count accuracy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for group, s in summary.items():
         model, budget, rate = group.split()
         budget = f"{int(budget[:-5]):,} steps" if budget.endswith("steps") else f"{budget[:-1]} s (cpu clock)"
         head = f"| {names.get(model, model)} | {budget} | {rate[3:]} "
         for seed, r in s["seeds"].items():
+            load = f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}"
             lines.append(f"{head}| {seed} | {r.get('steps', '')} | {r['cpu_seconds']:.0f} | {r['wall_seconds']:.0f} | "
-                         + " | ".join(f"{r[k]:.3f}" for k in METRICS) + " |")
+                         f"{load} | " + " | ".join(f"{r[k]:.3f}" for k in METRICS) + " |")
         if len(s["seeds"]) > 1:
             for agg in ("min", "median"):
-                lines.append(f"{head}| **{agg}** | | | | " + " | ".join(f"**{s[agg][k]:.3f}**" for k in METRICS) + " |")
+                lines.append(f"{head}| **{agg}** | | | | | " + " | ".join(f"**{s[agg][k]:.3f}**" for k in METRICS) + " |")
     return "\n".join(lines)
 
 
-def write_readme(path: Path, summary: dict, rows: list[dict]) -> None:
-    loads = [r["load_after"][0] for r in rows] + [r["load_before"][0] for r in rows]
+def write_readme(path: Path, summary: dict) -> None:
     body = (f"{BEGIN}\n{table(summary)}\n\nBudget: steps of 64 canvases ({CALIBRATION}); the first rows, "
             "from before the step budget, trained on the cpu clock (the process's CPU time / 2 cores) at a "
             "warm-up that the first step's tracing ate. Scored on the 2,000 held-out case 5 test canvases. "
-            f"Load average (1 min) from {min(loads):.1f} to {max(loads):.1f} during the runs (other sessions "
-            "shared the 2 cores; runs went in parallel): wall seconds follow the load, steps do not. "
+            "load: the 1-minute load average before and after each run, set by whatever else ran on the 2 "
+            "cores: wall seconds follow it, steps do not. "
             f"Targets: mAP >= 0.65 and AP50 >= 0.90 on every seed.\n{END}")
     text = path.read_text()
     if BEGIN in text and END in text:
@@ -219,7 +217,7 @@ def main(argv=None) -> int:
                                     **summary}, indent=2) + "\n")
     print(table(summary))
     if not args.no_readme:
-        write_readme(HERE / "README.md", summary, rows)
+        write_readme(HERE / "README.md", summary)
     return 0
 
 

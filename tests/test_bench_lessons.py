@@ -66,6 +66,16 @@ def test_summary_takes_the_minimum_over_seeds_against_ninety_percent_of_the_targ
     assert "| 1 | mean_iou | 3 | 0.760 | 0.800 | 0.765 (0.85) | **no** |" in bench.table(bench.summarise(runs))
 
 
+def test_runs_table_lists_each_scored_run_by_lesson_and_seed():
+    runs = [{**_run(2, 1, {"mean_iou": 0.9}), "steps": 10, "load_before": 1.0, "load_after": 2.25},
+            {**_run(1, 0, {"mean_iou": 0.8}, wall=499.6), "steps": 12, "load_before": 0.5, "load_after": 0.5},
+            {"lesson": 1, "seed": 3, "error": "CellExecutionError"}]  # no scores: no row
+    rows = bench.runs_table(runs).splitlines()[2:]
+    idle = round(100 / (os.cpu_count() or 1) + 60)
+    assert rows == [f"| 1 | 0 | 500 | 160 | 100 | {idle} | 12 | 0.5, 0.5 | mean_iou 0.800 |",
+                    f"| 2 | 1 | 500 | 160 | 100 | {idle} | 10 | 1.0, 2.2 | mean_iou 0.900 |"]
+
+
 @pytest.mark.slow
 def test_run_lesson_executes_the_notebook_with_the_seed_and_reads_scores_in_the_kernel(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
