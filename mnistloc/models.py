@@ -278,10 +278,10 @@ def model_case(model: keras.Model) -> int | None:
 def check_case(model: keras.Model, case: int) -> None:
     """Raises ValueError unless ``model`` has the outputs of ``case``'s model."""
     names, built = sorted(getattr(model, "output_names", ()) or ()), model_case(model)
-    if set(names) != set(OUTPUTS[case]) or built not in (None, case):
-        hint = f" Pass --case {built} or train a model for case {case}." if built else ""
-        raise ValueError(f"This model does not fit case {case}: its outputs are {names} (built for case {built}); "
-                         f"case {case} needs outputs {sorted(OUTPUTS[case])}.{hint}")
+    if built not in (None, case):  # the same output names can serve two cases (3 and 5): the builder's name says
+        raise ValueError(f"This model was built for case {built}, not case {case}: pass --case {built}.")
+    if set(names) != set(OUTPUTS[case]):
+        raise ValueError(f"This model does not fit case {case}: its outputs are {names}, not {sorted(OUTPUTS[case])}.")
 
 
 def compile_model(model: keras.Model, learning_rate: float = 2e-3, loss_weights: dict | None = None) -> keras.Model:

@@ -26,6 +26,7 @@ import math
 import os
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -391,4 +392,6 @@ def load_model(path, compile: bool = True) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}: train one with `mnistloc train --case N --out DIR`.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise ValueError(f"`path` should be a .keras file (a zip archive, as model.save writes it). Got {path}.")
     return keras.models.load_model(path, custom_objects=models.CUSTOM_OBJECTS, compile=compile)

@@ -110,6 +110,11 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
         evaluation.evaluate(loaded, 4, n=8)
     with pytest.raises(ValueError, match="case 1"):
         models.check_case(loaded, 1)
+    with pytest.raises(ValueError, match="built for case 3, not case 5: pass --case 3"):  # the same output names
+        models.check_case(loaded, 5)
+    (tmp_path / "notes.keras").write_text("not a zip")
+    with pytest.raises(ValueError, match="should be a .keras file"):  # not Keras's "File not found"
+        training.load_model(tmp_path / "notes.keras")
     result = evaluation.evaluate(loaded, 3, n=40)
     assert set(result) == {"class_accuracy", "mean_iou", "iou50", "iou75", "joint_accuracy"}
     assert all(0 <= v <= 1 for v in result.values())
