@@ -1,6 +1,8 @@
-"""Checks for what crowded scenes add (lesson 5): ``scale_sigmas`` (the centre bump's width grows with the
-digit, reference ``mnistloc.dense.sigmas``) and ``choose_nms_threshold`` (reference
-``mnistloc.crowds.choose_nms_threshold``).
+"""Checks for what crowded scenes add (lesson 5): ``choose_nms_threshold`` (reference
+``mnistloc.crowds.choose_nms_threshold``), and ``scale_sigmas``, retired (``registry.RETIRED``): the bump width
+of the lesson as first released, max(0.5, sqrt(w h) / 8 / 6), which stays narrower than one cell on most
+digits; lesson 5 now asks for ``bump_sigmas`` (``mnistloc.grading.exercises.assembly``). Its reference is
+kept here, with its old formula, so that notebooks released before grade as they did.
 
 Fixed public cases carry their arithmetic in the note; every typical mistake
 is a wrong implementation written as a student would, differing from the
@@ -10,13 +12,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc import crowds, dense
+from mnistloc import crowds
 from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, numpy_exercise
 
 L5 = LESSONS[4]
 
 
-# scale_sigmas ----------------------------------------------------------------------------------------
+# scale_sigmas (retired) --------------------------------------------------------------------------------
+
+def _scale_sigmas(boxes):
+    """The retired exercise's reference: max(0.5, sqrt(w h) / 8 / 6) cells per xyxy box (float[..., 4])."""
+    b = np.asarray(boxes, dtype=np.float32)
+    w, h = np.clip(b[..., 2] - b[..., 0], 0, None), np.clip(b[..., 3] - b[..., 1], 0, None)
+    return np.maximum(0.5, np.sqrt(w * h) / 8 / 6).astype(np.float32)
+
+
+_scale_sigmas.__name__ = "scale_sigmas"
+
 
 def _sigma_case(boxes, note: str) -> dict:
     return {"args": (np.asarray(boxes, np.float32),), "note": note}
@@ -117,7 +129,7 @@ def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=Fal
 
 
 EXERCISES = (
-    numpy_exercise("scale_sigmas", L5, 2, dense.sigmas, _sigma_fixed, _sigma_random, [
+    numpy_exercise("scale_sigmas", L5, 2, _scale_sigmas, _sigma_fixed, _sigma_random, [
         ("keep the floor: sigma = max(0.5, ...), so a small digit's bump still covers its own cell.",
          _sigma_variant(floor="none")),
         ("the floor is a lower bound: np.maximum(0.5, s), not np.minimum.", _sigma_variant(floor="min")),
