@@ -12,7 +12,7 @@ from mnistloc.checks import check, keras
 from mnistloc.grading.registry import ALL_EXERCISES as EXERCISES
 from mnistloc.grading.registry import PENDING
 
-NEW = {"classic_model": ("01-single-digit", 3), "box_targets": ("01-single-digit", 3),
+NEW = {"classic_model": ("01-single-digit", 3), "box_targets": ("02-presence", 3),
        "boxes_from_cells": ("01-single-digit", 2), "heatmap_targets": ("02-presence", 3),
        "focal_loss": ("02-presence", 3), "find_peaks": ("02-presence", 3), "iou_loss": ("03-multi-class", 3),
        "nms": ("03-multi-class", 3), "match_detections": ("04-multiple-digits", 3)}

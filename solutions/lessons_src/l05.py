@@ -28,21 +28,30 @@ digit and a large one.
 '''),
     common.setup("from mnistloc import crowds, dense\n"),
     ("md", '''
-## 1. Your functions from lessons 1 to 4
+## 1. Your functions from lessons 1 to 4, checked first
 
 A notebook cannot import another notebook, so `from_lesson` reads the cell that defines a function in *your*
-notebook of an earlier lesson (the folder next to this one, e.g. `../04-multiple-digits/04-multiple-digits.ipynb`)
-and runs it here. It falls back to `mnistloc`'s reference, and says so, when that notebook is not there, the
-function still raises `NotImplementedError` or fails on a small trial, and always under the autograder (which
-grades this notebook alone). Its output says which one each part of this lesson uses.
+notebook of an earlier lesson (the folder next to this one, e.g. `../04-multiple-digits/04-multiple-digits.ipynb`),
+runs it here, and then runs that exercise's public check on it, as the check cell of that lesson did. Only a
+function that passes is used. A failing one is named with the check's hint and replaced by `mnistloc`'s
+reference, and so is one that is missing or not done, and every one under the autograder (which grades this
+notebook alone). Its output says which one each part of this lesson uses.
+
+To use your own function even though its check fails (say, to see what your bug does to the detector), put its
+name in `USE_MY_OWN`, e.g. `USE_MY_OWN = {"nms"}`, and run the cell again.
 '''),
     ("code", '''
 import json
 from pathlib import Path
 
+from mnistloc.checks import check
 
-def from_lesson(name, lesson, reference, *trial):
-    """Your function ``name`` from your notebook of ``lesson`` if it runs on ``trial``, else ``reference``."""
+USE_MY_OWN = set()  # names of your earlier functions to use even when their check fails, e.g. {"nms"}
+
+
+def from_lesson(name, lesson, reference):
+    """Your function ``name`` from your notebook of ``lesson`` when it passes that exercise's public check (or is in
+    ``USE_MY_OWN``), else ``reference``; prints which, and why."""
     path = Path("..") / lesson / f"{lesson}.ipynb"
     why = "the autograder grades this notebook alone" if GRADING else f"{path} is not there"
     if not GRADING and path.is_file():
@@ -53,27 +62,29 @@ def from_lesson(name, lesson, reference, *trial):
             space = {"np": np, "keras": keras}  # what every exercise cell may use
             try:
                 exec("".join(source[0]) if isinstance(source[0], list) else source[0], space)
-                space[name](*trial)
-                print(f"{name}: yours, from {path}")
-                return space[name]
-            except NotImplementedError:
-                why = "yours is not done yet"
-            except Exception as exc:  # a broken earlier answer should not stop this lesson
-                why = f"yours fails on a small trial ({type(exc).__name__}: {exc})"
+                result = check(name, space[name])  # the public cases of the check cell of that lesson
+            except Exception as exc:  # a broken earlier cell should not stop this lesson
+                why = f"its cell fails to run ({type(exc).__name__}: {exc})"
+            else:
+                if result.passed or name in USE_MY_OWN:
+                    note = "" if result.passed else f", in USE_MY_OWN though its check fails: {result.hint}"
+                    print(f"{name}: yours, from {path}{note}")
+                    return space[name]
+                why = f"yours fails its check: {result.hint}"
     print(f"{name}: mnistloc's reference ({why})")
     return reference
 
 
 L1, L2, L3, L4 = "01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits"
-heat_fn = from_lesson("heatmap_targets", L2, decoding.heatmap_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
-cells_fn = from_lesson("boxes_from_cells", L1, decoding.boxes_from_cells, np.zeros((1, 2, 2, 4), np.float32))
-peaks_fn = from_lesson("find_peaks", L2, peaks.find_peaks, np.zeros((1, 3, 3)))
-nms_fn = from_lesson("nms", L3, peaks.nms, np.zeros((1, 4)), np.ones(1))
-focal = from_lesson("focal_loss", L2, losses.focal_loss, np.zeros((1, 2, 2, 1), np.float32),
-                    np.full((1, 2, 2, 1), 0.5, np.float32))
-box_iou_loss = from_lesson("iou_loss", L3, losses.iou_loss, np.ones((1, 5), np.float32), np.ones((1, 4), np.float32))
-match_fn = from_lesson("match_detections", L4, metrics.match_detections, np.zeros((1, 4)), np.ones(1), np.zeros((1, 4)))
-ap_fn = from_lesson("average_precision", L4, metrics.average_precision, np.ones(1), np.ones(1, bool), 1)
+cells_fn = from_lesson("boxes_from_cells", L1, decoding.boxes_from_cells)
+heat_fn = from_lesson("heatmap_targets", L2, decoding.heatmap_targets)
+box_fn = from_lesson("box_targets", L2, decoding.box_targets)
+peaks_fn = from_lesson("find_peaks", L2, peaks.find_peaks)
+focal = from_lesson("focal_loss", L2, losses.focal_loss)
+box_iou_loss = from_lesson("iou_loss", L3, losses.iou_loss)
+nms_fn = from_lesson("nms", L3, peaks.nms)
+match_fn = from_lesson("match_detections", L4, metrics.match_detections)
+ap_fn = from_lesson("average_precision", L4, metrics.average_precision)
 '''),
     ("md", '''
 ## 2. Crowded canvases
