@@ -8,6 +8,7 @@ import re
 import sys
 
 import nbformat
+import numpy as np
 import pytest
 from course import LESSON_IDS, REPO, cells, grade_id, nbgrader, release, solution
 
@@ -374,3 +375,32 @@ def test_lesson_5_uses_the_reference_under_the_autograder(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert out.count("mnistloc's reference (the autograder grades this notebook alone)") == len(LOADED_AS) + 5
     assert _is_reference(space["nms_fn"])
+
+
+# ---- lesson 3's NMS instruction can be followed as written ------------------------------------------------
+
+NMS_AS_TOLD = '''
+def nms(boxes, scores, iou_threshold=0.5):
+    from mnistloc.boxes import pairwise_iou
+
+    ious = pairwise_iou(boxes, boxes)  # (M, M)
+    dropped, keep = np.zeros(len(boxes), bool), []
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        if not dropped[i]:
+            keep.append(i)
+            dropped |= ious[i] > iou_threshold
+    return np.array(keep, dtype=np.int64)
+'''
+
+
+def test_an_nms_that_uses_pairwise_iou_as_lesson_3_says_passes_and_is_not_taken_for_the_reference():
+    text = next(c.source for c in cells(release("03-multi-class")) if "**Exercise: `nms`**" in c.source)
+    assert "from mnistloc.boxes import pairwise_iou" in text and "pairwise_iou(boxes, boxes)" in text
+    from mnistloc.grading import sandbox
+
+    assert sandbox.calls_reference(NMS_AS_TOLD, checks.REFERENCES["nms"]) is None
+    space: dict = {}
+    exec(checks.PRELUDE + NMS_AS_TOLD, space)
+    result = checks.check("nms", space["nms"], seed=3)
+    assert result.passed, result.hint
+    assert not checks.check("nms", lambda b, s, t=0.5: space["nms"](b, -np.asarray(s), t)).passed  # it can fail
