@@ -48,7 +48,7 @@ EXERCISES: dict[str, Exercise] = {name: ex for name, ex in ALL_EXERCISES.items()
 
 RETIRED: dict[str, str] = {
     "build_box_head": "build_head", "build_presence_head": "build_head", "build_class_head": "build_head",
-    "build_count_head": "build_head",
+    "build_count_head": "build_head", "scale_sigmas": "bump_sigmas",
 }
 """Exercises of notebooks released before, no longer in their lesson, and the exercise that replaced each. A
 retired exercise is graded in a notebook that holds its answer cell (``exercises_of(lesson, held=...)``), with
