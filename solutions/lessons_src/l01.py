@@ -272,7 +272,7 @@ The targets for four training canvases: the cells that learn a box (bright), and
 cell. The model trains on exactly these (section 7).
 '''),
     ("code", '''
-distances, learns = decoding.box_targets(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) cells, (4, 16, 16) bool
+distances, learns = targets.box_targets(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) cells, (4, 16, 16) bool
 viz.heatmap_plot(ds.images[:4], {"cells that learn the box": learns.astype(np.float32)}, boxes=ds.boxes[:4, :1])
 row, col = np.argwhere(learns[0])[len(np.argwhere(learns[0])) // 2]  # the middle of the block: the centre cell
 print(f"canvas 0, cell (row {row}, column {col}): (l, t, r, b) = {distances[0, row, col]} cells")
@@ -311,7 +311,7 @@ check_exercise("boxes_from_cells", boxes_from_cells, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("code", '''
-cells_fn = yours_or_reference(boxes_from_cells, decoding.boxes_from_cells, np.zeros((1, 1, 4)))
+cells_fn = yours_or_reference(boxes_from_cells, decoder.boxes_from_cells, np.zeros((1, 1, 4)))
 back = cells_fn(distances)[learns]  # (cells, 4): every learning cell's box, decoded
 truth = np.repeat(ds.boxes[:4, 0], learns.reshape(4, -1).sum(axis=1), axis=0)
 print(f"{len(back)} cells decoded; largest error against the true boxes: {np.abs(back - truth).max():.2g} px")
@@ -390,7 +390,7 @@ shows here as a disagreement with `mnistloc.metrics`):
 '''),
     ("code", '''
 your_iou = yours_or_reference(iou, boxes.iou, np.zeros((1, 4)), np.zeros((1, 4)))
-predicted = decoding.decode(1, outputs, cells_fn=cells_fn)["box"]  # (n, 4) xyxy pixels: your boxes_from_cells
+predicted = evaluation.decode(1, outputs, cells_fn=cells_fn)["boxes"][:, 0]  # (n, 4) xyxy pixels: your boxes_from_cells
 dense_iou = your_iou(test.boxes[:, 0], predicted)
 print(f"dense model:   mean IoU {dense_iou.mean():.3f} (mnistloc.metrics: {scores['mean_iou']:.3f}), "
       f"IoU >= 0.5 on {(dense_iou >= 0.5).mean():.1%}")

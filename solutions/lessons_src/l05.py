@@ -30,7 +30,7 @@ digit and a large one.
 8. Which digits are missed, and which parts of this detector are yours.
 9. The challenge: improve the model within a fixed training budget, save it, and submit it to the leaderboard.
 '''),
-    common.setup("from mnistloc import decoder, nms_sweep, targets\n"),
+    common.setup("from mnistloc import nms_sweep\n"),
     ("md", '''
 ## 1. Your functions from lessons 1 to 4, checked first
 
@@ -112,14 +112,16 @@ to it sit well inside the digit too). CenterNet scales the bump with the box.
 
 **Exercise: `bump_sigmas`** (2 points). The bump's width in cells for each box, growing with the digit's size
 `sqrt(w h)` (the side of a square of its area; clip each side at 0 first, so an inverted box has no size),
-measured in cells of `stride` pixels: `mnistloc.targets.size_sigmas`' rule, given in the docstring. Boxes of any
-leading shape `(..., 4)`; float32. About 4 lines.
+in cells of `stride` pixels: `max(0.5, 0.4 sqrt(w h) / stride)` cells, so that a median digit (20 px) keeps the
+1-cell bump of lesson 2, a 12 px digit gets 0.6 cell and a 45 px digit 2.25. Boxes of any leading shape
+`(..., 4)`; float32. About 3 lines.
 '''),
     ("solution:bump_sigmas", '''
 def bump_sigmas(boxes, stride=8):
     """The centre bump's width in cells for each box, growing with the digit.
 
-    SIGMA_RULE
+    The digit's size is s = sqrt(w h) pixels (each side clipped at 0); the width is max(0.5, 0.4 s / stride) cells:
+    a 20 px digit gets 1 cell (at stride 8), a 12 px one 0.6, a 45 px one 2.25.
 
     Args:
         boxes (float[..., 4]): xyxy pixel boxes (unused slots: zeros).
@@ -129,7 +131,9 @@ def bump_sigmas(boxes, stride=8):
         float32[...]: one width per box, in cells.
     """
     ### BEGIN SOLUTION
-    SIGMA_SOLUTION
+    b = np.asarray(boxes, dtype=np.float32)
+    w, h = np.clip(b[..., 2] - b[..., 0], 0, None), np.clip(b[..., 3] - b[..., 1], 0, None)
+    return np.maximum(0.5, 0.4 * np.sqrt(w * h) / stride).astype(np.float32)
     ### END SOLUTION
 '''),
     ("test:bump_sigmas", '''
@@ -162,7 +166,7 @@ the `box` distances and the `class`. Build them from your own parts, which the l
 **Exercise: `detector_targets`** (4 points). About 15 lines.
 '''),
     ("solution:detector_targets", '''
-def detector_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128, stride=8):
+def detector_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128):
     """The case-5 detector's targets, built on the heatmap, box targets and bump widths given.
 
     Args:
@@ -171,16 +175,17 @@ def detector_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size
         mask (bool[N, K]): which slots hold a digit.
         heatmap_fn: ``heatmap_fn(boxes, mask, size=, stride=, sigma=)`` -> float[N, G, G] (lesson 2).
         box_fn: ``box_fn(boxes, mask, size=, stride=)`` -> (float[N, G, G, 4], bool[N, G, G]) (lesson 2).
-        sigma_fn: ``sigma_fn(boxes, stride=)`` -> float[N, K], each bump's width in cells.
-        size (int): the canvas side in pixels; stride (int): pixels per cell; G = size // stride.
+        sigma_fn: ``sigma_fn(boxes)`` -> float[N, K], each bump's width in cells.
+        size (int): the canvas side in pixels; cells of 8 pixels, G = size // 8.
 
     Returns:
         dict of float32 arrays: presence (N, G, G, 1); box (N, G, G, 5): weight, l, t, r, b; class (N, G, G, 11):
         weight, then the one-hot class.
     """
     ### BEGIN SOLUTION
+    stride = 8
     b, m, g = np.asarray(boxes, np.float32), np.asarray(mask, bool), size // stride
-    sigma = np.asarray(sigma_fn(b, stride=stride), np.float64)  # [N, K]
+    sigma = np.asarray(sigma_fn(b), np.float64)  # [N, K]
     heat = np.zeros((len(b), g, g))
     for k in range(b.shape[1]):  # one slot at a time: the unit bump, to the power 1 / sigma^2
         unit = np.asarray(heatmap_fn(b[:, k:k + 1], m[:, k:k + 1], size=size, stride=stride, sigma=1.0), np.float64)
@@ -210,7 +215,7 @@ below, the bumps as wide as *your* `bump_sigmas` says. Look at the smallest digi
 the largest ones.
 '''),
     ("code", '''
-def reference_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128, stride=8):
+def reference_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128):
     """mnistloc's encoder on the same parts (stands in when your detector_targets is not done)."""
     return targets.encode_targets(boxes, classes, mask, size=size, sigma="size", heatmap_fn=heatmap_fn,
                                   box_fn=box_fn, sigma_fn=sigma_fn)
@@ -228,7 +233,7 @@ plt.show()
     ("md", '''
 ## 5. The detector and its training
 
-The backbone and the three dense heads of lessons 1 to 3 (`models.build_case5_model`: presence, box and class
+The backbone and the three dense heads of lessons 1 to 3 (`models.build_model(5)`: presence, box and class
 per 8x8 cell, no count head). It trains on *your* targets (your `detector_targets` on your heatmaps, box targets
 and bump widths), the presence map with *your* `focal_loss`, the boxes with the masked L1 plus *your*
 `iou_loss`.
@@ -236,7 +241,7 @@ and bump widths), the presence map with *your* `focal_loss`, the boxes with the 
     ("code", '''
 SEED = 0  # the run's seed: starting weights and training canvases; change it to see how much a run varies
 keras.utils.set_random_seed(SEED)
-model = models.build_case5_model()
+model = models.build_model(5)
 
 
 def box_loss(y_true, y_pred):
@@ -245,10 +250,10 @@ def box_loss(y_true, y_pred):
 
 
 def compile_detector(model, learning_rate=training.LEARNING_RATE):
-    """Adam and the three losses, weighted as the reference's (``models.LOSS_WEIGHTS``)."""
+    """Adam and the three losses, weighted as the reference's (``losses.LOSS_WEIGHTS``)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss={"presence": focal, "box": box_loss, "class": losses.masked_class_loss},
-                  loss_weights={name: models.LOSS_WEIGHTS[name] for name in ("presence", "box", "class")})
+                  loss_weights={name: losses.LOSS_WEIGHTS[name] for name in ("presence", "box", "class")})
     return model
 
 
@@ -288,7 +293,8 @@ From the model's outputs to scored, labelled detections, on *your* parts (the le
    presence x that probability; drop those scoring below `min_score`.
 
 **Exercise: `detect_digits`** (4 points). Return three lists with one array per canvas: boxes `(m, 4)`
-float32, labels `(m,)` int64, scores `(m,)` float32, in the order NMS kept them. About 14 lines.
+float32, labels `(m,)` int64, scores `(m,)` float32, best score first (`np.argsort(-scores, kind="stable")`).
+About 15 lines.
 '''),
     ("solution:detect_digits", '''
 def detect_digits(outputs, peaks_fn, cells_fn, nms_fn, *, k=20, iou_threshold=0.5, min_score=0.01):
@@ -302,7 +308,8 @@ def detect_digits(outputs, peaks_fn, cells_fn, nms_fn, *, k=20, iou_threshold=0.
         k (int): peaks per canvas; iou_threshold (float): NMS's; min_score (float): the lowest score kept.
 
     Returns:
-        (boxes, labels, scores): lists with one array per canvas: float32 (m, 4), int64 (m,), float32 (m,).
+        (boxes, labels, scores): lists with one array per canvas: float32 (m, 4), int64 (m,), float32 (m,), best
+        score first.
     """
     ### BEGIN SOLUTION
     heat = np.asarray(outputs["presence"])[..., 0]  # [n, G, G]
@@ -317,7 +324,8 @@ def detect_digits(outputs, peaks_fn, cells_fn, nms_fn, *, k=20, iou_threshold=0.
         keep = np.asarray(nms_fn(b, s, iou_threshold), np.int64)
         p = probs[i, r[keep], c[keep]]  # [kept, 10]
         score = s[keep] * p.max(axis=-1)
-        good = score >= min_score
+        good = np.flatnonzero(score >= min_score)
+        good = good[np.argsort(-score[good], kind="stable")]  # best first
         boxes.append(b[keep][good].astype(np.float32))
         labels.append(p.argmax(axis=-1)[good].astype(np.int64))
         joint.append(score[good].astype(np.float32))
@@ -340,7 +348,7 @@ canvases where the number of peaks scoring at least 0.5 is right.
     ("code", '''
 def reference_detect(outputs, peaks_fn, cells_fn, nms_fn, *, k=20, iou_threshold=0.5, min_score=0.01):
     """mnistloc's decoder on the same parts, without refinement, one label per peak (stands in for yours)."""
-    found = decoder.detect(outputs, k=k, iou_threshold=iou_threshold, refine=False, peaks_fn=peaks_fn,
+    found = decoder.detect(outputs, k=k, iou_threshold=iou_threshold, refine_boxes=False, peaks_fn=peaks_fn,
                            cells_fn=cells_fn, nms_fn=nms_fn)
     return decoder.detections(found, all_labels=False, min_score=min_score)
 

@@ -90,7 +90,7 @@ def _bump_variant(*, pixels=False, fixed_stride=False, unclipped=False, longest=
 
 # detector_targets ---------------------------------------------------------------------------------------
 
-def _targets_reference(boxes, classes, mask, heatmap_fn=None, box_fn=None, sigma_fn=None, *, size=128, stride=8):
+def _targets_reference(boxes, classes, mask, heatmap_fn=None, box_fn=None, sigma_fn=None, *, size=128):
     """The reference: ``targets.encode_targets(..., sigma="size")`` on the parts given (``mnistloc``'s by default)."""
     return _targets().encode_targets(boxes, classes, mask, size=size, sigma="size", heatmap_fn=heatmap_fn,
                                      box_fn=box_fn, sigma_fn=sigma_fn)
@@ -100,9 +100,16 @@ _targets_reference.__name__ = "detector_targets"
 
 
 def _run_targets(func, case: dict):
-    """Calls ``func`` with ``mnistloc``'s parts, as the lesson calls it with the student's."""
+    """Calls ``func`` with ``mnistloc``'s parts, as the lesson calls it with the student's. The class one-hot
+    counts only where the weight is above 0 (elsewhere nothing learns it, and either zeros or the owner's class
+    is right)."""
     t = _targets()
-    return func(*case["args"], t.heatmap_targets, t.box_targets, t.size_sigmas, **case["kwargs"])
+    out = func(*case["args"], t.heatmap_targets, t.box_targets, t.size_sigmas, **case["kwargs"])
+    if isinstance(out, dict) and isinstance(out.get("class"), np.ndarray) and out["class"].ndim == 4:
+        cls = out["class"].copy()
+        cls[..., 1:] *= cls[..., :1] > 0
+        out = {**out, "class": cls}
+    return out
 
 
 def _targets_case(boxes, classes, mask, kwargs: dict, note: str) -> dict:
@@ -117,7 +124,7 @@ _TOUCH = [[10, 20, 32, 46], [34, 20, 56, 46]]  # centre cells (row, col) (4, 2) 
 
 
 def _targets_fixed() -> list:
-    k = {"size": 128, "stride": 8}
+    k = {"size": 128}
     return [_targets_case(_BIG_SMALL, [7, 1], [[True, True]], k,
                           f"a 45 px digit 7 {_BIG_SMALL[0]} and a 12 px digit 1 {_BIG_SMALL[1]}: the large digit's "
                           "bump is wider; every cell near a centre learns that digit's box and class, weighted by "
@@ -126,8 +133,8 @@ def _targets_fixed() -> list:
                           f"two digits 3 and 5 {_TOUCH} whose 3x3 blocks meet, and an unused slot: a cell between "
                           "them learns the nearer centre's box and class (the earlier slot on a tie)"),
             _targets_case([[0, 0, 0, 0]], [0], [[False]], k, "an empty canvas: all zeros"),
-            _targets_case(_BIG_SMALL, [2, 9], [[True, True]], {"size": 64, "stride": 4},
-                          "the 45 px and 12 px digits on a 64 px canvas with stride=4 (16x16 cells of 4 px)")]
+            _targets_case([[4, 4, 49, 49], [40, 44, 52, 56]], [2, 9], [[True, True]], {"size": 64},
+                          "a 45 px digit and a 12 px one on a 64 px canvas (8x8 cells)")]
 
 
 def _targets_random(rng) -> list:
@@ -138,12 +145,12 @@ def _targets_random(rng) -> list:
         xy = rng.uniform(0, 128 - wh)
         mask = rng.random((n, k)) < 0.75
         boxes = np.where(mask[..., None], np.concatenate([xy, xy + wh], -1), 0)
-        out.append(_targets_case(boxes, rng.integers(0, NUM_CLASSES, (n, k)), mask, {"size": 128, "stride": 8},
+        out.append(_targets_case(boxes, rng.integers(0, NUM_CLASSES, (n, k)), mask, {"size": 128},
                                  f"{n} canvases of up to {k} random digits"))
     return out
 
 
-def _owners(boxes, mask, g: int, stride: int) -> np.ndarray:
+def _owners(boxes, mask, g: int, stride: int = 8) -> np.ndarray:
     """The slot each cell belongs to (N, G, G): the nearest centre cell, the earlier slot on a tie."""
     centre = np.clip(np.floor((boxes[..., :2] + boxes[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2]
     i = np.arange(g)
@@ -151,13 +158,13 @@ def _owners(boxes, mask, g: int, stride: int) -> np.ndarray:
     return np.argmin(np.where(mask[..., None, None], d2, np.inf), axis=1)
 
 
-def _targets_variant(*, fixed=False, power=2, combine="max", weight="heat", owner="nearest", class_weight=True,
-                     stride_to_sigma=True):
+def _targets_variant(*, fixed=False, power=2, combine="max", weight="heat", owner="nearest", class_weight=True):
     """``detector_targets`` as a student writes it on the given parts, with one deliberate difference."""
-    def detector_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128, stride=8):
+    def detector_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128):
         b, m, c = np.asarray(boxes, np.float32), np.asarray(mask, bool), np.asarray(classes)
+        stride = 8
         g = size // stride
-        sig = np.asarray(sigma_fn(b, stride=stride) if stride_to_sigma else sigma_fn(b), np.float64)  # [N, K]
+        sig = np.asarray(sigma_fn(b), np.float64)  # [N, K]
         per_slot = []
         for k in range(b.shape[1]):
             unit = np.asarray(heatmap_fn(b[:, k:k + 1], m[:, k:k + 1], size=size, stride=stride, sigma=1.0),
@@ -167,7 +174,7 @@ def _targets_variant(*, fixed=False, power=2, combine="max", weight="heat", owne
         heat = per_slot.sum(1) if combine == "sum" else per_slot.max(1, initial=0.0)
         distances, cells = box_fn(b, m, size=size, stride=stride)
         w = {"heat": np.where(cells, heat, 0), "ones": cells.astype(np.float64), "everywhere": heat}[weight]
-        who = _owners(b, m, g, stride) if owner == "nearest" else np.argmax(per_slot, 1)
+        who = _owners(b, m, g) if owner == "nearest" else np.argmax(per_slot, 1)
         cls = np.take_along_axis(np.where(m, c, -1), who.reshape(len(b), -1), 1).reshape(who.shape)
         hot = (cls[..., None] == np.arange(NUM_CLASSES)) & cells[..., None]
         cw = w if class_weight else cells.astype(np.float64)
@@ -183,8 +190,8 @@ def _detect_reference(outputs, peaks_fn=None, cells_fn=None, nms_fn=None, *, k=2
                       min_score=0.01):
     """The reference: ``decoder.detect`` (no refinement) then ``decoder.detections`` with one label per peak."""
     d = _decoder()
-    found = d.detect(outputs, k=k, iou_threshold=iou_threshold, refine=False, peaks_fn=peaks_fn, cells_fn=cells_fn,
-                     nms_fn=nms_fn)
+    found = d.detect(outputs, k=k, iou_threshold=iou_threshold, refine_boxes=False, peaks_fn=peaks_fn,
+                     cells_fn=cells_fn, nms_fn=nms_fn)
     return d.detections(found, all_labels=False, min_score=min_score)
 
 
@@ -208,18 +215,23 @@ def _outputs_case(heat, ltrb, logits, kwargs: dict, note: str) -> dict:
 
 
 def _hand_outputs():
-    """Two 8x8 maps (a 64 px canvas): canvas 0 holds two peaks 0.9 at (2, 2) and 0.8 at (2, 4) whose boxes overlap
-    by IoU 0.5, and a peak 0.6 at (6, 6) whose box runs past the canvas; canvas 1 a single peak 0.3 at (5, 1)
-    whose class is unsure (40% class 4)."""
-    heat = np.zeros((2, 8, 8))
-    heat[0, 2, 2], heat[0, 2, 4], heat[0, 6, 6], heat[1, 5, 1] = 0.9, 0.8, 0.6, 0.3
-    ltrb = np.ones((2, 8, 8, 4))  # each cell: a 16 px box around its centre ((j + 0.5) * 8, (i + 0.5) * 8)
+    """Three 8x8 maps (a 64 px canvas), each cell's box 16 px around its centre ((j + 0.5) * 8, (i + 0.5) * 8) but
+    at the peaks: canvas 0, peaks 0.9 at (row 2, col 2) and 0.8 at (2, 4) whose boxes overlap by IoU 0.5, and 0.6
+    at (6, 6) whose box runs past the canvas; canvas 1, one peak 0.3 at (5, 1) whose class is unsure (4 at 40%);
+    canvas 2, peaks 0.7 at (5, 2), unsure (class 1 at 27%), and 0.6 at (5, 4), sure (class 5 at 94%), whose
+    boxes overlap by IoU 0.6."""
+    heat = np.zeros((3, 8, 8))
+    heat[0, 2, 2], heat[0, 2, 4], heat[0, 6, 6], heat[1, 5, 1], heat[2, 5, 2], heat[2, 5, 4] = .9, .8, .6, .3, .7, .6
+    ltrb = np.ones((3, 8, 8, 4))
     ltrb[0, 2, 2] = [1, 1, 2, 1]  # centre (20, 20): (12, 12, 36, 28), 24 x 16 = 384 px
     ltrb[0, 2, 4] = [2, 1, 1, 1]  # centre (36, 20): (20, 12, 44, 28); overlap 16 x 16 = 256: IoU 256 / 512 = 0.5
     ltrb[0, 6, 6] = [1, 1, 3, 3]  # centre (52, 52): (44, 44, 76, 76), clipped to the 64 px canvas: (44, 44, 64, 64)
-    logits = np.zeros((2, 8, 8, NUM_CLASSES))
+    ltrb[2, 5, 2] = [1.5, 1, 2.5, 1]  # centre (20, 44): (8, 36, 40, 52), 32 x 16 = 512 px
+    ltrb[2, 5, 4] = [2.5, 1, 1.5, 1]  # centre (36, 44): (16, 36, 48, 52); overlap 24 x 16 = 384: IoU 384 / 640 = 0.6
+    logits = np.zeros((3, 8, 8, NUM_CLASSES))
     logits[0, 2, 2, 3], logits[0, 2, 4, 3], logits[0, 6, 6, 7] = 6, 5, 6
     logits[1, 5, 1, 4], logits[1, 5, 1, 9] = 2.3, 1.9
+    logits[2, 5, 2, 1], logits[2, 5, 4, 5] = 1.2, 5
     return heat, ltrb, logits
 
 
@@ -227,13 +239,17 @@ def _detect_fixed() -> list:
     heat, ltrb, logits = _hand_outputs()
     base = {"k": 20, "iou_threshold": 0.5, "min_score": 0.01}
     return [_outputs_case(heat, ltrb, logits, base,
-                          "two 8x8 maps: canvas 0 has peaks 0.9 at (row 2, col 2) and 0.8 at (2, 4), boxes (12, 12, 36, "
-                          "28) and (20, 12, 44, 28) (IoU 16 x 16 / (384 + 384 - 256) = 0.5, kept at iou_threshold 0.5), "
-                          "a peak 0.6 at (6, 6) whose box (44, 44, 76, 76) is clipped to (44, 44, 64, 64); canvas 1 a "
-                          "peak 0.3 at (5, 1), class 4 at 40%: scored 0.3 x 0.4"),
+                          "three 8x8 maps: canvas 0 has peaks 0.9 at (row 2, col 2) and 0.8 at (2, 4), boxes (12, 12, "
+                          "36, 28) and (20, 12, 44, 28) (IoU 16 x 16 / (384 + 384 - 256) = 0.5, both kept at "
+                          "iou_threshold 0.5), a peak 0.6 at (6, 6) whose box (44, 44, 76, 76) is clipped to (44, 44, "
+                          "64, 64); canvas 1 a peak 0.3 at (5, 1), class 4 at 40%: scored 0.3 x 0.4; canvas 2 peaks "
+                          "0.7 (class 1 at 27%) and 0.6 (class 5 at 94%) whose boxes overlap by IoU 0.6: NMS keeps "
+                          "the higher presence, 0.7, scored 0.7 x 0.27"),
+            _outputs_case(heat, ltrb, logits, {**base, "iou_threshold": 0.7},
+                          "the same maps with iou_threshold=0.7: canvas 2's two boxes (IoU 0.6) are both kept"),
             _outputs_case(heat, ltrb, logits, {**base, "iou_threshold": 0.4},
-                          "the same maps with iou_threshold=0.4: the 0.8 peak at (2, 4) overlaps the 0.9 one by IoU "
-                          "0.5 > 0.4 and is suppressed"),
+                          "the same maps with iou_threshold=0.4: the 0.8 peak of canvas 0 overlaps the 0.9 one by "
+                          "IoU 0.5 > 0.4 and is suppressed"),
             _outputs_case(heat, ltrb, logits, {**base, "min_score": 0.2},
                           "the same maps with min_score=0.2: canvas 1's only detection scores 0.3 x 0.4 = 0.12 and "
                           "is dropped"),
@@ -279,14 +295,17 @@ def _detect_variant(*, use_nms=True, joint=True, all_labels=False, use_min_score
             if all_labels:
                 j = s[keep, None] * p[keep]  # [m, 10]
                 d, cls = np.nonzero(j >= (min_score if use_min_score else -1))
+                order = np.argsort(-j[d, cls], kind="stable")
+                d, cls = d[order], cls[order]
                 boxes.append(b[keep][d].astype(np.float32))
                 labels.append(cls.astype(np.int64))
                 out.append(j[d, cls].astype(np.float32))
                 continue
-            good = best[keep] >= (min_score if use_min_score else -np.inf)
-            boxes.append(b[keep][good].astype(np.float32))
-            labels.append(p[keep].argmax(-1)[good].astype(np.int64))
-            out.append(best[keep][good].astype(np.float32))
+            good = keep[best[keep] >= (min_score if use_min_score else -np.inf)]
+            good = good[np.argsort(-best[good], kind="stable")]  # best first
+            boxes.append(b[good].astype(np.float32))
+            labels.append(p[good].argmax(-1).astype(np.int64))
+            out.append(best[good].astype(np.float32))
         return boxes, labels, out
     return detect_digits
 
@@ -316,7 +335,6 @@ EXERCISES = (
          "not the highest bump.", _targets_variant(owner="bump")),
         ("the class channel starts with the same weight as the box channel (the heat at the cell), not 1.",
          _targets_variant(class_weight=False)),
-        ("pass `stride` on to sigma_fn: the width is in cells of this grid.", _targets_variant(stride_to_sigma=False)),
     ], run=_run_targets),
     numpy_exercise("detect_digits", L5, 4, _detect_reference, _detect_fixed, _detect_random, [
         ("run nms_fn on each canvas's peaks: without it a digit with two peaks is reported twice.",

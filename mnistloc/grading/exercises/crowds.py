@@ -1,8 +1,8 @@
 """Checks for what crowded scenes add (lesson 5): ``choose_nms_threshold`` (reference
-``mnistloc.crowds.choose_nms_threshold``), and ``scale_sigmas``, retired (``registry.RETIRED``): the bump width
-of the lesson as first released, max(0.5, sqrt(w h) / 8 / 6), which stays narrower than one cell on most
-digits; lesson 5 now asks for ``bump_sigmas`` (``mnistloc.grading.exercises.assembly``). Its reference is
-kept here, with its old formula, so that notebooks released before grade as they did.
+``mnistloc.nms_sweep.choose_nms_threshold``), and ``scale_sigmas``, retired (``registry.RETIRED``): the bump
+width of the lesson as first released (``_scale_sigmas`` below), which stays narrower than one cell on most
+digits; lesson 5 now asks for ``bump_sigmas`` (``mnistloc.grading.exercises.assembly``). It stays registered, with
+its old formula, so that notebooks released before grade as they did.
 
 Fixed public cases carry their arithmetic in the note; every typical mistake
 is a wrong implementation written as a student would, differing from the
@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc import crowds
+from mnistloc import nms_sweep
 from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, numpy_exercise
 
 L5 = LESSONS[4]
 
 
-# scale_sigmas (retired) --------------------------------------------------------------------------------
-
-def _scale_sigmas(boxes):
-    """The retired exercise's reference: max(0.5, sqrt(w h) / 8 / 6) cells per xyxy box (float[..., 4])."""
+def _scale_sigmas(boxes) -> np.ndarray:
+    """``scale_sigmas`` as lesson 5 first taught it, kept so that notebooks released then keep their points:
+    ``max(0.5, sqrt(w h) / 8 / 6)`` cells a box (float32[...] from ``xyxy`` pixel boxes [..., 4]). The package's
+    own size-aware width is ``mnistloc.targets.size_sigmas``."""
     b = np.asarray(boxes, dtype=np.float32)
-    w, h = np.clip(b[..., 2] - b[..., 0], 0, None), np.clip(b[..., 3] - b[..., 1], 0, None)
-    return np.maximum(0.5, np.sqrt(w * h) / 8 / 6).astype(np.float32)
+    side = np.sqrt(np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)) / 8
+    return np.maximum(0.5, side / 6).astype(np.float32)
 
 
-_scale_sigmas.__name__ = "scale_sigmas"
-
+# scale_sigmas ----------------------------------------------------------------------------------------
 
 def _sigma_case(boxes, note: str) -> dict:
     return {"args": (np.asarray(boxes, np.float32),), "note": note}
@@ -140,7 +139,7 @@ EXERCISES = (
         ("clip each side at 0 first (np.clip(x1 - x0, 0, None)): an inverted box has no size.",
          _sigma_variant(clip=False)),
     ]),
-    numpy_exercise("choose_nms_threshold", L5, 3, crowds.choose_nms_threshold, _nms_fixed, _nms_random, [
+    numpy_exercise("choose_nms_threshold", L5, 3, nms_sweep.choose_nms_threshold, _nms_fixed, _nms_random, [
         ("count only the peaks scoring at least min_score: the others are not digits.", _choose_variant(score=False)),
         ("a peak scoring exactly min_score counts (>=, not >).", _choose_variant(strict=True)),
         ("count only the peaks that NMS kept at each threshold (keeps[t]).", _choose_variant(nms=False)),
