@@ -121,8 +121,8 @@ class Answers:
 
     @property
     def exercises(self) -> list[str]:
-        """The lesson's exercise names, in lesson order."""
-        return exercises_of(self.lesson)
+        """The lesson's exercise names, in lesson order (a retired one where the notebook holds its cell)."""
+        return exercises_of(self.lesson, held=self.grade_ids)
 
 
 def read_answers(path, *, lesson: str | None = None, data: bytes | None = None) -> Answers:
@@ -147,7 +147,8 @@ def read_answers(path, *, lesson: str | None = None, data: bytes | None = None) 
         raise notebook.NotALessonError(f"{path}: {problems[0]}" if problems and not diagnosis.readable else (
             f"{path} is a notebook but not an mnistloc lesson: none of its cells is an exercise (nbgrader "
             f"grade_id such as 'iou'). The lessons are {', '.join(notebook.LESSONS)}."))
-    names = exercises_of(diagnosis.lesson)
+    held = frozenset(notebook.cells_by_id(diagnosis.notebook)) if diagnosis.readable else frozenset()
+    names = exercises_of(diagnosis.lesson, held=held)
     if not diagnosis.readable:
         why = ("unreadable", diagnosis.findings[0].problem)
         return Answers(path, diagnosis.lesson, {}, {name: why for name in names}, diagnosis.findings)
