@@ -108,3 +108,32 @@ def test_the_exports_change_only_bens_line(regraded):
     assert float(canvas[ben][5]) == float(before["canvas"][ben][5]) + EXERCISES["iou"].points
     moodle = _csv_rows(out / "moodle.csv")
     assert next(r for r in moodle if r[0] == "ben")[1] == canvas[ben][5]
+
+
+def test_reports_only_exports_the_written_answers_once_formgrader_scored_them_all(regraded, tmp_path):
+    """As formgrader does: a manual score on each submitted notebook's written answers; then `--reports-only`."""
+    from nbgrader.api import Gradebook
+
+    course, out, _, _, _ = regraded
+    submitted = sorted(s for s in classroom.CLASS if classroom.CLASS[s] is not None)  # eve has no notebook
+    url, course_id = _gradebook_url(course)
+    with Gradebook(url, course_id=course_id) as gb:
+        for student in submitted:
+            gb.find_grade("q_classic_plateau", LESSON, LESSON, student).manual_score = 1 if student == "cy" else 2
+            if student != "cy":  # cy's second answer is not scored yet
+                gb.find_grade("q_tight_or_frame", LESSON, LESSON, student).manual_score = 1
+        gb.db.commit()
+    auto = {row[2]: float(row[5]) for row in _csv_rows(out / "canvas.csv")[2:]}
+    before = _state(out)
+    cmd = [sys.executable, "-m", "mnistloc", "grade", str(course), "--out", str(out), "--reports-only", "--export",
+           "canvas", str(tmp_path / "canvas.csv")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**classroom.os.environ,
+                                                                   "MNISTLOC_COURSE_ROOT": str(course)})
+    assert done.returncode == 0, done.stderr
+    assert "not yet graded in formgrader, so not exported: q_tight_or_frame" in done.stdout
+    table = _csv_rows(tmp_path / "canvas.csv")
+    # 18 automatic points + q_classic_plateau's 2; q_tight_or_frame waits for cy.
+    assert table[1][5] == "20"
+    assert {row[2]: float(row[5]) for row in table[2:]} == {s: auto[s] + {"cy": 1, "eve": 0}.get(s, 2) for s in auto}
+    after = _state(out)
+    assert {k for k in after if after[k] != before.get(k)} <= {"class.html", "class/scores-0.png"}  # grades untouched

@@ -99,7 +99,7 @@ def write_results(rows: list[Row], out_dir, *, seed: int, force: bool = False, p
 def publish(course_dir, out_dir, rows: list[Row], *, seed: int, keep_others: bool = False, gradebook: bool = True,
             export=(), force: bool = False, say=print) -> list[Row]:
     """Writes everything a grading run gives from its ``rows``: grades.csv and grades.json, the feedback pages,
-    nbgrader's gradebook, the class dashboard (``dashboard.write_dashboard``) and the LMS exports.
+    nbgrader's gradebook, then the class dashboard and the LMS exports (``write_reports``).
 
     Args:
         course_dir: the nbgrader course folder (its gradebook).
@@ -119,8 +119,6 @@ def publish(course_dir, out_dir, rows: list[Row], *, seed: int, keep_others: boo
     Raises:
         ValueError: the recorded results were graded with another secret seed.
     """
-    from mnistloc.grading import dashboard, lms_export  # they read what this module writes
-
     out = Path(out_dir)
     every = rows
     if keep_others and (out / "grades.json").exists():
@@ -132,16 +130,42 @@ def publish(course_dir, out_dir, rows: list[Row], *, seed: int, keep_others: boo
     paths = write_results(every, out, seed=seed, force=force, pages=set(_by_notebook(rows)))
     if gradebook:
         say(f"recorded {record_gradebook(course_dir, rows)} grades in nbgrader's gradebook")
-    page = dashboard.write_dashboard(out)
-    say(f"wrote {paths[0]}, {paths[1]}, {page} and {len(paths) - 2} feedback pages")
+    say(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} feedback pages")
+    write_reports(course_dir, out, export=export, say=say)
+    say(summary(every))
+    return every
+
+
+def write_reports(course_dir, out_dir, *, export=(), force: bool = True, say=print) -> list[Row]:
+    """Rebuilds the class dashboard and writes the LMS exports from the rows recorded in ``out_dir/grades.json``
+    (grading nothing): after a run, or alone once formgrader holds the written answers' scores.
+
+    Args:
+        course_dir: the nbgrader course folder (its gradebook's manual scores go into the exports).
+        out_dir: the results folder.
+        export: ``(format, path)`` pairs for ``lms_export.write_export``.
+        force: overwrite existing export files.
+        say: prints one line.
+
+    Returns:
+        list[Row]: the recorded rows.
+
+    Raises:
+        FileNotFoundError: no grades.json in ``out_dir``.
+        FileExistsError: an export file exists and ``force`` is False.
+    """
+    from mnistloc.grading import dashboard, lms_export  # they read what this module writes
+
+    rows, _ = read_results(out_dir)
+    refuse_overwrite([path for _, path in export], force)
+    say(f"wrote {dashboard.write_dashboard(out_dir)}")
     if export:
-        grades = lms_export.lesson_grades(every, *lms_export.manual_scores(course_dir))
+        grades = lms_export.lesson_grades(rows, *lms_export.manual_scores(course_dir))
         for fmt, path in export:
             say(f"wrote {lms_export.write_export(fmt, path, grades)} ({fmt})")
         for lesson, questions in grades.pending.items():
-            say(f"{lesson}: written questions not yet graded in formgrader, not exported: {', '.join(questions)}")
-    say(summary(every))
-    return every
+            say(f"{lesson}: written questions not yet graded in formgrader, so not exported: {', '.join(questions)}")
+    return rows
 
 
 def read_results(out_dir) -> tuple[list[Row], str]:
