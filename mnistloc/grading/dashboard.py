@@ -200,7 +200,7 @@ def dashboard_html(lessons: list[LessonSummary], students: int) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>Class results</title>
 <style>{_STYLE}</style></head>
 <body><h1>Class results</h1>
-<p>{students} students, {len(lessons)} lessons. Built from <a href="grades.json">grades.json</a> (also
+<p>{students} student{"s" * (students != 1)}, {len(lessons)} lesson{"s" * (len(lessons) != 1)}. Built from <a href="grades.json">grades.json</a> (also
 <a href="grades.csv">grades.csv</a>); each student's name links to their feedback page. Hidden-case failures are
 counted, never shown.</p>
 <h2>Exercises that time out, crash or error most</h2>
