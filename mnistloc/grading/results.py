@@ -3,7 +3,9 @@
 One ``Row`` per student, lesson and exercise; ``write_results`` writes them as
 ``grades.csv`` and ``grades.json`` and a feedback page per student and lesson;
 ``read_results`` reads them back and ``merge_rows`` replaces one student's notebooks
-in them (a one-student regrade);
+in them (a one-student regrade); ``publish`` writes all a run gives (results,
+gradebook, then ``write_reports``: the class dashboard and the LMS exports, both
+rebuilt from the recorded rows);
 ``write_shard`` / ``read_shards`` carry one shard of a class between machines;
 ``record_gradebook`` sets the scores of the test cells (``test_<exercise>``) in
 nbgrader's gradebook, so ``nbgrader export`` and formgrader agree;
