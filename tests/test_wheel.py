@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -97,14 +98,24 @@ def test_the_package_is_the_wheels(installed):
     assert not installed.run("python", "-c", "import solutions", check=False).returncode == 0
 
 
-def test_lessons_fetches_the_released_lessons(installed):
-    done = installed.run("mnistloc", "lessons", "lessons")
+def _readme_pip_commands() -> list[str]:
+    """The commands of the README's pip path for students (the bash block after "Anywhere else, with pip")."""
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("Anywhere else, with pip"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_lessons_as_the_readme_says_fetches_the_released_lessons(installed):
+    install, fetch, open_lab = _readme_pip_commands()  # the install is this test's wheel; JupyterLab: the browser test
+    assert install.startswith("pip install ") and open_lab.startswith("jupyter lab ")
+    folder = fetch.split()[-1]
+    done = installed.run(*shlex.split(fetch))
     assert done.stderr == ""
     for lesson in course.lesson_ids():
         assert f"copied      {lesson}/{lesson}.ipynb" in done.stdout
-        assert (installed.home / "lessons" / lesson / f"{lesson}.ipynb").read_bytes() == \
+        assert (installed.home / folder / lesson / f"{lesson}.ipynb").read_bytes() == \
             (REPO / "lessons" / lesson / f"{lesson}.ipynb").read_bytes()
-    assert "jupyter lab lessons" in done.stdout
+    assert f"{open_lab}\n" in done.stdout  # it says how to open them, as the README does
 
 
 def _fetched(installed) -> Path:
