@@ -1,10 +1,10 @@
 """Writes ``mnistloc/course_files/sample_class.json``, the demo's sample class, from ``tests/corpus/``.
 
 The demo grades five students of lesson 1 (``mnistloc.demo``). The package cannot read ``tests/`` (a wheel
-has no such folder), so it ships only each student's answer cells: the cells of a corpus notebook that
-differ from the released lesson 1. ``mnistloc.course.sample_notebook`` puts them back into the package's
-lesson 1, which gives the corpus notebook again (``tests/test_course.py`` checks both). Rebuild after
-``tests/corpus/build.py``:
+has no such folder), so it ships only each student's answer cells: the answer cells of a corpus notebook
+that are no longer nbgrader's stub. ``mnistloc.course.sample_notebook`` puts them into the package's lesson
+1 (the current release, whatever the corpus was built from; ``tests/test_course.py`` checks both). Rebuild
+after ``tests/corpus/build.py``:
 
     .venv/bin/python tests/sample_class.py
 """
@@ -26,20 +26,22 @@ STUDENTS = {  # student -> case of tests/corpus/: a correct and a partial notebo
 }
 
 
-def _answers(notebook: dict) -> dict[str, str]:
+STUBS = ("# YOUR CODE HERE", "YOUR ANSWER HERE")  # what nbgrader leaves in an answer cell of the release
+
+
+def answers(notebook: dict) -> dict[str, str]:
+    """The answer cells a student wrote (grade id -> code): every answer cell that is no longer the stub."""
     return {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) for c in notebook["cells"]
-            if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+            if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+            and not any(stub in "".join(c["source"]) for stub in STUBS)}
 
 
 def build() -> dict:
     """The sample class: ``lesson`` and ``students`` (student -> ``case``, ``why``, ``answers``)."""
-    release = _answers(json.loads((REPO / "lessons" / LESSON / f"{LESSON}.ipynb").read_text()))
     expected = json.loads((CORPUS / "expected.json").read_text())
-    students = {}
-    for student, case in STUDENTS.items():
-        mine = _answers(json.loads((CORPUS / case / f"{LESSON}.ipynb").read_text()))
-        students[student] = {"case": case, "why": expected[case]["why"],
-                             "answers": {k: v for k, v in mine.items() if v != release.get(k)}}
+    students = {student: {"case": case, "why": expected[case]["why"],
+                          "answers": answers(json.loads((CORPUS / case / f"{LESSON}.ipynb").read_text()))}
+                for student, case in STUDENTS.items()}
     return {"lesson": LESSON, "students": students}
 
 
