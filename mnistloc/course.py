@@ -25,8 +25,16 @@ NEW = ".new"  # the release's copy of a lesson kept beside the student's: 01-sin
 
 
 def lesson_ids() -> list[str]:
-    """The released lessons, in order: ``["01-single-digit", "02-presence", ...]``."""
-    return sorted(p.name for p in (FILES / "lessons").iterdir() if p.is_dir() and p.name[:2].isdigit())
+    """The released lessons, in order: ``["01-single-digit", "02-presence", ...]``.
+
+    Raises:
+        FileNotFoundError: the package was installed without its lessons.
+    """
+    folder = FILES / "lessons"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"This installation of mnistloc has no lessons (no folder {folder}): reinstall the "
+                                "package; in a clone, lessons/ must exist (`make lessons` makes it)")
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[:2].isdigit())
 
 
 def lesson_bytes(lesson: str) -> bytes:

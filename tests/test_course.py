@@ -50,6 +50,12 @@ def test_git_holds_links_not_second_copies_of_the_lessons_and_the_config():
     # the folder that imports the package (site-packages for a wheel), which the sandbox's child puts on sys.path.
 
 
+def test_an_installation_without_its_lessons_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "FILES", tmp_path)
+    with pytest.raises(FileNotFoundError, match="This installation of mnistloc has no lessons .*reinstall"):
+        course.lesson_ids()
+
+
 def test_lesson_bytes_names_an_unknown_lesson():
     with pytest.raises(ValueError, match=r"`lesson` should be one of \['01-single-digit'.*Got lesson='06-nope'"):
         course.lesson_bytes("06-nope")
