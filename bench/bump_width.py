@@ -3,6 +3,7 @@
     .venv/bin/python bench/bump_width.py run --sigma size --seed 0 --part /tmp/size0.json
     .venv/bin/python bench/bump_width.py run --sigma fixed --seed 0 --part /tmp/fixed0.json
     .venv/bin/python bench/bump_width.py merge /tmp/size*.json /tmp/fixed*.json
+    .venv/bin/python bench/bump_width.py install /tmp/size*.json --weights DIR   # ship the median size-aware seed
 
 ``run`` trains case 5's detector for ``--steps`` optimiser steps (default
 ``quality_case5.STEPS``, the shipped model's budget; deterministic) on targets
@@ -81,7 +82,7 @@ def run(sigma: str, seed: int, steps: int, weights: Path | None = None) -> dict:
     ds = evaluation.test_dataset(5)
     outputs = evaluation.predict(net, ds)
     scores = evaluation.score(5, ds, outputs)
-    found = decoder.detections(evaluation.decode(5, outputs)["found"])
+    found = decoder.detections(decoder.decode(5, outputs)["found"])
     return {"sigma": sigma, "seed": seed, "steps": history.steps, "stalled": bool(getattr(history, "stalled", False)),
             "precision": history.config.resolved_precision(), "wall_seconds": round(history.seconds, 1),
             "cpu_seconds": round(history.cpu_seconds, 1), "load_before": load_before, "load_after": os.getloadavg(),
@@ -139,6 +140,27 @@ def merge(paths, out: Path, readme: Path | None) -> dict:
     return summary
 
 
+def install(paths, weights: Path) -> dict:
+    """Ships the median size-aware seed (by mAP; the lower median of an even count) as case 5's weights."""
+    import quality
+
+    rows = sorted((r for p in paths for r in [json.loads(Path(p).read_text())] if r.get("sigma") == "size"),
+                  key=lambda r: (r["map"], r["seed"]))
+    if not rows or len({r["steps"] for r in rows}) != 1:
+        raise ValueError(f"install: expected size-aware rows of one step budget. Got {[r.get('steps') for r in rows]}.")
+    row = rows[(len(rows) - 1) // 2]
+    seeds = sorted(r["seed"] for r in rows)
+    record = quality.ship(5, weights / f"case5-size-seed{row['seed']}.weights.h5", {
+        "case": 5, "seed": row["seed"], "steps": row["steps"], "precision": row["precision"], "sigma": "size",
+        "median_of_seeds": seeds, "ranked_by": "map",
+        "command": f"python bench/bump_width.py run --sigma size --steps {row['steps']} --seed S --weights DIR "
+                   f"--part PART (S in {seeds}); python bench/bump_width.py install PART... --weights DIR",
+        "benchmark": {k: row[k] for k in ("steps", "wall_seconds", "cpu_seconds", "stalled", "precision", "map",
+                                          "map50", "count_accuracy")}})
+    print(f"case 5: shipped seed {row['seed']} of {seeds}: {record['metrics']}")
+    return record
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -152,7 +174,13 @@ def main(argv=None) -> int:
     m.add_argument("parts", type=Path, nargs="+")
     m.add_argument("--out", type=Path, default=HERE / "results" / "bump_width.json")
     m.add_argument("--no-readme", action="store_true")
+    i = sub.add_parser("install", help="ship the median size-aware seed's weights in mnistloc/weights/")
+    i.add_argument("parts", type=Path, nargs="+")
+    i.add_argument("--weights", type=Path, metavar="DIR", required=True)
     args = p.parse_args(argv)
+    if args.command == "install":
+        install(args.parts, args.weights)
+        return 0
     if args.command == "run":
         row = run(args.sigma, args.seed, args.steps, args.weights)
         args.part.parent.mkdir(parents=True, exist_ok=True)

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistloc import cases
 from mnistloc.boxes import iou, pairwise_iou
 from mnistloc.canvas import left_to_right_order, take_slots
+from mnistloc.targets import STRIDE
 
-STRIDE = 8
 NMS_IOU = 0.5  # boxes that overlap more than this are one digit
 THRESHOLD = 0.5  # presence score that counts as a digit
 MAX_DETECTIONS = 20  # peaks a canvas
@@ -312,8 +313,8 @@ def slots(found: dict, count, *, k: int) -> dict[str, np.ndarray]:
             "scores": scores.astype(np.float32), "count": mask.sum(axis=1).astype(np.int64)}
 
 
-def decode(spec, outputs, *, threshold: float = THRESHOLD, **parts) -> dict[str, np.ndarray]:
-    """A case's digits from its detector's outputs, as ``spec`` (a ``mnistloc.cases.Case``) says to read them.
+def decode(case: int, outputs, *, threshold: float = THRESHOLD, **parts) -> dict[str, np.ndarray]:
+    """A case's digits from its detector's outputs, as its spec (``mnistloc.cases``) says to read them.
 
     ``spec.pick`` chooses which peaks are digits: the ``best`` one; every one
     scoring at least ``threshold`` (at most ``spec.slots``); as many as the
@@ -321,7 +322,7 @@ def decode(spec, outputs, *, threshold: float = THRESHOLD, **parts) -> dict[str,
     ``threshold``. Each digit's box and class are read at its peak (``detect``).
 
     Args:
-        spec: the case (``cases.get(case)``).
+        case: 1 to 5.
         outputs: the model's outputs (``model.predict(images)``).
         threshold: the presence score that counts as a digit.
         **parts: ``peaks_fn``, ``cells_fn``, ``nms_fn``, ``refine_boxes`` for ``detect``.
@@ -332,6 +333,7 @@ def decode(spec, outputs, *, threshold: float = THRESHOLD, **parts) -> dict[str,
         ``classes`` int64 (n, K) (-1 where unused or unlabelled), ``scores`` float32 (n, K); ``count`` int64 (n,)
         the digits found (more than K where ``all`` finds more).
     """
+    spec = cases.get(case)
     out = _outputs(outputs)
     found = detect(out, k=spec.peaks, threshold=threshold, iou_threshold=spec.nms_iou, **parts)
     if spec.pick == "best":

@@ -51,11 +51,6 @@ def predict(model, ds, *, batch_size: int = 256):
     return {name: np.asarray(v)[:n] for name, v in outputs.items()}
 
 
-def decode(case: int, outputs, **parts) -> dict:
-    """``decoder.decode`` for ``case``: the case's digits, left to right, and ``found`` for AP."""
-    return decoder.decode(cases.get(case), outputs, **parts)
-
-
 def score(case: int, ds, outputs, **parts) -> dict[str, float]:
     """The case's metrics for raw model ``outputs`` on dataset ``ds``.
 
@@ -68,18 +63,18 @@ def score(case: int, ds, outputs, **parts) -> dict[str, float]:
     Returns:
         dict of floats named as in the module docstring.
     """
-    pred = decode(case, outputs, **parts)
+    pred = decoder.decode(case, outputs, **parts)
     found = decoder.detections(pred["found"]) if "probs" in pred["found"] else None
     return score_predictions(case, ds, pred, found)
 
 
 def score_predictions(case: int, ds, pred: dict, found=None) -> dict[str, float]:
-    """The case's metrics (``cases.Case.metrics``) for decoded predictions (any model's, in ``decode``'s format).
+    """The case's metrics (``cases.Case.metrics``) for decoded predictions (any model's, in ``decoder.decode``'s format).
 
     Args:
         case: 1 to 5.
         ds: the CanvasDataset.
-        pred: as returned by ``decode``: ``boxes``, ``mask``, ``classes``, ``count`` per canvas.
+        pred: as returned by ``decoder.decode``: ``boxes``, ``mask``, ``classes``, ``count`` per canvas.
         found: ``(boxes, labels, scores)`` lists for average precision (``decoder.detections``), where
             the case reports ``map``.
     """
@@ -142,7 +137,7 @@ def evaluate(model, case: int, *, n: int = TEST_CANVASES, seed: int = TEST_SEED,
 
     Args:
         model: a model of ``case`` (``mnistloc.models``); another case's raises ValueError.
-        case: 1 to 4.
+        case: 1 to 5.
         n: test canvases.
         seed: their seed.
         source: the digits.
@@ -166,11 +161,11 @@ def per_canvas_quality(case: int, ds, outputs) -> np.ndarray:
     The IoU of the case's box (the union box in case 2, the mean best IoU over
     the true digits where digits are matched), 0 where a presence, class or count is wrong.
     """
-    return per_canvas_quality_from_predictions(case, ds, decode(case, outputs))
+    return per_canvas_quality_from_predictions(case, ds, decoder.decode(case, outputs))
 
 
 def per_canvas_quality_from_predictions(case: int, ds, pred: dict) -> np.ndarray:
-    """``per_canvas_quality`` for decoded predictions (``decode``'s format), shape (n,)."""
+    """``per_canvas_quality`` for decoded predictions (``decoder.decode``'s format), shape (n,)."""
     spec = cases.get(case)
     if spec.box_kind == "matched":
         digits = pred["found"] if spec.pick == "all" else pred  # every digit found, or the slots
@@ -208,7 +203,7 @@ def picture_predictions(case: int, outputs, index=None) -> dict:
         (list of (M_i,)) where the model labels its digits. The union box where the case measures it.
     """
     spec = cases.get(case)
-    pred = decode(case, outputs)
+    pred = decoder.decode(case, outputs)
     index = np.arange(len(pred["count"])) if index is None else np.asarray(index)
     if spec.box_kind == "union":
         union = B.union_box(pred["boxes"], pred["mask"])

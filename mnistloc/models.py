@@ -265,7 +265,7 @@ def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: in
       over the last axis: two slots, left to right (case 4; Dense layers ``boxes_dense``, ``classes_dense``).
 
     Args:
-        case: 1 to 4.
+        case: a case with a classic model (``cases.with_classic_model()``).
         size: canvas side in pixels (at least 32).
         filters: the three convolutions' filters.
         units: the hidden Dense layer's units.

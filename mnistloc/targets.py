@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistloc.canvas import NUM_CLASSES
+
 STRIDE = 8
 SIGMA = 1.0  # the fixed bump width, in cells
 SIGMA_FLOOR = 0.5  # the narrowest size-aware bump, in cells
 SIGMA_PER_CELL = 0.4  # size-aware width per cell of digit size: a median case-5 digit (20 px) gets SIGMA
 RADIUS = 1  # cells around a centre that learn its box and class
-NUM_CLASSES = 10
 SIGMA_POLICIES = ("fixed", "size")
 
 

@@ -73,7 +73,7 @@ class CanvasFeeder(keras.utils.PyDataset):
     canvases every epoch with ``fresh=False``); targets are encoded per batch.
 
     Args:
-        case: 1 to 4.
+        case: 1 to 5.
         n: canvases per epoch.
         batch_size: canvases per batch.
         seed: an int.

@@ -118,7 +118,7 @@ def test_decode_inverts_encode(case):
     t = targets.encode_targets(ds.boxes, ds.classes, ds.mask, max_count=2)
     outputs = {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:],
                "count": t["count"]}
-    pred = evaluation.decode(case, {k: outputs[k] for k in models.OUTPUTS[case]})
+    pred = decoder.decode(case, {k: outputs[k] for k in models.OUTPUTS[case]})
     np.testing.assert_allclose(pred["boxes"], ds.boxes, atol=1e-4)
     np.testing.assert_array_equal(pred["mask"], ds.mask)
     np.testing.assert_array_equal(pred["count"], ds.count)
@@ -135,11 +135,11 @@ def test_decode_inverts_encode(case):
 
 def test_decode_rejects_bad_input():
     with pytest.raises(ValueError, match="case"):
-        evaluation.decode(0, {})
+        decoder.decode(0, {})
     with pytest.raises(ValueError, match="outputs"):
-        evaluation.decode(1, np.zeros((2, 16, 16, 1)))
+        decoder.decode(1, np.zeros((2, 16, 16, 1)))
     with pytest.raises(ValueError, match="count"):
-        evaluation.decode(4, {"presence": np.zeros((1, 16, 16, 1)), "box": np.zeros((1, 16, 16, 4)),
+        decoder.decode(4, {"presence": np.zeros((1, 16, 16, 1)), "box": np.zeros((1, 16, 16, 4)),
                             "class": np.zeros((1, 16, 16, 10))})
     with pytest.raises(ValueError, match="boxes"):
         targets.encode_targets(np.zeros((2, 4)), np.zeros((2, 1)), np.zeros((2, 1), bool))

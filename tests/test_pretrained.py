@@ -37,7 +37,7 @@ def test_shipped_weights_score_their_recorded_numbers(case):
     if case == 5:
         _assert_average_precision_near_the_record(ds, outputs, scores, record["metrics"])
     if case in (1, 3):
-        pred = evaluation.decode(case, outputs)
+        pred = decoder.decode(case, outputs)
         ious = B.iou(ds.boxes[:, 0], pred["boxes"][:, 0])  # (200,) one IoU per canvas
         # The mean of 200 IoUs has standard error sd / sqrt(200), sd measured on these canvases.
         tolerance = 4 * ious.std(ddof=1) / np.sqrt(N)
@@ -62,7 +62,7 @@ def _assert_average_precision_near_the_record(ds, outputs, scores, recorded, res
     ``resamples`` bootstrap draws of the 200 canvases (with replacement). Four of them.
     """
     true_boxes, true_labels = ds.box_lists()
-    found = decoder.detections(evaluation.decode(5, outputs)["found"])
+    found = decoder.detections(decoder.decode(5, outputs)["found"])
     rng = np.random.default_rng(0)
     draws = []
     for _ in range(resamples):

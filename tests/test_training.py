@@ -6,7 +6,7 @@ import numpy as np
 import keras
 import pytest
 
-from mnistloc import cli, evaluation, models, training
+from mnistloc import cli, dtype_policy, evaluation, models, training
 
 SMALL = {"widths": (4, 8, 8), "hidden": 8}
 
@@ -232,15 +232,15 @@ def test_bfloat16_support_is_read_from_the_cpu_flags(tmp_path):
                         f"processor\t: 1\nflags\t\t: fpu sse2 {flags}\n")
         return str(path)
 
-    assert training.bfloat16_supported(cpu("avx512f avx512_bf16"))
-    assert training.bfloat16_supported(cpu("amx_tile amx_bf16"))
-    assert not training.bfloat16_supported(cpu("avx512f avx512_vnni"))  # AVX-512 alone emulates bfloat16
-    assert not training.bfloat16_supported(cpu("avx512_bf16x"))  # whole flags, not substrings
-    assert not training.bfloat16_supported(str(tmp_path / "missing"))
+    assert dtype_policy.bfloat16_supported(cpu("avx512f avx512_bf16"))
+    assert dtype_policy.bfloat16_supported(cpu("amx_tile amx_bf16"))
+    assert not dtype_policy.bfloat16_supported(cpu("avx512f avx512_vnni"))  # AVX-512 alone emulates bfloat16
+    assert not dtype_policy.bfloat16_supported(cpu("avx512_bf16x"))  # whole flags, not substrings
+    assert not dtype_policy.bfloat16_supported(str(tmp_path / "missing"))
 
 
 def test_mixed_precision_computes_in_bfloat16_and_outputs_float32():
-    with training.precision_policy("mixed_bfloat16"):
+    with dtype_policy.precision_policy("mixed_bfloat16"):
         model = models.build_model(3, **SMALL)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after building
     assert model.get_layer("stage2").compute_dtype == "bfloat16"
@@ -249,5 +249,5 @@ def test_mixed_precision_computes_in_bfloat16_and_outputs_float32():
     assert {k: keras.backend.standardize_dtype(v.dtype) for k, v in out.items()} == dict.fromkeys(out, "float32")
     assert models.build_model(3, **SMALL).get_layer("stage2").compute_dtype == "float32"
     with pytest.raises(ValueError, match="precision"):
-        with training.precision_policy("float16"):
+        with dtype_policy.precision_policy("float16"):
             pass

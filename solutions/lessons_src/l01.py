@@ -441,7 +441,7 @@ shows here as a disagreement with `mnistloc.metrics`):
 '''),
     ("code", '''
 your_iou = yours_or_reference(iou, boxes.iou, np.zeros((1, 4)), np.zeros((1, 4)))
-predicted = evaluation.decode(1, outputs, cells_fn=cells_fn)["boxes"][:, 0]  # (n, 4) xyxy pixels: your boxes_from_cells
+predicted = decoder.decode(1, outputs, cells_fn=cells_fn)["boxes"][:, 0]  # (n, 4) xyxy pixels: your boxes_from_cells
 dense_iou = your_iou(test.boxes[:, 0], predicted)
 print(f"dense model:   mean IoU {dense_iou.mean():.3f} (mnistloc.metrics: {scores['mean_iou']:.3f}), "
       f"IoU >= 0.5 on {(dense_iou >= 0.5).mean():.1%}")

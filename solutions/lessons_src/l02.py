@@ -347,7 +347,7 @@ digits:
     ("code", '''
 your_union = yours_or_reference(union_box, boxes.union_box, np.zeros((1, 2, 4)), np.zeros((1, 2), bool))
 true_union = your_union(test.boxes, test.mask)  # (n, 4) xyxy pixels, zeros on empty canvases
-pred = evaluation.decode(2, outputs, peaks_fn=peaks_fn)  # the digits at your peaks
+pred = decoder.decode(2, outputs, peaks_fn=peaks_fn)  # the digits at your peaks
 has = test.mask.any(axis=1)
 print(f"presence accuracy with your peaks: {((pred['count'] > 0) == has).mean():.3f}   "
       f"(mnistloc: {scores['presence_accuracy']:.3f})")
@@ -372,7 +372,7 @@ digits the predicted boxes would come out too small and shifted toward the origi
   the empty canvases drag the boxes.
 * Change the mix of empty, one- and two-digit canvases (`make_dataset(..., mix=(0.6, 0.2, 0.2))`): which
   metric suffers first?
-* Lower the decoding threshold (`evaluation.decode(2, outputs, threshold=0.3)`): more canvases called present,
+* Lower the decoding threshold (`decoder.decode(2, outputs, threshold=0.3)`): more canvases called present,
   and which mistakes appear?
 * Next lesson: which digit is it? A class head.
 '''),

@@ -190,7 +190,7 @@ Which digits get confused? The confusion matrix, drawn by scikit-learn (`Confusi
 true class, columns the predicted one, each row normalised to 1, so the diagonal is each class's accuracy.
 '''),
     ("code", '''
-pred = evaluation.decode(3, outputs)["classes"][:, 0]  # (n,) the class read at each canvas's peak
+pred = decoder.decode(3, outputs)["classes"][:, 0]  # (n,) the class read at each canvas's peak
 viz.confusion_matrix_plot(test.classes[:, 0], pred, normalize="true")
 wrong = test.classes[:, 0] != pred
 pairs, counts = np.unique(np.stack([test.classes[wrong, 0], pred[wrong]], axis=1), axis=0, return_counts=True)

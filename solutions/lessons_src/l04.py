@@ -233,7 +233,7 @@ Now AP50 with *your* `average_precision`: match each class's detections to the t
 `match_detections`, and average over the classes. It should agree with `mnistloc.metrics` (checked against pycocotools) above.
 '''),
     ("code", '''
-det = decoder.detections(evaluation.decode(4, outputs)["found"])  # per canvas: boxes (P, 4), labels (P,), scores (P,), best first
+det = decoder.detections(decoder.decode(4, outputs)["found"])  # per canvas: boxes (P, 4), labels (P,), scores (P,), best first
 truth = ([test.boxes[i][test.mask[i]] for i in range(len(test))],
          [test.classes[i][test.mask[i]] for i in range(len(test))])
 
