@@ -39,7 +39,7 @@ QUICK = {"n": 200, "test_canvases": 200, "live_seconds": 5.0, "fallback_seconds"
 # the idle 2-core VM, 60 s of both cores, seed 0: case 3 class accuracy 0.10 at 6e-3 vs 0.913 at 2e-3.
 SHORT_LEARNING_RATE = 2e-3
 LESSON = course.sample_class()["lesson"]
-# student -> what their notebook is (a case of the repository's tests/corpus/, which it reproduces)
+# student -> what their notebook is: the case of the repository's tests/corpus/ whose answers it carries
 SAMPLE_CLASS = {student: made["case"] for student, made in course.sample_class()["students"].items()}
 
 
