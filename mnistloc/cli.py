@@ -263,6 +263,19 @@ def _run_check(args) -> int:
     return 0 if report["score"] == report["max_score"] else 1
 
 
+# ---- lessons (self-learners) ------------------------------------------------------------------
+
+def _args_lessons(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", type=Path, metavar="DIR", help="where the lessons go (created if missing)")
+
+
+def _run_lessons(args) -> int:
+    from mnistloc import course
+
+    print(course.format_fetched(course.fetch_lessons(args.folder)))
+    return 0
+
+
 # ---- train / evaluate (reference models) -----------------------------------------------------
 
 def _positive_float(text: str) -> float:
@@ -328,6 +341,8 @@ DESCRIPTION = ("Object localization and detection on canvases of MNIST digits: m
                "Run 'mnistloc COMMAND --help' for a command's options.")
 
 COMMANDS = {
+    "lessons": ("copy the lessons into DIR, never overwriting your work, and say how to open them", _args_lessons,
+                _run_lessons),
     "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
     "show": ("draw a grid of canvases with their boxes", _args_show, _run_show),

@@ -363,19 +363,18 @@ def record_bonus(course_dir, awards: dict[str, float], lesson: str, cell: str, *
 def _gradebook_url(course_dir) -> tuple[str, str]:
     """The gradebook URL and course id, as nbgrader would use them with its root at ``course_dir``.
 
-    The configuration is ``COURSE_DIR/nbgrader_config.py`` when there is one, else the course's
-    own ``grader/nbgrader_config.py`` (whose root, ``$MNISTLOC_COURSE_ROOT``, is the course folder).
+    The configuration is ``COURSE_DIR/nbgrader_config.py`` when there is one, else the one the package
+    ships (``mnistloc.course.nbgrader_config``; the repository's ``grader/nbgrader_config.py``).
     """
     from nbgrader.coursedir import CourseDirectory  # nbgrader takes 3 s to import: only when needed
-    from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
+    from mnistloc import course
+
     root = Path(course_dir).resolve()
-    config = Config()
-    for folder in (root, Path(__file__).resolve().parents[2] / "grader"):
-        if (folder / "nbgrader_config.py").exists():
-            config = PyFileConfigLoader("nbgrader_config.py", path=str(folder)).load_config()
-            break
+    with course.nbgrader_config() as shipped:
+        config_file = root / "nbgrader_config.py" if (root / "nbgrader_config.py").exists() else shipped
+        config = PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config()
     config.CourseDirectory.root = str(root)
     coursedir = CourseDirectory(config=config)
     return coursedir.db_url, coursedir.course_id or "default_course"
