@@ -442,9 +442,9 @@ every digit's *frame* perfectly, what mean IoU does it get against the tight box
 too wide lose more IoU on a tight box or on a frame box? *Then run the cell after your answer* and use its
 numbers in your answer.
 ''', '''
-(About these numbers.) The perfect frame box scores a mean IoU of only about 0.3 against the tight boxes: a "1"
-fills a few columns of its 28x28 frame. One pixel too wide costs a frame box about 0.035 of IoU, a thin tight
-box often 0.1 to 0.2. The frame box always has the same size and is fixed by where the digit was pasted, so a
+(About these numbers.) The perfect frame box scores a mean IoU of only about 0.25 against the tight boxes: a
+"1" fills a few columns of its 28x28 frame. One pixel too wide costs a frame box about 0.035 of IoU, a tight box
+about 0.1 on average (tight "1"s are about 10 px wide), and more on the thinnest. The frame box always has the same size and is fixed by where the digit was pasted, so a
 model can score well by finding the frame's corner without looking at the ink; the tight box depends on the
 ink, so the model must see the digit's extent, and IoU on it punishes small errors much more.
 '''),
