@@ -335,10 +335,10 @@ EXERCISES = [
          _match_variant(order="given")),
         ("two free true boxes with the same IoU: the later one is taken, as COCO does (np.argmax picks the "
          "earlier one).", _match_variant(earlier=True)),
-        ("the detections choose, not the true boxes: loop over the detections by descending score, each taking "
-         "the free true box it overlaps most.", _match_truth_chooses),
         ("take the free true box with the highest IoU, not the first one above the threshold.",
          _match_variant(first=True)),
+        ("the detections choose, not the true boxes: loop over the detections by descending score, each taking "
+         "the free true box it overlaps most.", _match_truth_chooses),
         ("wrong direction: the most confident detection chooses first (sort by -scores).",
          _match_variant(order="ascending")),
         ("each true box is matched at most once: once taken, later detections cannot take it.",
