@@ -9,9 +9,10 @@ same canvases and their outputs must agree. When the student's weights have
 other shapes (a structure of their own, e.g. ``padding="same"``), the
 outputs cannot be compared and the model is judged by properties that a
 functionally different model fails: output names and shapes, the kind of
-values each output gives, whether the outputs depend on the image, and
-whether the convolutions and the hidden layer take their sizes from
-``filters`` and ``units``.
+values each output gives, whether the outputs depend on the image, whether
+the convolutions and the hidden layer take their sizes from ``filters`` and
+``units``, and the spatial size after each convolution and pooling layer
+(``padding="same"``, or pooling before a convolution, changes them).
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import dataclasses
 import numpy as np
 
 from mnistloc.grading.exercises.base import LESSONS, Exercise, keras
-from mnistloc.grading.exercises.heads import _kind
 
 L1, L2, L3, L4 = LESSONS[:4]
 SAME_WEIGHTS = "outputs with the same weights as the reference"
@@ -52,6 +52,33 @@ def _set_weights_by_shape(model, seed: int) -> None:
         v.assign(rng.normal(0, 1 / np.sqrt(fan_in), shape).astype(v.dtype))
 
 
+def _kind(y: np.ndarray) -> str:
+    """What kind of values an output gives: probabilities summing to 1 over which axis, in [0, 1], any sign."""
+    if not np.all(np.isfinite(y)):
+        return "not finite (NaN or inf)"
+    if y.min() >= 0 and y.max() <= 1:
+        if y.shape[-1] == 1 and np.allclose(y, 1):
+            return "all ones"
+        if y.shape[-1] > 1 and np.allclose(y.sum(-1), 1, atol=1e-4):
+            return "probabilities summing to 1 over the last axis"
+        if y.ndim == 3 and np.allclose(y.sum(1), 1, atol=1e-4):
+            return "probabilities summing to 1 over the slots (axis 1), not over the classes"
+        return "probabilities in [0, 1]"
+    if y.min() >= 0:
+        return "non-negative, unbounded above"
+    return "unbounded (any sign)"
+
+
+def _spatial_sizes(layers) -> str:
+    """The (height, width) after each convolution and pooling layer, in order: what padding and pooling decide."""
+    kinds = (keras.layers.Conv2D, keras.layers.AveragePooling2D, keras.layers.MaxPooling2D)
+    try:
+        return str([tuple(layer.output.shape[1:3]) for layer in layers
+                    if isinstance(layer, kinds)])
+    except (AttributeError, ValueError):  # a layer never called in a graph (a subclassed model)
+        return "unknown"
+
+
 def _run_classic(func, case):
     keras.utils.set_random_seed(case["seed"])
     model = func(case["case"], **case["kwargs"])
@@ -69,6 +96,7 @@ def _run_classic(func, case):
              "outputs depend on the image": bool(any(not np.allclose(out[k], moved[k][::-1]) for k in out)),
              "convolutions take `filters`, the hidden layer `units`":
                  filters == list(case["kwargs"]["filters"]) and case["kwargs"]["units"] in units,
+             "spatial size after each convolution and pooling": _spatial_sizes(layers),
              "weight shapes": str(sorted(tuple(int(d) for d in v.shape) for v in model.weights))}
     _set_weights_by_shape(model, case["seed"])
     props[SAME_WEIGHTS] = {k: v.astype(np.float64) for k, v in _outputs(model, images).items()}
@@ -147,7 +175,7 @@ def _random(rng) -> list:
 
 
 def _variant(*, box="sigmoid", presence="sigmoid", cls="softmax", pool="average", hidden="relu", rescale=True,
-             names=True, slots=(2, 4), slot_softmax="per slot", own_sizes=True):
+             names=True, slots=(2, 4), slot_softmax="per slot", own_sizes=True, padding="valid"):
     """The classic model with one deliberate difference from the reference (a catalogued mistake)."""
     def classic_model(case, *, size=128, filters=(16, 32, 64), units=128):
         L = keras.layers
@@ -155,7 +183,7 @@ def _variant(*, box="sigmoid", presence="sigmoid", cls="softmax", pool="average"
         x = L.Reshape((size, size, 1))(images)
         x = L.Rescaling(1 / 255)(x) if rescale else x
         for f in (filters if own_sizes else (16, 32, 64)):
-            x = L.Conv2D(f, 3, activation="relu")(x)
+            x = L.Conv2D(f, 3, activation="relu", padding=padding)(x)
             x = (L.AveragePooling2D(2) if pool == "average" else L.MaxPooling2D(2))(x)
         x = L.Dense(units if own_sizes else 128, activation=hidden)(L.Flatten()(x))
         name = (lambda n: n) if names else (lambda n: None)
@@ -166,7 +194,8 @@ def _variant(*, box="sigmoid", presence="sigmoid", cls="softmax", pool="average"
                  "boxes": lambda: L.Reshape(slots, name=name("boxes"))(L.Dense(8, activation="sigmoid")(x)),
                  "classes": lambda: (L.Reshape((2, 10), name=name("classes"))(L.Dense(20, activation="softmax")(x))
                                      if slot_softmax == "all" else
-                                     L.Softmax(name=name("classes"))(L.Reshape((2, 10))(L.Dense(20)(x))))}
+                                     L.Softmax(axis=1 if slot_softmax == "slots" else -1, name=name("classes"))(
+                                         L.Reshape((2, 10))(L.Dense(20)(x))))}
         wanted = {1: ("presence", "box"), 2: ("presence", "box"), 3: ("class", "box"),
                   4: ("count", "boxes", "classes")}[case]
         outputs = {n: heads[n]() for n in wanted}
@@ -190,7 +219,11 @@ EXERCISES = (
         ("each slot's box is 4 numbers: Reshape((2, 4)) after Dense(8), not (4, 2).", _variant(slots=(4, 2))),
         ("each slot's class probabilities sum to 1: reshape Dense(20) to (2, 10), then a softmax over the last "
          "axis, not a softmax over all 20.", _variant(slot_softmax="all")),
+        ("each slot's class probabilities sum to 1: the softmax goes over the 10 classes (the last axis), not "
+         "over the 2 slots.", _variant(slot_softmax="slots")),
         ("use the `filters` and `units` arguments for the convolutions and the hidden layer, not fixed sizes.",
          _variant(own_sizes=False)),
+        ("the convolutions keep Keras's default padding ('valid'): each 3x3 convolution trims a pixel on every "
+         "side, so the maps shrink as the reference's do.", _variant(padding="same")),
     )),
 )
