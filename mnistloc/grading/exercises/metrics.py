@@ -31,8 +31,8 @@ def _iou_fixed() -> list:
     b = np.float32([p[1] for p in pairs])
     small, big = np.float32([[0, 0, 10, 10], [2, 0, 12, 4]]), np.float32([[5, 0, 25, 10], [0, 0, 20, 20]])
     both = np.concatenate([small, big]), np.concatenate([big, small])  # the same pairs, each way round
-    return [{"args": (a, b), "note": "the boxes a=" + _show(a) + ", b=" + _show(b)
-             + " (rows: " + "; ".join(p[2] for p in pairs) + ")"},
+    return [{"args": (a, b), "note": "seven pairs of boxes a, b (one a row): "
+             + "; ".join(f"{p[0]}, {p[1]} ({p[2]})" for p in pairs)},
             {"args": both, "mirrored": True, "note": "the boxes a=" + _show(both[0]) + ", b=" + _show(both[1])
              + " (the same two pairs, each way round: inter 50 and 40, unions 200 and 400: [0.25, 0.1, 0.25, 0.1])"}]
 
