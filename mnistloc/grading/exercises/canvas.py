@@ -208,11 +208,13 @@ def _order_fixed() -> list:
     boxes = np.float32([[[60, 10, 80, 30], [10, 50, 30, 70]],
                         [[0, 0, 0, 0], [40, 40, 60, 60]],
                         [[20, 90, 40, 110], [20, 10, 40, 30]],
-                        [[5, 5, 25, 25], [50, 50, 70, 70]]])
-    classes = np.array([[7, 2], [-1, 4], [1, 8], [3, 6]])
-    mask = np.array([[True, True], [False, True], [True, True], [True, True]])
+                        [[5, 5, 25, 25], [50, 50, 70, 70]],
+                        [[10, 0, 50, 20], [20, 30, 30, 40]]])
+    classes = np.array([[7, 2], [-1, 4], [1, 8], [3, 6], [5, 9]])
+    mask = np.array([[True, True], [False, True], [True, True], [True, True], [True, True]])
     return [{"args": (boxes, classes, mask),
-             "note": "four canvases: swapped pair; unused slot first; same x0 (tie); already in order"}]
+             "note": "five canvases: swapped pair; unused slot first; same x0 (tie); already in order; a wide box "
+                     "[10, 0, 50, 20] left of a narrow one [20, 30, 30, 40] that ends before it (in order by x0)"}]
 
 
 def _order_random(rng) -> list:

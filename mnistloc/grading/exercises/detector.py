@@ -82,7 +82,8 @@ def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combi
         d2 = (i[:, None] - row[..., None, None]) ** 2 + (i[None, :] - col[..., None, None]) ** 2  # [N, K, G, G]
         heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / ((2 if two else 1) * sigma ** (2 if squared else 1)))
         heat = heat * (m[..., None, None] if use_mask else 1)
-        return (heat.max(1, initial=0) if combine == "max" else heat.sum(1)).astype(np.float32)
+        out = heat.max(1, initial=0) if combine == "max" else heat.sum(1)
+        return (np.minimum(out, 1) if combine == "sum, at most 1" else out).astype(np.float32)
     return heatmap
 
 
@@ -274,10 +275,10 @@ def _nms_random(rng) -> list:
 
 
 def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, given_order=False, as_boxes=False,
-                 smaller=False):
+                 smaller=False, unsorted=False):
     def nms(boxes, scores, iou_threshold):
         b, s = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)
-        order = np.argsort(s if ascending else -s, kind="stable")
+        order = np.arange(len(s)) if unsorted else np.argsort(s if ascending else -s, kind="stable")
         ious = B.pairwise_iou(b, b)
         if smaller:  # intersection over the smaller box's area
             inter = np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]),
@@ -360,6 +361,8 @@ def _peaks_on_map(case, got) -> bool:
     r, c, s = (np.asarray(i["value"]) for i in got["items"])
     n = np.arange(len(heat))[:, None].repeat(r.shape[1], 1)
     found = r >= 0
+    if np.any(r >= heat.shape[1]) or np.any(c >= heat.shape[2]):
+        return False  # a row or column off the map
     return bool(np.allclose(heat[n[found], r[found], c[found]], s[found]) and np.all(s[~found] == 0)
                 and np.all(c[~found] == -1))
 
@@ -410,6 +413,8 @@ EXERCISES = (
         ("no 1 at the centre: measure distances between cells (whole numbers), from the centre cell, not from "
          "the exact centre.", _heat_variant(exact=True)),
         ("two digits: keep the larger bump in each cell (np.maximum), not their sum.", _heat_variant(combine="sum")),
+        ("two digits: keep the larger bump in each cell (np.maximum), not their sum (even clipped at 1).",
+         _heat_variant(combine="sum, at most 1")),
         (_MASK, _heat_variant(use_mask=False)),
         ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
         ("the Gaussian divides by 2 sigma^2: the factor 2 is missing.", _heat_variant(two=False)),
@@ -470,6 +475,8 @@ EXERCISES = (
          "inside a big one overlaps it little.", _nms_variant(smaller=True)),
         ("return the kept indices by descending score (the order NMS keeps them), not sorted.",
          _nms_variant(given_order=True)),
+        ("take the boxes by descending score (the best box first), not in the order given.",
+         _nms_variant(unsorted=True)),
         ("return the indices of the kept boxes, not the boxes.", _nms_variant(as_boxes=True)),
     ], run=_call_kwargs, properties=_NMS_PROPS),
 )

@@ -160,6 +160,14 @@ def _focal_variant(*, norm="centres", sign=1, beta_on_pos=False, reduce_neg=True
     return focal_loss
 
 
+def _focal_cross_entropy(y_true, y_pred, alpha=2.0, beta=4.0):
+    """Plain binary cross-entropy against the heatmap, divided by the centres: no focusing, no forgiving."""
+    ops = keras.ops
+    p = ops.clip(y_pred, 1e-6, 1 - 1e-6)
+    cost = -(y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p))
+    return ops.sum(cost) / ops.maximum(ops.sum(ops.cast(y_true >= 1.0, p.dtype)), 1.0)
+
+
 def _focal_numpy(y_true, y_pred, alpha=2.0, beta=4.0):
     y, p = np.asarray(y_true), np.clip(np.asarray(y_pred), 1e-6, 1 - 1e-6)
     pos = y >= 1
@@ -291,6 +299,8 @@ EXERCISES = (
         ("a map with no centre gave inf or NaN (x / 0): divide by max(number of centres, 1).",
          _focal_variant(floor=False)),
         ("use the `alpha` and `beta` arguments, not fixed powers 2 and 4.", _focal_variant(constants=True)),
+        ("that is the plain cross-entropy: the focal loss weighs a centre's -log(p) by (1 - p)^alpha and another "
+         "cell's -log(1 - p) by (1 - y_true)^beta * p^alpha.", _focal_cross_entropy),
         ("a prediction of exactly 0 or 1 gave inf or NaN (the log of 0): clip the predictions a little inside "
          "(0, 1) first.", _focal_variant(clip=False)),
         (_OPS, _focal_numpy),
