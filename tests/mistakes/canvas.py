@@ -144,9 +144,9 @@ def order_by_centre(boxes, classes, mask):
 MISTAKES = [
     ("place_digit", place_no_copy, ("in place", "copy")),
     ("place_digit", place_xy, ("x and y swapped",)),
-    ("place_digit", place_max, ("replace", "28x28 pixels appear exactly")),
+    ("place_digit", place_max, ("replace", "appears unchanged")),
     ("place_digit", place_plus, ("replace", "not +=")),
-    ("place_digit", place_27, ("28x28 pixels appear exactly", "off by one")),
+    ("place_digit", place_27, ("appears unchanged", "off by one")),
     ("place_digit", place_float, ("uint8",)),
     ("tight_box", tight_inclusive, ("off by one", "exclusive")),
     ("tight_box", tight_rows_cols, ("x and y swapped",)),

@@ -306,7 +306,7 @@ def _used_first_by_x0(case, got) -> bool:
     return bool(np.all(np.diff(key, axis=1) >= 0))
 
 
-_PLACE_PROPS = [Property("the digit's 28x28 pixels appear exactly at canvas[y:y + 28, x:x + 28]", _placed),
+_PLACE_PROPS = [Property("the digit appears unchanged with its top-left pixel at column x, row y", _placed),
                 Property("every canvas pixel outside the digit's square keeps its value", _outside_kept)]
 _TIGHT_PROPS = [Property("every ink pixel (> 0) lies inside the box (x0 <= column < x1, y0 <= row < y1)",
                          _ink_inside),

@@ -312,7 +312,8 @@ EXERCISES = (
          _iou_variant(denominator="all")),
         ("the overlap's width and height are at least 0 (clamp each with relu or maximum(., 0)): boxes that "
          "miss each other overlap by 0, not a negative amount.", _iou_variant(clamp=False)),
-        ("the union counts the overlap twice: union = area + area' - intersection.", _iou_variant(minus=False)),
+        ("the union counts the overlap twice: the two areas added together hold the intersection twice.",
+         _iou_variant(minus=False)),
         ("the overlap's width is min(l, l') + min(r, r') (both boxes share the cell's centre), not the max.",
          _iou_variant(inter=lambda a, b: keras.ops.maximum(a, b))),
         ("the loss is 1 - IoU (0 for a perfect box), not the IoU.", _iou_variant(one_minus=False)),
