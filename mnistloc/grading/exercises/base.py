@@ -67,6 +67,11 @@ class CheckFailure(AssertionError):
         self.hint = hint
 
 
+class BrokenCheck(CheckFailure):
+    """The reference itself failed on a case that documents no error: the check, not the student, is wrong
+    (it fails every answer, saying so, rather than agreeing with one that fails the same way)."""
+
+
 @contextlib.contextmanager
 def quiet():
     """Silences stdout/stderr, Python warnings and C-level writes to fd 2 (TensorFlow's logs).
@@ -122,7 +127,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour and cursor c
 
 # Keras's and TensorFlow's common shape errors, said as a sentence: (pattern, sentence from the match's groups)
 _SHAPE_ERRORS = (
-    (re.compile(r"Input \d+ of layer \W*(\w+)\W* is incompatible with the layer: expected (?:axis (-?\d+) of input "
+    (re.compile(r"Input \d+ (?:with name \S+ )?of layer \W*(\w+)\W* is incompatible with the layer: expected (?:axis (-?\d+) of input "
                 r"shape to have value (\d+)|shape=(\([^)]*\))), (?:but received input with|found) shape[= ]?(\([^)]*\))"),
      lambda m: (f"the layer '{m[1]}' got an input of shape {m[5]} but was built for "
                 + (f"size {m[3]} on axis {m[2]}" if m[2] else f"shape {m[4]}")
@@ -263,8 +268,6 @@ def same_output(got: dict, other: dict) -> bool:
     return compare(got, other) is None
 
 
-class BrokenCheck(RuntimeError):
-    """The reference itself failed on a case that documents no error: the check, not the student, is wrong."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,10 +31,11 @@ def _iou_fixed() -> list:
     b = np.float32([p[1] for p in pairs])
     small, big = np.float32([[0, 0, 10, 10], [2, 0, 12, 4]]), np.float32([[5, 0, 25, 10], [0, 0, 20, 20]])
     both = np.concatenate([small, big]), np.concatenate([big, small])  # the same pairs, each way round
-    return [{"args": (a, b), "note": "seven pairs of boxes a, b (one a row): "
-             + "; ".join(f"{p[0]}, {p[1]} ({p[2]})" for p in pairs)},
-            {"args": both, "mirrored": True, "note": "the boxes a=" + _show(both[0]) + ", b=" + _show(both[1])
-             + " (the same two pairs, each way round: inter 50 and 40, unions 200 and 400: [0.25, 0.1, 0.25, 0.1])"}]
+    return [{"args": both, "mirrored": True, "note": "two pairs of boxes, a=[0, 0, 10, 10], b=[5, 0, 25, 10] (inter "
+             "50, union 100 + 200 - 50 = 250) and a=[2, 0, 12, 4], b=[0, 0, 20, 20] (inter 40, union 400), then the "
+             "same pairs with a and b swapped: [0.2, 0.1, 0.2, 0.1]"},
+            {"args": (a, b), "note": "seven pairs of boxes a, b (one a row): "
+             + "; ".join(f"{p[0]}, {p[1]} ({p[2]})" for p in pairs)}]
 
 
 def _iou_random(rng) -> list:
