@@ -341,3 +341,24 @@ def test_a_crash_is_reported_as_a_crash_not_as_a_catalogued_mistake():
 
     result = check("classic_model", crashes)
     assert not result.passed and "raised TypeError: my bug" in result.hint
+
+
+# ---- the mis-hints and raw outputs, written as a student would (tests/mistakes/detector.py) -------
+
+def _student(name):
+    from mistakes import detector as corpus
+    return getattr(corpus, name)
+
+
+@pytest.mark.parametrize("exercise,wrong,phrase", [
+    ("heatmap_targets", "heat_sigma_not_squared", "sigma is squared too"),  # was: "the 2 is missing"
+    ("heatmap_targets", "heat_no_two", "the factor 2 is missing"),
+    ("nms", "nms_over_smaller", "not the intersection over the smaller box"),  # was: "an IoU equal to it stays"
+    ("nms", "nms_ge", "an IoU equal to it stays"),
+    ("box_targets", "box_last_writes", "not the slot written last"),  # was: the tie hint
+    ("box_targets", "box_lt_swapped", "l + r is the box's width"),  # was: "got -0.25, expected 0.25"
+    ("find_peaks", "peaks_divmod_by_h", "at its (row, col)"),  # was: a raw comparison
+])
+def test_a_mistake_the_catalogue_once_misnamed_gets_its_own_hint(exercise, wrong, phrase):
+    result = check(exercise, _student(wrong))
+    assert not result.passed and phrase in result.hint, result.hint
