@@ -39,7 +39,8 @@ def _focal(y_true, y_pred, alpha=2.0, beta=4.0, *, clip=True, pos_any=False, nor
     p = ops.clip(y_pred, 1e-6, 1 - 1e-6) if clip else y_pred
     pos = ops.cast(y_true > 0 if pos_any else ops.equal(y_true, 1.0), p.dtype)
     neg_w = (1 - y_true) ** beta
-    cost = -pos * (1 - p) ** alpha * ops.log(p) * (neg_w if beta_pos else 1) - (1 - pos) * neg_w * p ** alpha * ops.log(1 - p)
+    cost = (-pos * (1 - p) ** alpha * ops.log(p) * (neg_w if beta_pos else 1)
+            - (1 - pos) * neg_w * p ** alpha * ops.log(1 - p))
     total = ops.sum(cost)
     if norm == "cells":
         return ops.mean(cost)

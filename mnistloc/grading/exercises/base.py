@@ -10,7 +10,7 @@ The work is split so that a grader can run untrusted code in a child process:
 ``Exercise.call(func, case)`` runs one function on one case and reduces the
 output to plain picklable data (it runs in the child); ``Exercise.judge(got,
 case, secret=...)`` compares in the trusted parent. The exercises themselves
-are in the sibling modules ``canvas``, ``metrics`` and ``heads``, gathered by
+are in the sibling modules (``canvas``, ``metrics``, ``losses``, ...), gathered by
 ``mnistloc.grading.registry``.
 """
 from __future__ import annotations
@@ -127,8 +127,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour and cursor c
 
 # Keras's and TensorFlow's common shape errors, said as a sentence: (pattern, sentence from the match's groups)
 _SHAPE_ERRORS = (
-    (re.compile(r"Input \d+ (?:with name \S+ )?of layer \W*(\w+)\W* is incompatible with the layer: expected (?:axis (-?\d+) of input "
-                r"shape to have value (\d+)|shape=(\([^)]*\))), (?:but received input with|found) shape[= ]?(\([^)]*\))"),
+    (re.compile(r"Input \d+ (?:with name \S+ )?of layer \W*(\w+)\W* is incompatible with the layer: expected "
+                r"(?:axis (-?\d+) of input shape to have value (\d+)|shape=(\([^)]*\))), "
+                r"(?:but received input with|found) shape[= ]?(\([^)]*\))"),
      lambda m: (f"the layer '{m[1]}' got an input of shape {m[5]} but was built for "
                 + (f"size {m[3]} on axis {m[2]}" if m[2] else f"shape {m[4]}")
                 + ": a size fixed in the model (keras.Input, Flatten after a convolution) does not fit this input")),
@@ -360,7 +361,8 @@ class Exercise:
                 return hint
         key = _first_difference(got, expected)
         for hint, out in wrongs:  # properties (model heads): a mistake that explains the first difference
-            if key is not None and key in out.get("items", {}) and compare(got["items"][key], out["items"][key]) is None:
+            if key is not None and key in out.get("items", {}) and \
+                    compare(got["items"][key], out["items"][key]) is None:
                 return hint
         return None
 

@@ -266,8 +266,10 @@ def _outside_kept(case, got) -> bool:
 
 def _ink_inside(case, got) -> bool:
     box, rc = value_of(got), _ink(case["args"][0])
-    return box.shape == (4,) and (not len(rc) or bool(
-        (box[0] <= rc[:, 1].min()) & (box[2] > rc[:, 1].max()) & (box[1] <= rc[:, 0].min()) & (box[3] > rc[:, 0].max())))
+    if box.shape != (4,):
+        return False
+    return not len(rc) or bool(box[0] <= rc[:, 1].min() and box[2] > rc[:, 1].max()
+                               and box[1] <= rc[:, 0].min() and box[3] > rc[:, 0].max())
 
 
 def _no_margin(case, got) -> bool:

@@ -193,9 +193,9 @@ def _iou_fixed() -> list:
             _loss_case(cells, rng.uniform(0.2, 3, (2, 3, 3, 4)), "per-cell targets of shape (2, 3, 3, 5) with weights "
                        "in the mask channel"),
             _loss_case([[1, 1, 2, 3, 1], [0, 0, 0, 0, 0]], [[1, 2, 3, 1], [0, 0, 0, 0]],
-                       "y_true [[1, 1, 2, 3, 1], [0, 0, 0, 0, 0]], y_pred [[1, 2, 3, 1], [0, 0, 0, 0]]: row 0 a perfect "
-                       "box, row 1 a cell of weight 0 with no box at all (zero target, zero prediction: union 0): "
-                       "the loss is 0", perfect=True)]
+                       "y_true [[1, 1, 2, 3, 1], [0, 0, 0, 0, 0]], y_pred [[1, 2, 3, 1], [0, 0, 0, 0]]: row 0 a "
+                       "perfect box, row 1 a cell of weight 0 with no box at all (zero target, zero prediction: "
+                       "union 0): the loss is 0", perfect=True)]
 
 
 def _iou_random(rng) -> list:
@@ -255,7 +255,8 @@ def _loss(got) -> float:
     return float(value_of(got, "loss"))
 
 
-_FINITE = Property("a loss is a finite number (no NaN or inf), whatever the predictions", lambda c, g: np.isfinite(_loss(g)))
+_FINITE = Property("a loss is a finite number (no NaN or inf), whatever the predictions",
+                   lambda c, g: np.isfinite(_loss(g)))
 _NON_NEGATIVE = Property("a loss is >= 0", lambda c, g: _loss(g) >= -1e-6)
 _PERFECT = Property("a perfect prediction costs 0", lambda c, g: not c.get("perfect") or abs(_loss(g)) < 1e-4)
 _AT_MOST_ONE = Property("the IoU loss is at most 1 (each cell's 1 - IoU lies within [0, 1])",

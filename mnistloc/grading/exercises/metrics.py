@@ -12,7 +12,7 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import metrics as M
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, _show, numpy_exercise, value_of
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise, value_of
 
 L1, L2, L3, L4 = LESSONS[:4]
 
