@@ -113,3 +113,15 @@ def test_the_ladder_is_in_the_cli_help_and_reveal_stays_out_of_grading():
     import mnistloc.grading.grade as grade
     assert "reveal" not in vars(grade)  # the grader never imports the ladder: nothing of it reaches feedback
     assert reveal.grading_now() is None
+
+
+def test_the_questions_data_is_what_the_lessons_say():
+    """Until solutions/build.py writes the prompts and model answers from QUESTIONS, the two must not drift."""
+    import re
+    from pathlib import Path
+
+    source = "".join(p.read_text() for p in sorted((Path(__file__).parents[1] / "solutions" / "lessons_src")
+                                                    .glob("l0*.py")))
+    found = {m[1]: (m[2].strip(), m[3].strip()) for m in
+             re.finditer(r'\*common\.question\("(\w+)", \'\'\'(.*?)\'\'\', \'\'\'(.*?)\'\'\'\)', source, re.S)}
+    assert found == {q.name: (q.prompt.strip(), q.model_answer.strip()) for q in QUESTIONS.values()}
