@@ -7,10 +7,11 @@ import functools
 
 import pytest
 
-from mistakes import canvas, classic, detector, losses, metrics
+from mistakes import canvas, classic, detector, holdout, losses, metrics
 from mnistloc.checks import EXERCISES, check
 
-CORPUS = canvas.MISTAKES + metrics.MISTAKES + detector.MISTAKES + losses.MISTAKES + classic.MISTAKES
+CORPUS = (canvas.MISTAKES + metrics.MISTAKES + detector.MISTAKES + losses.MISTAKES + classic.MISTAKES
+          + holdout.MISTAKES)
 SLOW = {"classic_model"}  # each answer builds a dozen models
 
 
@@ -20,7 +21,10 @@ def verdict(i: int) -> dict:
     name, wrong, words = CORPUS[i]
     result = check(name, wrong)
     catalogued = any(result.hint == f"{name}: {hint}" for hint, _ in EXERCISES[name].mistakes)
-    named = any(w in result.hint for w in words)
+    said = result.hint
+    for case in EXERCISES[name].fixed():  # the public case's own words (its arithmetic) name nothing
+        said = said.replace(case.get("note", ""), "") if case.get("note") else said
+    named = any(w in said for w in words)
     return {"rejected": not result.passed, "named": named, "misnamed": catalogued and not named,
             "hint": result.hint}
 

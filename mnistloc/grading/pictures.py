@@ -72,7 +72,7 @@ def _mark_zero_size(ax, boxes: np.ndarray, colour: str) -> int:
     ax.autoscale(False)  # the canvas's limits stay
     for x0, y0, x1, y1 in flat:  # draw_canvas puts pixel i at [i - 0.5, i + 0.5]
         ax.plot([(x0 + x1) / 2 - 0.5], [(y0 + y1) / 2 - 0.5], marker="x", markersize=9, markeredgewidth=2,
-                color=colour, linestyle="none")
+                color=colour, linestyle="none", clip_on=False)  # whole even on the canvas edge
     return len(flat)
 
 

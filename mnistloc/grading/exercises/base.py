@@ -143,6 +143,9 @@ _SHAPE_ERRORS = (
                 r"(\[[^\]]*\]))"),
      lambda m: f"two tensors of different shapes ({m[1] or m[3]} and {m[2] or m[4]}) met in one operation: check "
                "which slice of y_true or which axis you use"),
+    (re.compile(r"The truth value of an array with more than one element is ambiguous"),
+     lambda m: "Python's own max, min, and, or or `if` met a whole array, which holds many truth values: use the "
+               "elementwise np.maximum, np.minimum, &, | or np.where"),
     (re.compile(r"operands could not be broadcast together with shapes (\S+) (\S+)"),
      lambda m: f"arrays of shapes {m[1]} and {m[2]} cannot be combined elementwise: check the axes you index "
                "and reduce"),
@@ -201,6 +204,10 @@ def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] |
     if exp["type"] == "error":
         return (f"{what} should raise {exp['error']}, but returned a {got['type']}",
                 f"{what} should raise {exp['error']}")
+    if exp["type"] == "number" and got["type"] not in ("number", "error") and np.ndim(got.get("value", 0)) > 0:
+        shape = np.shape(got["value"])
+        return (f"{what} should be a single number (a scalar); got an array of shape {shape}: reduce it (a sum or "
+                "a mean) to one number", f"{what} should be a single number (a scalar), not an array")
     if got["type"] != exp["type"] and not {got["type"], exp["type"]} <= {"tuple", "list"}:
         want = {"ndarray": "a numpy array", "number": "a number", "tuple": "a tuple"}.get(exp["type"], exp["type"])
         return f"{what} should be {want}; got {got['type']}", f"{what} should be {want}"

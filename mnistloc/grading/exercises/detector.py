@@ -69,7 +69,7 @@ def _heat_random(rng) -> list:
 
 
 def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combine="max", use_mask=True,
-                  pixels=False, two=True, squared=True):
+                  pixels=False, two=True, squared=True, root=False):
     def heatmap(boxes, mask, *, size=128, stride=8, sigma=1.0):
         b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
         x, y = (b[..., 0], b[..., 1]) if corner else ((b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2)
@@ -81,6 +81,7 @@ def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combi
             col, row = np.clip(cell(x / stride), 0, g - 1), np.clip(cell(y / stride), 0, g - 1)
         i = np.arange(g)
         d2 = (i[:, None] - row[..., None, None]) ** 2 + (i[None, :] - col[..., None, None]) ** 2  # [N, K, G, G]
+        d2 = np.sqrt(d2) if root else d2
         heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / ((2 if two else 1) * sigma ** (2 if squared else 1)))
         heat = heat * (m[..., None, None] if use_mask else 1)
         out = heat.max(1, initial=0) if combine == "max" else heat.sum(1)
@@ -211,7 +212,7 @@ def _peaks_random(rng) -> list:
 
 
 def _peaks_variant(*, strict=False, local=True, ascending=False, use_threshold=True, swap=False, wrap=False,
-                   pad=-1, above=False):
+                   pad=-1, above=False, cross=False):
     def find_peaks(heatmap, *, k=10, threshold=0.0):
         heat = np.asarray(heatmap, np.float64)
         n, h, w = heat.shape
@@ -220,7 +221,8 @@ def _peaks_variant(*, strict=False, local=True, ascending=False, use_threshold=T
                            if (di, dj) != (0, 0)], 0)
         else:
             p = np.pad(heat, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-            best = np.max([p[:, i:i + h, j:j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)], 0)
+            best = np.max([p[:, i:i + h, j:j + w] for i in range(3) for j in range(3)
+                           if (i, j) != (1, 1) and not (cross and i != 1 and j != 1)], 0)
         peak = (heat > best if strict else heat >= best) if local else np.ones(heat.shape, bool)
         if use_threshold:
             peak &= heat > threshold if above else heat >= threshold
@@ -420,6 +422,8 @@ EXERCISES = (
         ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
         ("the Gaussian divides by 2 sigma^2: the factor 2 is missing.", _heat_variant(two=False)),
         ("the Gaussian divides by 2 sigma^2: sigma is squared too.", _heat_variant(squared=False)),
+        ("the Gaussian takes the squared distance in cells, d^2 = (row - r)^2 + (col - c)^2, not its square root.",
+         _heat_variant(root=True)),
     ], run=_call_kwargs, properties=_HEAT_PROPS),
     numpy_exercise("box_targets", L1, 3, T.box_targets, _box_fixed, _box_random, [
         ("distances are in cells: divide the pixel distances by stride.", _box_variant(pixels=True)),
@@ -455,6 +459,8 @@ EXERCISES = (
          "peaks).", _peaks_variant(strict=True)),
         ("keep only local maxima (cells no 3x3 neighbour beats): the k highest cells are mostly one bump.",
          _peaks_variant(local=False)),
+        ("a peak beats all 8 neighbours of its 3x3 block, the diagonal ones too, not only the 4 beside it.",
+         _peaks_variant(cross=True)),
         ("the highest peaks come first: sort by descending score.", _peaks_variant(ascending=True)),
         ("drop the peaks below `threshold` (pad with row = col = -1 and score 0).",
          _peaks_variant(use_threshold=False)),

@@ -223,7 +223,7 @@ def _match_truth_chooses(pred_boxes, scores, true_boxes, iou_threshold):
 
 
 def _match_variant(*, order="score", reuse=False, first=False, strict=False, best_of_all=False, as_bool=False,
-                   earlier=False):
+                   earlier=False, ranked=False):
     def match_detections(pred_boxes, scores, true_boxes, iou_threshold):
         s = np.asarray(scores, np.float64)
         ious = B.pairwise_iou(np.asarray(pred_boxes, np.float64).reshape(-1, 4),
@@ -243,6 +243,7 @@ def _match_variant(*, order="score", reuse=False, first=False, strict=False, bes
                 g = -1
             if g >= 0:
                 out[d], taken[g] = g, True
+        out = out[ranks] if ranked else out  # the answers listed in the order they were made
         return out >= 0 if as_bool else out
     return match_detections
 
@@ -348,6 +349,8 @@ EXERCISES = [
         ("an IoU equal to iou_threshold matches (>=, not >).", _match_variant(strict=True)),
         ("choose among the true boxes not yet taken: when the best one is taken, the next best above the "
          "threshold can still match.", _match_variant(best_of_all=True)),
+        ("one entry per detection in the order given (entry d for detection d), not in the order of the scores.",
+         _match_variant(ranked=True)),
         ("return the index of the matched true box for each detection (-1 for none), not True/False.",
          _match_variant(as_bool=True)),
     ], properties=_MATCH_PROPS),
