@@ -99,7 +99,7 @@ def _masked_numpy(y_true, y_pred):
 
 def _focal_fixed() -> list:
     y = np.zeros((1, 3, 3, 1))
-    y[0, 1, 1], y[0, 1, 2] = 1.0, 0.5
+    y[0, 1, 1], y[0, 1, 2], y[0, 0, 1] = 1.0, 0.5, 0.25  # a centre and two cells of its bump
     p = np.full((1, 3, 3, 1), 0.1)
     p[0, 1, 1], p[0, 1, 2] = 0.5, 0.5
     two = np.zeros((2, 4, 4, 1))
@@ -108,9 +108,10 @@ def _focal_fixed() -> list:
     rng = np.random.default_rng(4)
     boxes = np.array([[[10, 20, 32, 46], [70, 60, 90, 88]]], np.float32)
     heat = T.heatmap_targets(boxes, np.ones((1, 2), bool), size=64, stride=8)[..., None]
-    return [_loss_case(y, p, "y_true (1, 3, 3, 1): 1 at the centre (1, 1), 0.5 at (1, 2), 0 elsewhere; y_pred 0.5 at "
-                       "both, 0.1 elsewhere: (1 - .5)^2 * -log(.5) + (1 - .5)^4 * .5^2 * -log(.5) + 7 * .1^2 * "
-                       "-log(.9) = 0.1733 + 0.0108 + 0.0074 = 0.1915, over 1 centre"),
+    return [_loss_case(y, p, "y_true (1, 3, 3, 1): 1 at the centre (1, 1), 0.5 at (1, 2), 0.25 at (0, 1), 0 elsewhere; "
+                       "y_pred 0.5 at the first two, 0.1 elsewhere: (1 - .5)^2 * -log(.5) + (1 - .5)^4 * .5^2 * "
+                       "-log(.5) + (1 - .25)^4 * .1^2 * -log(.9) + 6 * .1^2 * -log(.9) = 0.1733 + 0.0108 + 0.0003 + "
+                       "0.0063 = 0.1908, over 1 centre"),
             _loss_case(two, rng.uniform(0.05, 0.95, two.shape), "two maps (2, 4, 4, 1) with one centre each "
                        "(and a 0.6 beside the first): the sum is divided by the 2 centres"),
             _loss_case(np.zeros((1, 4, 4, 1)), np.full((1, 4, 4, 1), 0.3), "a map with no centre (all 0), y_pred "
@@ -118,7 +119,8 @@ def _focal_fixed() -> list:
             _loss_case(heat, rng.uniform(0.02, 0.98, heat.shape), "heatmap_targets of two digits (1, 8, 8, 1) and "
                        "random y_pred"),
             _loss_case(y, p, "the first case's maps with alpha=3, beta=1: (1 - .5)^3 * -log(.5) + (1 - .5)^1 * .5^3 "
-                       "* -log(.5) + 7 * .1^3 * -log(.9) = 0.0866 + 0.0433 + 0.0007 = 0.1307",
+                       "* -log(.5) + (1 - .25)^1 * .1^3 * -log(.9) + 6 * .1^3 * -log(.9) = 0.0866 + 0.0433 + 0.0001 + "
+                       "0.0006 = 0.1307",
                        kwargs={"alpha": 3.0, "beta": 1.0}),
             _loss_case(y, (y >= 1).astype(float), "the first case's y_true with y_pred exactly 1 at the centre and "
                        "exactly 0 elsewhere: only the 0.5 beside the centre costs (predicting 0 there costs 0), so "
