@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import io
 import os
@@ -60,11 +61,25 @@ def not_done(name: str) -> str:
 
 
 class CheckFailure(AssertionError):
-    """An exercise failed its check; ``hint`` names the likely mistake."""
+    """An exercise failed its check; ``hint`` names the likely mistake, ``mistake`` is its id (``mistake_id``)
+    when it is one of the exercise's catalogued mistakes, else ``""``."""
 
-    def __init__(self, hint: str):
+    def __init__(self, hint: str, mistake: str = ""):
         super().__init__(hint)
         self.hint = hint
+        self.mistake = mistake
+
+
+def mistake_id(exercise: str, hint: str) -> str:
+    """The stable id of a catalogued mistake: ``exercise:slug-hash``, from the exercise and the mistake's hint.
+
+    The same on every machine, run, shard and regrade (no position in a list, no memory address), so a
+    class's rows can be counted by mistake; a reworded hint is a new mistake. E.g.
+    ``iou:overlap-not-clamped-at-zero-1f0c2a``.
+    """
+    words = re.findall(r"[a-z0-9]+", hint.split(":")[0].lower())[:6]
+    digest = hashlib.sha256(f"{exercise}\n{hint}".encode()).hexdigest()[:6]
+    return f"{exercise}:{'-'.join(words + [digest])}"
 
 
 class BrokenCheck(CheckFailure):
@@ -399,7 +414,7 @@ class Exercise:
             raise CheckFailure(not_done(self.name))
         hint = self.mistake_hint(got, case, expected)
         if hint is not None:
-            raise CheckFailure(f"{self.name}: {hint}")
+            raise CheckFailure(f"{self.name}: {hint}", mistake_id(self.name, hint))
         where = "on a hidden test case" if secret else f"for {self.describe(case)}"
         rule = self.broken_property(got, case) if got.get("type") != "error" else None
         if rule is not None:

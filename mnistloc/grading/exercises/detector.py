@@ -425,7 +425,7 @@ EXERCISES = (
         ("the Gaussian takes the squared distance in cells, d^2 = (row - r)^2 + (col - c)^2, not its square root.",
          _heat_variant(root=True)),
     ], run=_call_kwargs, properties=_HEAT_PROPS),
-    numpy_exercise("box_targets", L1, 3, T.box_targets, _box_fixed, _box_random, [
+    numpy_exercise("box_targets", L2, 3, T.box_targets, _box_fixed, _box_random, [
         ("distances are in cells: divide the pixel distances by stride.", _box_variant(pixels=True)),
         ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
          _box_variant(corner=True)),
