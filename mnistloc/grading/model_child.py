@@ -166,7 +166,7 @@ def vet(config: dict, keras=None) -> None:
             if "class_name" in node:
                 _vet_object(node, keras)
             for key, value in node.items():
-                if key == "compile_config" and depth > 0 and value is not None:
+                if key == "compile_config" and depth > 0 and value:  # {} (a layer's) compiles nothing
                     raise Refused("forbidden-layer", "a nested model carries a compile_config (its losses and "
                                                      "metrics would be built while loading): save the model "
                                                      "without compiling its parts")
