@@ -98,3 +98,16 @@ def test_a_notebook_that_is_not_a_lesson_is_left_alone(tmp_path):
     done, cases = run_pytest(other, cwd=tmp_path)
     assert done.returncode == 4 and cases == {}  # pytest: "not found" (a named file that collects nothing)
     assert "no match" in done.stdout + done.stderr
+
+
+def test_with_a_secret_seed_hidden_inputs_never_reach_the_report(tmp_path):
+    # The plugin ran without the secret (and unmasked): `pytest LESSON.ipynb -k iou` with $MNISTLOC_SECRET_SEED set
+    # printed a hidden input (finding 10). It now runs the one plan (judge.grade_answers) that check and grade run.
+    path = tmp_path / f"{LESSON}.ipynb"
+    path.write_bytes((REPO / "tests" / "corpus" / "hidden_leak" / f"{LESSON}.ipynb").read_bytes())
+    env = {**os.environ, "MNISTLOC_SECRET_SEED": "918273645"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(path), "-k", "tight_box or iou"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    # Hidden cases ran: iou fails on them; tight_box printed what it saw of one and died (its output not shown).
+    assert "iou: 0/3 (failed)" in done.stdout and "tight_box: 0/2 (crash)" in done.stdout, done.stdout[-3000:]
+    assert "LEAK" not in done.stdout and "on a hidden test case" in done.stdout, done.stdout[-3000:]
