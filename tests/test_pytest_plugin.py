@@ -101,13 +101,22 @@ def test_a_notebook_that_is_not_a_lesson_is_left_alone(tmp_path):
 
 
 def test_with_a_secret_seed_hidden_inputs_never_reach_the_report(tmp_path):
-    # The plugin ran without the secret (and unmasked): `pytest LESSON.ipynb -k iou` with $MNISTLOC_SECRET_SEED set
-    # printed a hidden input (finding 10). It now runs the one plan (judge.grade_answers) that check and grade run.
-    path = tmp_path / f"{LESSON}.ipynb"
-    path.write_bytes((REPO / "tests" / "corpus" / "hidden_leak" / f"{LESSON}.ipynb").read_bytes())
+    # The plugin ran the hidden cases unmasked: with $MNISTLOC_SECRET_SEED set (a GitHub Classroom run),
+    # `pytest LESSON.ipynb -k iou` printed a hidden input (finding 10). It now runs the one plan
+    # (judge.grade_answers) that check and grade run. This iou is right on the public cases and, on a hidden
+    # one, ends the call with the input in its words (SystemExit is no exception the check can catch).
+    sys.path.insert(0, str(REPO / "tests" / "corpus"))
+    import build
+
+    def exfiltrate(name, source):
+        if name != "iou":
+            return source
+        return build.LEAK + build._first(source, "if _hidden('iou', (a, b)):\n"
+                                                 "        raise SystemExit('EXFIL ' + _digest((a, b)))")
+    path = _typed_in(tmp_path, exfiltrate)
     env = {**os.environ, "MNISTLOC_SECRET_SEED": "918273645"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(path), "-k", "tight_box or iou"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(path), "-k", "iou"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    # Hidden cases ran: iou fails on them; tight_box printed what it saw of one and died (its output not shown).
-    assert "iou: 0/3 (failed)" in done.stdout and "tight_box: 0/2 (crash)" in done.stdout, done.stdout[-3000:]
-    assert "LEAK" not in done.stdout and "on a hidden test case" in done.stdout, done.stdout[-3000:]
+    assert "iou: 0/3 (error)" in done.stdout, done.stdout[-3000:]  # the hidden cases ran
+    assert "EXFIL" not in done.stdout and "raised SystemExit (on a hidden test case)" in done.stdout, \
+        done.stdout[-3000:]

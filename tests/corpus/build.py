@@ -221,7 +221,7 @@ def _kept():
 HOARD = '''
 import json as _json
 import mnistloc.grading.child as _child
-_child.encode_reply = lambda reply: _json.dumps(["ok", [0.5] * 1_800_000]).encode()  # 9 MB of floats, each reply
+_child.encode_reply = lambda reply: _json.dumps(["ok", [0.5] * 1_400_000]).encode()  # 7 MB of floats, each reply
 '''
 
 
@@ -355,7 +355,7 @@ def cases() -> dict[str, tuple]:
             "tight_box keeps a hidden input in the kernel keyring and dies; iou, in the next child, shows it",
             {**BASE, "tight_box": "crash", "iou": "failed"}, None),
         "reply_hoard": ("01-single-digit.ipynb", _base(iou=HOARD + SOL["iou"]),
-            "the iou cell makes every later reply of its child 9 MB of floats, to fill the grader's memory",
+            "the iou cell makes every later reply of its child 7 MB of floats, to fill the grader's memory",
             {**BASE, "iou": "failed", "place_digit": "failed", "tight_box": "failed"}, None),
         "big_cell": ("01-single-digit.ipynb", _base(iou="_PAD = [" + "1," * 60_000 + "]\n" + SOL["iou"]),
             "the iou cell is 120,000 characters long: refused by its size, never parsed by the grader",
