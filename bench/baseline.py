@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistloc import models  # first: mnistloc keeps TensorFlow's start-up lines quiet
-from mnistloc.canvas import SLOTS
+from mnistloc.cases import SLOTS
 
 BOXES = ("linear", "sigmoid")
 
@@ -40,7 +40,7 @@ encode = models.classic_targets
 
 
 def decode(case: int, outputs: dict, size: int = 128):
-    """``(pred, found)``: predictions in ``mnistloc.decoding.decode``'s format, and case 4's scored detections."""
+    """``(pred, found)``: predictions in ``mnistloc.decoder.decode``'s format, and case 4's scored detections."""
     out = {k: np.asarray(v) for k, v in outputs.items()}
     n = len(next(iter(out.values())))
     if case in (1, 2, 3):

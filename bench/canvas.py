@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from threadpoolctl import threadpool_limits
 
-from mnistloc import boxes, canvas, scenes
+from mnistloc import boxes, canvas, cases, scaled_canvas
 from mnistloc.data import load_digits
 
 D = canvas.DIGIT
@@ -77,7 +77,7 @@ def loop_scenes(n: int, seed: int, images, labels, size: int = 128, max_digits: 
         for _ in range(count):
             d = int(rng.integers(len(images)))
             side = int(round(D * rng.uniform(*scale)))
-            r = scenes.area_matrix(D, side)
+            r = scaled_canvas.area_matrix(D, side)
             sprite = np.rint(r @ images[d].astype(np.float32) @ r.T).clip(0, 255).astype(np.uint8)
             while True:
                 x, y = (int(v) for v in rng.integers(0, size - side + 1, size=2))
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, nargs="+", default=[2000, 20000], help="canvases per run (one table row each)")
     p.add_argument("--repeat", type=int, default=7, help="runs per method; the best is kept")
-    p.add_argument("--cases", type=int, nargs="+", default=list(canvas.ALL_CASES), help="cases to measure")
+    p.add_argument("--cases", type=int, nargs="+", default=list(cases.ALL_CASES), help="cases to measure")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "canvas.json")
     args = p.parse_args(argv)
 

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from mnistloc import training
+from mnistloc import dtype_policy, training
 
 
 def cpu_per_step(precision: str, deterministic: bool, few: int = 30, many: int = 130, case: int = 3) -> float:
@@ -36,4 +36,4 @@ if __name__ == "__main__":
     per_step = cpu_per_step(precision, deterministic, case=case)
     print(json.dumps({"case": case, "precision": precision, "deterministic": deterministic,
                       "cpu_seconds_per_step": round(per_step, 4), "canvases_per_cpu_second": round(64 / per_step, 1),
-                      "load_before": load_before, "load": os.getloadavg(), "bfloat16_units": training.bfloat16_supported()}))
+                      "load_before": load_before, "load": os.getloadavg(), "bfloat16_units": dtype_policy.bfloat16_supported()}))

@@ -59,14 +59,14 @@ def machine() -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from mnistloc import training
+    from mnistloc import dtype_policy, training
 
     cpu = "unknown"
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "bfloat16": training.bfloat16_supported(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "bfloat16": dtype_policy.bfloat16_supported(),
             "gpu": bool(tf.config.list_physical_devices("GPU")), "python": platform.python_version(),
             "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
@@ -260,9 +260,9 @@ def main(argv=None) -> int:
         if args.install:
             install(results, args.weights, [c for c in args.cases if str(c) in results])  # --cases: which to ship
         return 0
-    from mnistloc import training
+    from mnistloc import dtype_policy, training
 
-    precision = training.default_precision() if args.precision == "auto" else args.precision
+    precision = dtype_policy.default_precision() if args.precision == "auto" else args.precision
     seeds = args.seed_list or list(range(args.seeds))
     results = {"steps": args.steps, "precision": precision, "calibration": CALIBRATION, "targets": TARGETS}
     info = machine()

@@ -10,7 +10,7 @@ so neither does their ink (except in case 5). The cases:
 4. empty, one or two digits of any class: count, and up to two boxes with
    classes ordered left to right, with a mask for the unused slot;
 5. 0 to ``max_digits`` (default 6) digits resized by 0.6 to 1.6, whose
-   frames may overlap a little (``mnistloc.scenes``): boxes and classes in
+   frames may overlap a little (``mnistloc.scaled_canvas``): boxes and classes in
    ``max_digits`` slots ordered left to right, with a mask; ``instances(i)``
    and ``box_lists()`` give them as variable-length lists.
 
@@ -26,13 +26,10 @@ from typing import Sequence
 import numpy as np
 
 from mnistloc import boxes as B
-from mnistloc import dense, scenes
+from mnistloc import cases, scaled_canvas
 from mnistloc.data import load_digits
 
-CASES = (1, 2, 3, 4)  # the four cases of the course brief
-ALL_CASES = CASES + (5,)  # and case 5: any number of digits at any size
 DIGIT = 28  # side of an MNIST digit in pixels
-SLOTS = 2  # at most two digits a canvas
 BOX_KINDS = ("tight", "frame")
 NUM_CLASSES = 10
 _CHUNK = 4096
@@ -83,41 +80,28 @@ class CanvasDataset:
         return [b[m] for b, m in zip(self.boxes, self.mask)], [c[m] for c, m in zip(self.classes, self.mask)]
 
     def targets(self) -> dict[str, np.ndarray]:
-        """The case's answers per canvas, keyed by output name; boxes in ``rel_xyxy``.
+        """The case's labels per canvas (``cases.get(case).labels``), keyed by name; boxes in ``rel_xyxy``.
 
-        These are the plain per-canvas targets (the lessons' single-box heads). The
-        reference models of ``mnistloc.models`` learn per-cell maps instead:
-        ``decoding.encode_targets`` turns the boxes into presence, distance and class maps.
+        These are the plain per-canvas targets that a classic model learns. A
+        detector learns per-cell maps instead (``mnistloc.targets.encode_targets``).
 
         Returns:
-            case 1: ``box`` (n, 4), ``presence`` (n, 1) (always 1);
-            case 2: ``presence`` (n, 1), ``box`` (n, 4): the union box, zeros when empty;
-            case 3: ``class`` (n, 10) one-hot, ``box`` (n, 4);
-            case 4: ``count`` (n, 3) one-hot, ``boxes`` (n, 2, 4), ``classes`` (n, 2, 10)
-            one-hot (zeros where unused), ``mask`` (n, 2);
-            case 5: what a dense detector trains on, per cell of 8x8 pixels (S = size / 8,
-            ``mnistloc.dense.encode_targets``): ``presence`` (n, S, S, 1), ``box`` (n, S, S, 5),
-            ``class`` (n, S, S, 11); and per canvas ``boxes`` (n, K, 4), ``classes`` (n, K, 10),
-            ``mask`` (n, K), ``count`` (n,).
-            All float32.
+            dict of float32 arrays, some of: ``box`` (n, 4): the digit's box, or in case 2 the
+            union box (zeros when empty); ``presence`` (n, 1); ``class`` (n, 10) one-hot;
+            ``count`` (n, K + 1) one-hot; ``boxes`` (n, K, 4); ``classes`` (n, K, 10) one-hot
+            (zeros where unused); ``mask`` (n, K).
         """
-        if self.case == 5:
-            return {**dense.encode_targets(self.boxes, self.classes, self.mask, size=self.size),
-                    "boxes": B.convert(self.boxes, "xyxy", "rel_xyxy", size=self.size).astype(np.float32),
-                    "classes": one_hot(self.classes, NUM_CLASSES), "mask": self.mask.astype(np.float32),
-                    "count": self.count.astype(np.float32)}
+        spec = cases.get(self.case)
         rel = B.convert(self.boxes, "xyxy", "rel_xyxy", size=self.size).astype(np.float32)
-        presence = (self.count > 0).astype(np.float32)[:, None]
-        if self.case == 1:
-            return {"box": rel[:, 0], "presence": presence}
-        if self.case == 2:
-            return {"presence": presence,
-                    "box": B.convert(B.union_box(self.boxes, self.mask), "xyxy", "rel_xyxy", size=self.size)
-                    .astype(np.float32)}
-        if self.case == 3:
-            return {"class": one_hot(self.classes[:, 0], NUM_CLASSES), "box": rel[:, 0]}
-        return {"count": one_hot(self.count, SLOTS + 1), "boxes": rel,
-                "classes": one_hot(self.classes, NUM_CLASSES), "mask": self.mask.astype(np.float32)}
+        union = B.convert(B.union_box(self.boxes, self.mask), "xyxy", "rel_xyxy", size=self.size)
+        label = {"box": lambda: (union if spec.box_kind == "union" else rel[:, 0]).astype(np.float32),
+                 "presence": lambda: (self.count > 0).astype(np.float32)[:, None],
+                 "class": lambda: one_hot(self.classes[:, 0], NUM_CLASSES),
+                 "count": lambda: one_hot(self.count, self.mask.shape[1] + 1),
+                 "boxes": lambda: rel,
+                 "classes": lambda: one_hot(self.classes, NUM_CLASSES),
+                 "mask": lambda: self.mask.astype(np.float32)}
+        return {name: label[name]() for name in spec.labels}
 
     def save(self, path) -> None:
         """Writes every array and the case to an ``.npz`` file."""
@@ -169,15 +153,20 @@ def one_hot(labels, num_classes: int) -> np.ndarray:
     return (labels[..., None] == np.arange(num_classes)).astype(np.float32)
 
 
-def _left_to_right(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Slot order (N, K) that sorts used slots by ``x0``, ties by ``y0``, unused last."""
+def left_to_right_order(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Slot order int64[N, K] that sorts used slots by ``x0``, ties by ``y0``, unused last.
+
+    Args:
+        boxes (float[N, K, 4]): ``xyxy`` boxes.
+        mask (bool[N, K]): used slots.
+    """
     x0 = np.where(mask, boxes[..., 0], np.inf)
     y0 = np.where(mask, boxes[..., 1], np.inf)
     return np.lexsort((y0, x0), axis=-1)  # primary key x0, then y0
 
 
-def _take_slots(a: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``a[i, order[i, k], ...]`` for an array ``a`` of shape (N, K, ...)."""
+def take_slots(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``a[i, order[i, k], ...]`` for an array ``a`` of shape (N, K, ...) and an order int[N, K]."""
     return np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1)
 
 
@@ -196,8 +185,8 @@ def order_left_to_right(boxes, classes, mask):
     if boxes.ndim != 3 or boxes.shape[-1] != 4 or classes.shape != boxes.shape[:2] or mask.shape != boxes.shape[:2]:
         raise ValueError(f"Expected boxes (N, K, 4), classes (N, K) and mask (N, K). "
                          f"Got {boxes.shape}, {classes.shape} and {mask.shape}.")
-    order = _left_to_right(boxes, mask)
-    return _take_slots(boxes, order), _take_slots(classes, order), _take_slots(mask, order)
+    order = left_to_right_order(boxes, mask)
+    return take_slots(boxes, order), take_slots(classes, order), take_slots(mask, order)
 
 
 def place_digit(canvas, digit, x: int, y: int) -> np.ndarray:
@@ -222,14 +211,13 @@ def place_digit(canvas, digit, x: int, y: int) -> np.ndarray:
     return out
 
 
-def _check_args(case, n, size, mix, digit, box) -> np.ndarray:
-    if case not in ALL_CASES:
-        raise ValueError(f"`case` should be one of {ALL_CASES}. Got case={case!r}.")
+def _check_args(spec, n, size, mix, digit, box) -> np.ndarray:
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"`n` should be a whole number >= 0. Got n={n!r}.")
-    if not isinstance(size, (int, np.integer)) or size < (1 if case == 5 else 2 * DIGIT):
-        raise ValueError(f"`size` should be an integer >= {2 * DIGIT} so that two digits fit"
-                         f"{' (>= 1 in case 5)' if case == 5 else ''}. Got size={size!r}.")
+    smallest = 1 if spec.counts == "many" else 2 * DIGIT  # digits at many sizes shrink to fit
+    if not isinstance(size, (int, np.integer)) or size < smallest:
+        raise ValueError(f"`size` should be an integer >= {smallest} in case {spec.number}"
+                         f"{' so that two digits fit' if smallest > 1 else ''}. Got size={size!r}.")
     if digit not in range(NUM_CLASSES):
         raise ValueError(f"`digit` should be a class from 0 to 9. Got digit={digit!r}.")
     if box not in BOX_KINDS:
@@ -245,10 +233,10 @@ def _sample_positions(rng: np.random.Generator, count: np.ndarray, span: int) ->
 
     Overlapping pairs are drawn again whole, so pairs are uniform over the valid ones.
     """
-    xy = rng.integers(0, span + 1, size=(len(count), SLOTS, 2))
+    xy = rng.integers(0, span + 1, size=(len(count), cases.SLOTS, 2))
     redo = np.flatnonzero(count == 2)
     while redo.size:
-        xy[redo] = rng.integers(0, span + 1, size=(redo.size, SLOTS, 2))
+        xy[redo] = rng.integers(0, span + 1, size=(redo.size, cases.SLOTS, 2))
         d = np.abs(xy[redo, 0] - xy[redo, 1])  # [m, 2]
         redo = redo[(d < DIGIT).all(axis=-1)]  # frames overlap when both gaps are < 28
     return xy
@@ -272,52 +260,53 @@ def make_dataset(case: int, n: int, *, seed, split: str = "train", size: int = 1
         progress: show a progress bar while writing the canvases.
         **scene: case 5 only: ``min_digits`` (0), ``max_digits`` (6), ``scale``
             ((0.6, 1.6)), ``max_overlap`` (0.3, frame IoU), ``noise`` (0.0,
-            grey levels), ``clutter`` (0 pieces); see ``mnistloc.scenes.make``.
+            grey levels), ``clutter`` (0 pieces); see ``mnistloc.scaled_canvas.make``.
 
     Returns:
         CanvasDataset: K = 2 slots, or ``max_digits`` in case 5.
     """
-    p = _check_args(case, n, size, mix, digit, box)
-    unknown = set(scene) - set(SCENE_OPTIONS) if case == 5 else set(scene)
+    spec = cases.get(case)
+    p = _check_args(spec, n, size, mix, digit, box)
+    unknown = set(scene) - set(SCENE_OPTIONS) if spec.counts == "many" else set(scene)
     if unknown:
         raise TypeError(f"make_dataset() got unexpected options {sorted(unknown)} for case {case}; "
-                        f"case 5 takes {SCENE_OPTIONS}, the other cases none of them.")
+                        f"a case of many digits takes {SCENE_OPTIONS}, the other cases none of them.")
     rng = np.random.default_rng(seed)
     images, labels = load_digits(split, source)
-    if case == 5:
-        return _make_scenes(rng, images, labels, n, size, box, split, progress, scene)
-    pool = np.flatnonzero(labels == digit) if case == 1 else np.arange(len(labels))
+    if spec.counts == "many":
+        return _make_scenes(rng, images, labels, n, size, box, split, progress, scene, case)
+    pool = np.flatnonzero(labels == digit) if spec.one_class else np.arange(len(labels))
 
-    count = rng.choice(3, size=n, p=p) if case in (2, 4) else np.ones(n, dtype=np.int64)
+    count = rng.choice(3, size=n, p=p) if spec.counts == "mix" else np.ones(n, dtype=np.int64)
     count = count.astype(np.int64)
-    mask = np.arange(SLOTS) < count[:, None]  # [n, 2]
-    ids = np.where(mask, pool[rng.integers(0, len(pool), size=(n, SLOTS))], -1)
+    mask = np.arange(cases.SLOTS) < count[:, None]  # [n, 2]
+    ids = np.where(mask, pool[rng.integers(0, len(pool), size=(n, cases.SLOTS))], -1)
     xy = _sample_positions(rng, count, size - DIGIT)  # [n, 2, 2]
 
     frames = np.where(mask[..., None], np.concatenate([xy, xy + DIGIT], axis=-1), 0).astype(np.float32)
     local = _tight_boxes(images) if box == "tight" else np.tile(np.float32([0, 0, DIGIT, DIGIT]), (len(images), 1))
     boxes = np.where(mask[..., None], local[ids] + np.tile(xy, 2), 0).astype(np.float32)  # [n, 2, 4]
     classes = np.where(mask, labels[ids], -1)
-    order = _left_to_right(boxes, mask)
-    boxes, classes, mask, ids, xy, frames = (_take_slots(a, order) for a in (boxes, classes, mask, ids, xy, frames))
+    order = left_to_right_order(boxes, mask)
+    boxes, classes, mask, ids, xy, frames = (take_slots(a, order) for a in (boxes, classes, mask, ids, xy, frames))
     canvases = _paste(images, ids, xy, mask, size, progress)
     return CanvasDataset(case=case, images=canvases, boxes=boxes, mask=mask, classes=classes,
                          count=count, digit_ids=ids, split=split, frames=frames)
 
 
 SCENE_OPTIONS = ("min_digits", "max_digits", "scale", "max_overlap", "noise", "clutter")
-"""The options of case 5 canvases (``mnistloc.scenes.make``)."""
+"""The options of case 5 canvases (``mnistloc.scaled_canvas.make``)."""
 
 
-def _make_scenes(rng, images, labels, n, size, box, split, progress, options) -> CanvasDataset:
-    """Case 5: ``scenes.make`` draws and renders; here the slots are ordered left to right."""
-    made = scenes.make(rng, images, np.arange(len(labels)), n, size=size, progress=progress, **options)
+def _make_scenes(rng, images, labels, n, size, box, split, progress, options, case) -> CanvasDataset:
+    """Many digits at many sizes: ``scaled_canvas.make`` draws and renders; here the slots are ordered left to right."""
+    made = scaled_canvas.make(rng, images, np.arange(len(labels)), n, size=size, progress=progress, **options)
     mask, ids = made["mask"], made["digit_ids"]
     boxes = made["boxes"] if box == "tight" else made["frames"]
     classes = np.where(mask, labels[np.maximum(ids, 0)], -1)
-    order = _left_to_right(boxes, mask)
-    boxes, classes, mask, ids, frames = (_take_slots(a, order) for a in (boxes, classes, mask, ids, made["frames"]))
-    return CanvasDataset(case=5, images=made["images"], boxes=boxes, mask=mask, classes=classes,
+    order = left_to_right_order(boxes, mask)
+    boxes, classes, mask, ids, frames = (take_slots(a, order) for a in (boxes, classes, mask, ids, made["frames"]))
+    return CanvasDataset(case=case, images=made["images"], boxes=boxes, mask=mask, classes=classes,
                          count=made["count"], digit_ids=ids, split=split, frames=frames)
 
 
@@ -338,7 +327,7 @@ def _tight_boxes(images: np.ndarray) -> np.ndarray:
 
 
 def _paste(images, ids, xy, mask, size, progress) -> np.ndarray:
-    """Writes digit ``ids[i, k]`` at corner ``xy[i, k]`` of canvas i, in chunks (``scenes.paste``).
+    """Writes digit ``ids[i, k]`` at corner ``xy[i, k]`` of canvas i, in chunks (``scaled_canvas.paste``).
 
     Frames never overlap, so no two digits write the same pixel and each chunk
     is one store of whole digits.
@@ -352,5 +341,5 @@ def _paste(images, ids, xy, mask, size, progress) -> np.ndarray:
     for s in starts:
         rows, slots = np.nonzero(mask[s:s + _CHUNK])  # [m], [m]
         rows += s
-        scenes.paste(out, images[ids[rows, slots]], rows, xy[rows, slots, 0], xy[rows, slots, 1], maximum=False)
+        scaled_canvas.paste(out, images[ids[rows, slots]], rows, xy[rows, slots, 0], xy[rows, slots, 1], maximum=False)
     return out

@@ -27,8 +27,10 @@ def _positive_int(text: str) -> int:
 
 
 def _case(text: str) -> int:
-    if text not in ("1", "2", "3", "4", "5"):
-        raise argparse.ArgumentTypeError(f"expected a case from 1 to 5, got {text!r}")
+    from mnistloc.cases import ALL_CASES
+
+    if text not in tuple(map(str, ALL_CASES)):
+        raise argparse.ArgumentTypeError(f"expected a case from {ALL_CASES[0]} to {ALL_CASES[-1]}, got {text!r}")
     return int(text)
 
 

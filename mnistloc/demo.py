@@ -1,9 +1,9 @@
 """The main job (``make demo`` = ``mnistloc demo``): the course end to end in a few minutes, on one page.
 
 ``run`` does four things, prints a short table for each, and writes
-``demo-output/index.html`` (``mnistloc.report``) that shows the pictures and tables together:
+``demo-output/index.html`` (``mnistloc.demo_page``) that shows the pictures and tables together:
 
-1. **data**: a dataset of each case (``canvas.ALL_CASES``) from the bundled digits, a table and a sample grid;
+1. **data**: a dataset of each case (``cases.ALL_CASES``) from the bundled digits, a table and a sample grid;
 2. **reference models**: each case's shipped weights (``mnistloc.pretrained``), scored on the
    held-out canvases of ``mnistloc.evaluation`` and compared with ``evaluation.TARGETS``
    (met or below, with the numbers). Where no weights ship, one of the four course cases
@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistloc import canvas, report
-from mnistloc.report import CASE_NAMES, FULL_SECONDS, case_name  # noqa: F401  (part of this module's API)
+from mnistloc import canvas, cases, demo_page
+from mnistloc.cases import name as case_name
+from mnistloc.demo_page import FULL_SECONDS
 
 CANVASES = 2000  # per case, for the data table
 TEST_CANVASES = 2000  # held-out canvases per case for the scores (as evaluation.TEST_CANVASES, the targets' count)
@@ -50,13 +51,13 @@ SAMPLE_CLASS = {  # student -> folder of tests/corpus/ (each holds a copy of les
 # ---- 1. data ----------------------------------------------------------------------------------------------
 
 def make_datasets(n: int = CANVASES, seed: int = SEED, split: str = "train") -> dict:
-    """One dataset per case of ``canvas.ALL_CASES``, from the bundled digits.
+    """One dataset per case of ``cases.ALL_CASES``, from the bundled digits.
 
     Returns:
         dict case -> CanvasDataset of ``n`` canvases (case c uses seed ``seed + c``).
     """
     return {case: canvas.make_dataset(case, n, seed=seed + case, split=split, source="bundled")
-            for case in canvas.ALL_CASES}
+            for case in cases.ALL_CASES}
 
 
 def summary(ds) -> dict:
@@ -166,7 +167,7 @@ def score_models(out_dir, live: dict | None = None, test_canvases: int = TEST_CA
     from mnistloc import evaluation
 
     rows, shipped = [], shipped_cases()
-    for case in [c for c in evaluation.TARGETS if c in canvas.CASES or c in shipped]:
+    for case in [c for c in evaluation.TARGETS if c in cases.BRIEF_CASES or c in shipped]:
         folder = Path(out_dir) / f"case{case}"
         if case in shipped:
             model, how = shipped_model(case)
@@ -304,7 +305,7 @@ def run(out_dir="demo-output", n: int = CANVASES, live_seconds: float = LIVE_SEC
     datasets = make_datasets(n)
     data_rows = [summary(ds) for ds in datasets.values()]
     print(f"1. Data: canvases from the bundled MNIST digits (train split, {canvas.DIGIT}x{canvas.DIGIT} digits on "
-          f"{datasets[canvas.CASES[0]].size}x{datasets[canvas.CASES[0]].size}), tight boxes:\n")
+          f"{datasets[cases.BRIEF_CASES[0]].size}x{datasets[cases.BRIEF_CASES[0]].size}), tight boxes:\n")
     print(format_table(data_rows))
     grids = write_grids(datasets, out / "data")
     page = {"data": {"rows": data_rows, "grids": grids}}
@@ -324,7 +325,7 @@ def run(out_dir="demo-output", n: int = CANVASES, live_seconds: float = LIVE_SEC
         print(page["grading"]["sandbox"])
     page["seconds"] = time.perf_counter() - start
     page["cpu_seconds"] = cpu_seconds() - start_cpu
-    index = report.write_index(page, out)
+    index = demo_page.write_index(page, out)
     print(f"\nThe whole demo on one page: {index} (open it in a browser). "
           f"{page['seconds']:.0f} s of wall time, {page['cpu_seconds']:.0f} s of CPU time.")
     return 0

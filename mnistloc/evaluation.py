@@ -9,26 +9,25 @@ split="test")``: digit instances the model never saw in training. Metric names
 - case 3: ``class_accuracy``, ``mean_iou``, ``joint_accuracy`` (class right and IoU >= .5);
 - case 4: ``count_accuracy``, ``map``, ``map50``, ``map75`` (COCO), and ``class_accuracy``
   and ``mean_iou`` of the true digits matched to a predicted digit (slots paired by the
-  highest IoU, the unmatched ones left out).
+  highest IoU, the unmatched ones left out);
+- case 5: ``count_accuracy``, ``map``, ``map50``, ``map75``.
+
+Which metrics a case reports, which box they measure and the targets are the
+case's spec (``mnistloc.cases``); the predictions come from ``mnistloc.decoder``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from mnistloc import boxes as B
-from mnistloc import canvas, decoding, dense, metrics
+from mnistloc import canvas, cases, decoder, metrics
 
 TEST_CANVASES = 2000
 METRICS = ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accuracy", "mean_iou", "iou50",
            "iou75", "map", "map50", "map75")  # every metric, in the order tables show them
 TEST_SEED = 20_260_101
-TARGETS = {  # for 175 s of training on both cores of a 2-core CPU, met by every seed: metric -> minimum
-    1: {"mean_iou": 0.85, "iou50": 0.99},
-    2: {"presence_accuracy": 0.995, "mean_iou": 0.85},
-    3: {"class_accuracy": 0.97, "mean_iou": 0.90, "joint_accuracy": 0.96},
-    4: {"count_accuracy": 0.99, "map50": 0.93, "map": 0.70},
-    5: {"map50": 0.90, "map": 0.65},
-}
+TARGETS = {n: c.targets for n, c in cases.CASES.items()}
+"""Per case, metric -> the minimum its reference model meets on every seed (``cases.Case.targets``)."""
 
 
 def test_dataset(case: int, n: int = TEST_CANVASES, seed: int = TEST_SEED, source="auto"):
@@ -52,66 +51,67 @@ def predict(model, ds, *, batch_size: int = 256):
     return {name: np.asarray(v)[:n] for name, v in outputs.items()}
 
 
-def score(case: int, ds, outputs) -> dict[str, float]:
+def score(case: int, ds, outputs, **parts) -> dict[str, float]:
     """The case's metrics for raw model ``outputs`` on dataset ``ds``.
 
     Args:
-        case: 1 to 4.
+        case: 1 to 5.
         ds: the CanvasDataset the outputs are for.
         outputs: ``predict(model, ds)``.
+        **parts: stand-ins for the decoder's parts (``decoder.detect``).
 
     Returns:
         dict of floats named as in the module docstring.
     """
-    if case == 5:
-        return dense.score(ds, outputs)
-    found = decoding.detections(outputs) if case == 4 else None
-    return score_predictions(case, ds, decoding.decode(case, outputs), found)
+    pred = decoder.decode(case, outputs, **parts)
+    found = decoder.detections(pred["found"]) if "probs" in pred["found"] else None
+    return score_predictions(case, ds, pred, found)
 
 
 def score_predictions(case: int, ds, pred: dict, found=None) -> dict[str, float]:
-    """The case's metrics for decoded predictions (any model's, in ``decoding.decode``'s format).
+    """The case's metrics (``cases.Case.metrics``) for decoded predictions (any model's, in ``decoder.decode``'s format).
 
     Args:
-        case: 1 to 4.
+        case: 1 to 5.
         ds: the CanvasDataset.
-        pred: as returned by ``decoding.decode``.
-        found: case 4: ``(boxes, labels, scores)`` lists for AP, as ``decoding.detections``.
+        pred: as returned by ``decoder.decode``: ``boxes``, ``mask``, ``classes``, ``count`` per canvas.
+        found: ``(boxes, labels, scores)`` lists for average precision (``decoder.detections``), where
+            the case reports ``map``.
     """
-    if case == 1:
-        return _box_scores(ds.boxes[:, 0], pred["box"])
-    if case == 2:
+    spec = cases.get(case)
+    if "map" in spec.metrics and found is None:
+        raise ValueError(f"Case {case} needs `found`: (boxes, labels, scores) lists for average precision.")
+    value = {}
+    if spec.box_kind == "matched":
+        ious, right = _matched(ds, pred)
+        value["mean_iou"] = float(np.mean(ious)) if len(ious) else 0.0
+        value["class_accuracy"] = float(np.mean(right)) if len(right) else 0.0
+    else:
+        true, guess, keep = _boxes_measured(spec, ds, pred)
+        value.update(_box_scores(true[keep], guess[keep]))
+        value["class_accuracy"] = metrics.accuracy(ds.classes[:, 0], pred["classes"][:, 0])
+        value["joint_accuracy"] = float(np.mean((ds.classes[:, 0] == pred["classes"][:, 0])
+                                                & (B.iou(true, guess) >= 0.5)))
+    value["presence_accuracy"] = metrics.accuracy((ds.count > 0).astype(int), (pred["count"] > 0).astype(int))
+    value["count_accuracy"] = metrics.accuracy(ds.count, pred["count"])
+    if found is not None:
+        ap = metrics.mean_average_precision(*ds.box_lists(), *found)
+        value.update(map=ap["map"], map50=ap["map50"], map75=ap["map75"])
+    return {name: value[name] for name in spec.metrics}
+
+
+def _boxes_measured(spec, ds, pred):
+    """True and predicted box (n, 4) a canvas, and which canvases count: the digit's, or the union (with digits)."""
+    if spec.box_kind == "union":
         present = ds.count > 0
-        union = B.union_box(ds.boxes, ds.mask)
-        return {"presence_accuracy": metrics.accuracy(present.astype(int), pred["presence"].astype(int)),
-                **_box_scores(union[present], pred["box"][present])}
-    if case == 3:
-        ious = B.iou(ds.boxes[:, 0], pred["box"])
-        right = ds.classes[:, 0] == pred["class"]
-        return {"class_accuracy": metrics.accuracy(ds.classes[:, 0], pred["class"]),
-                **_box_scores(ds.boxes[:, 0], pred["box"]),
-                "joint_accuracy": float(np.mean(right & (ious >= 0.5)))}
-    if found is None:
-        raise ValueError("Case 4 needs `found`: (boxes, labels, scores) lists for average precision.")
-    return _detection_scores(ds, pred, found)
+        return B.union_box(ds.boxes, ds.mask), B.union_box(pred["boxes"], pred["mask"]), present
+    return ds.boxes[:, 0], pred["boxes"][:, 0], np.ones(len(ds), bool)
 
 
 def _box_scores(true_boxes, pred_boxes) -> dict[str, float]:
     return {"mean_iou": metrics.mean_iou(true_boxes, pred_boxes),
             "iou50": metrics.iou_rate(true_boxes, pred_boxes, 0.5),
             "iou75": metrics.iou_rate(true_boxes, pred_boxes, 0.75)}
-
-
-def _detection_scores(ds, pred, found) -> dict[str, float]:
-    boxes, labels, scores = found
-    used = [ds.mask[i] for i in range(len(ds))]
-    ap = metrics.mean_average_precision([ds.boxes[i][m] for i, m in enumerate(used)],
-                                        [ds.classes[i][m] for i, m in enumerate(used)], boxes, labels, scores)
-    ious, right = _matched(ds, pred)
-    return {"count_accuracy": metrics.accuracy(ds.count, pred["count"]),
-            "map": ap["map"], "map50": ap["map50"], "map75": ap["map75"],
-            "class_accuracy": float(np.mean(right)) if len(right) else 0.0,
-            "mean_iou": float(np.mean(ious)) if len(ious) else 0.0}
 
 
 def _matched(ds, pred):
@@ -137,7 +137,7 @@ def evaluate(model, case: int, *, n: int = TEST_CANVASES, seed: int = TEST_SEED,
 
     Args:
         model: a model of ``case`` (``mnistloc.models``); another case's raises ValueError.
-        case: 1 to 4.
+        case: 1 to 5.
         n: test canvases.
         seed: their seed.
         source: the digits.
@@ -158,29 +158,28 @@ def evaluate(model, case: int, *, n: int = TEST_CANVASES, seed: int = TEST_SEED,
 def per_canvas_quality(case: int, ds, outputs) -> np.ndarray:
     """A score per canvas (n,), higher is better: what "worst predictions" sorts by.
 
-    The IoU of the case's box (the union box in case 2, the mean over digits in
-    case 4), 0 where a presence, class or count is wrong.
+    The IoU of the case's box (the union box in case 2, the mean best IoU over
+    the true digits where digits are matched), 0 where a presence, class or count is wrong.
     """
-    if case == 5:
-        return dense.per_canvas_quality(ds, outputs)
-    return per_canvas_quality_from_predictions(case, ds, decoding.decode(case, outputs))
+    return per_canvas_quality_from_predictions(case, ds, decoder.decode(case, outputs))
 
 
 def per_canvas_quality_from_predictions(case: int, ds, pred: dict) -> np.ndarray:
-    """``per_canvas_quality`` for decoded predictions (``decoding.decode``'s format) of cases 1 to 4, shape (n,)."""
-    if case == 4:
-        q = np.array([_canvas_iou(ds.boxes[i][ds.mask[i]], pred["boxes"][i][pred["mask"][i]])
+    """``per_canvas_quality`` for decoded predictions (``decoder.decode``'s format), shape (n,)."""
+    spec = cases.get(case)
+    if spec.box_kind == "matched":
+        digits = pred["found"] if spec.pick == "all" else pred  # every digit found, or the slots
+        q = np.array([_canvas_iou(ds.boxes[i][ds.mask[i]], digits["boxes"][i][digits["mask"][i]])
                       for i in range(len(ds))])
-        same = np.array([sorted(ds.classes[i][ds.mask[i]]) == sorted(pred["classes"][i][pred["mask"][i]])
-                         for i in range(len(ds))])
-        return np.where((ds.count == pred["count"]) & same, q, 0.0)
-    if case == 2:
-        union = B.union_box(ds.boxes, ds.mask)
-        present = ds.count > 0
-        q = np.where(present, B.iou(union, pred["box"]), 1.0)
-        return np.where(present == pred["presence"], q, 0.0)
-    q = B.iou(ds.boxes[:, 0], pred["box"])
-    return np.where(ds.classes[:, 0] == pred["class"], q, 0.0) if case == 3 else q
+        right = np.ones(len(ds), bool)
+        if spec.classes and spec.count_head:  # every digit's class, as a multiset
+            right = np.array([sorted(ds.classes[i][ds.mask[i]]) == sorted(pred["classes"][i][pred["mask"][i]])
+                              for i in range(len(ds))])
+        return np.where((ds.count == pred["count"]) & right, q, 0.0)
+    true, guess, present = _boxes_measured(spec, ds, pred)
+    q = np.where(present, B.iou(true, guess), 1.0)
+    q = np.where((ds.count > 0) == (pred["count"] > 0), q, 0.0)
+    return np.where(ds.classes[:, 0] == pred["classes"][:, 0], q, 0.0) if spec.classes else q
 
 
 def _canvas_iou(t: np.ndarray, p: np.ndarray) -> float:
@@ -195,25 +194,26 @@ def picture_predictions(case: int, outputs, index=None) -> dict:
     """Decoded predictions in the form ``viz.sample_grid(..., predictions=...)`` takes.
 
     Args:
-        case: 1 to 4.
+        case: 1 to 5.
         outputs: raw outputs for n canvases.
         index (int[k] | None): which canvases, in order; all when None.
 
     Returns:
-        dict: ``boxes`` (list of (M_i, 4) xyxy pixels), ``labels`` (list of (M_i,)) for
-        cases 3 and 4, ``scores`` (list of (M_i,)).
+        dict: ``boxes`` (list of (M_i, 4) xyxy pixels), ``scores`` (list of (M_i,)), and ``labels``
+        (list of (M_i,)) where the model labels its digits. The union box where the case measures it.
     """
-    if case == 5:
-        return dense.picture(outputs, index)
-    pred = decoding.decode(case, outputs)
+    spec = cases.get(case)
+    pred = decoder.decode(case, outputs)
     index = np.arange(len(pred["count"])) if index is None else np.asarray(index)
-    if case == 2:
-        boxes = [pred["box"][i][None] if pred["presence"][i] else np.zeros((0, 4)) for i in index]
-        return {"boxes": boxes, "scores": [pred["scores"][i][:1][:len(b)] for i, b in zip(index, boxes)]}
-    m = pred["mask"]
-    out = {"boxes": [pred["boxes"][i][m[i]] for i in index], "scores": [pred["scores"][i][m[i]] for i in index]}
-    if case in (3, 4):
-        out["labels"] = [pred["classes"][i][m[i]] for i in index]
+    if spec.box_kind == "union":
+        union = B.union_box(pred["boxes"], pred["mask"])
+        boxes = [union[i][None] if pred["count"][i] else np.zeros((0, 4)) for i in index]
+        return {"boxes": boxes, "scores": [pred["scores"][i].max(initial=0)[None][:len(b)] for i, b in zip(index, boxes)]}
+    found = pred["found"] if spec.pick == "all" else pred
+    m = found["mask"]
+    out = {"boxes": [found["boxes"][i][m[i]] for i in index], "scores": [found["scores"][i][m[i]] for i in index]}
+    if spec.classes:
+        out["labels"] = [found["classes"][i][m[i]] for i in index]
     return out
 
 

@@ -1,6 +1,6 @@
 """The dense models' losses: each takes ``(y_true, y_pred)`` and returns a scalar (Keras's contract).
 
-Per cell, ``y_true`` carries a weight in its first channel (``decoding.encode_targets``):
+Per cell, ``y_true`` carries a weight in its first channel (``targets.encode_targets``):
 the box and class losses count only where it is nonzero, so cells (and
 canvases) with no digit give none, and divide by its sum, so a batch with
 more digits does not weigh more.
@@ -106,7 +106,7 @@ def focal_loss(y_true, y_pred, alpha: float = 2.0, beta: float = 4.0):
     """CenterNet's penalty-reduced focal loss on the presence heatmap, normalised by the number of centres.
 
     With ``p`` the predicted probability (clipped to [1e-6, 1 - 1e-6]) and ``y``
-    the target (``decoding.heatmap_targets``): a centre cell (``y == 1``) costs
+    the target (``targets.heatmap_targets``): a centre cell (``y == 1``) costs
     ``-(1 - p)^alpha log(p)``; any other cell ``-(1 - y)^beta p^alpha log(1 - p)``,
     so cells near a centre (``y`` close to 1) are forgiven for scoring high.
     The sum over all cells is divided by the number of centres (at least 1).

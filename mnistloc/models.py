@@ -1,6 +1,6 @@
-"""Keras models for the four cases: a backbone, four small heads; and the seed's classic model.
+"""Keras models for the five cases: a backbone, four small heads; and the seed's classic model.
 
-The design (one for all four cases) is a small fully convolutional,
+The design (one for all five cases) is a small fully convolutional,
 CenterNet-style detector at stride 8:
 
     canvas (B, 128, 128) --backbone--> features (B, 16, 16, C)
@@ -16,12 +16,12 @@ with the same weights, so each position is learned from every training
 canvas instead of only from the canvases with a digit there. Each cell only
 has to find a box side within a few pixels of itself (one 8x8 cell, plus the
 digit's half-size), which a small receptive field does precisely, and one
-model serves one digit, none, or two: ``mnistloc.decoding`` reads the boxes at
+model serves one digit, none, or two: ``mnistloc.decoder`` reads the boxes at
 the presence peaks. The dense flatten model must instead map every position
 of the canvas to four coordinates through one big weight matrix.
 
-Targets per cell come from ``mnistloc.decoding.encode_targets``; the losses (``mnistloc.losses``, re-exported
-here) take a mask as the first channel of ``y_true``, so cells (and canvases) with no digit give no box or class
+Targets per cell come from ``mnistloc.targets.encode_targets``; the losses (``mnistloc.losses``)
+take a mask as the first channel of ``y_true``, so cells (and canvases) with no digit give no box or class
 loss. Importing this module imports Keras and TensorFlow (quietly: see ``mnistloc/__init__.py``).
 """
 from __future__ import annotations
@@ -32,16 +32,14 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mnistloc.canvas import ALL_CASES, CASES, NUM_CLASSES, SLOTS  # noqa: E402,F401  (re-exported)
-from mnistloc.decoding import STRIDE, decode, detections, encode_targets  # noqa: E402,F401  (re-exported)
-from mnistloc.losses import (CUSTOM_OBJECTS, LOSS_WEIGHTS, LOSSES, box_loss, focal_loss,  # noqa: E402,F401
-                             heatmap_loss, iou_loss, masked_box_loss, masked_class_loss, masked_iou_loss)
+from mnistloc import cases  # noqa: E402
+from mnistloc.canvas import NUM_CLASSES  # noqa: E402
+from mnistloc.targets import STRIDE  # noqa: E402
+from mnistloc.losses import LOSS_WEIGHTS, LOSSES, masked_box_loss, masked_class_loss  # noqa: E402
 
-MAX_COUNT = SLOTS  # the largest count a model predicts: one digit a slot
-OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"),
-           3: ("presence", "box", "class"), 4: ("presence", "box", "class", "count"),
-           5: ("presence", "box", "class")}
-"""The named outputs of each case's model."""
+MAX_COUNT = cases.SLOTS  # the largest count a count head predicts: one digit a slot
+OUTPUTS = {n: c.outputs for n, c in cases.CASES.items()}
+"""The named outputs of each case's detector (``cases.Case.outputs``)."""
 
 
 # ---- backbone ---------------------------------------------------------------------------------
@@ -192,91 +190,38 @@ def _build(case: int, size: int, widths, hidden: int) -> keras.Model:
     return keras.Model(backbone.input, outputs, name=f"case{case}")
 
 
-def build_case1_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
-    """Case 1 (one digit of one class): outputs ``presence`` and ``box``.
+def build_model(case: int, size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
+    """The detector of ``case``: the backbone and one head per output of ``cases.get(case).outputs``.
+
+    Every case's detector has ``presence`` and ``box``; cases that label digits
+    add ``class``, and case 4 a ``count`` head. Each digit is found where it is
+    and ``mnistloc.decoder`` reads the boxes at the presence peaks (case 2's
+    "present" is any centre scoring >= 0.5, its box the union of the found
+    ones; case 4's slots are the count head's best peaks, left to right; case 5
+    counts the peaks NMS keeps). Outputs are float32 under any dtype policy.
 
     Args:
+        case: 1 to 5.
         size: canvas side in pixels.
         widths: the backbone's stage channels.
         hidden: channels of each head's hidden layer.
 
     Returns:
-        keras.Model: ``image`` (B, size, size) -> {``presence`` (B, S, S, 1),
-        ``box`` (B, S, S, 4)}, S = size / 8.
+        keras.Model named ``case<N>``: ``image`` (B, size, size) -> {``presence`` (B, S, S, 1),
+        ``box`` (B, S, S, 4), ``class`` (B, S, S, 10), ``count`` (B, 3)}, S = size / 8, as the case has them.
     """
-    return _build(1, size, widths, hidden)
-
-
-def build_case2_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
-    """Case 2 (none, one or two digits): outputs ``presence`` and ``box``.
-
-    The model finds each digit; ``decoding.decode`` says "present" when any
-    centre scores >= 0.5 and returns the union of the found boxes. Learning
-    each digit's box is easier than learning the union box directly (the
-    union's sides belong to different digits, far apart), and its box loss is
-    masked: cells without a centre, so empty canvases, give none.
-
-    Returns:
-        keras.Model: as ``build_case1_model``.
-    """
-    return _build(2, size, widths, hidden)
-
-
-def build_case3_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
-    """Case 3 (one digit, any class): outputs ``presence``, ``box`` and ``class``.
-
-    Returns:
-        keras.Model: as ``build_case1_model`` plus ``class`` (B, S, S, 10).
-    """
-    return _build(3, size, widths, hidden)
-
-
-def build_case4_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
-    """Case 4 (none, one or two digits with classes): all four heads.
-
-    A dense head with decoding rather than two ordered slots: a slot model
-    must learn "the leftmost digit" as one regression over the whole canvas,
-    and a small shift of one digit swaps the slots' targets; here every digit
-    is found where it is, and ``decoding.decode`` orders the found digits left
-    to right afterwards. The count head gives the count; detections for AP
-    come from the presence peaks, scored by presence times class probability.
-
-    Returns:
-        keras.Model: as ``build_case3_model`` plus ``count`` (B, 3).
-    """
-    return _build(4, size, widths, hidden)
-
-
-def build_case5_model(size: int = 128, widths=(16, 32, 64), hidden: int = 64) -> keras.Model:
-    """Case 5 (any number of digits at any size): ``presence``, ``box`` and ``class``, no count head.
-
-    The count is the number of presence peaks (``mnistloc.dense.detect``), so
-    no head limits it; the targets' centre bumps grow with the digit
-    (``mnistloc.dense.encode_targets``).
-
-    Returns:
-        keras.Model: as ``build_case3_model``.
-    """
-    return _build(5, size, widths, hidden)
-
-
-def build_model(case: int, **sizes) -> keras.Model:
-    """The model of ``case`` (1 to 5), float32 outputs under any dtype policy; ``sizes`` go to its builder."""
-    if case not in ALL_CASES:
-        raise ValueError(f"`case` should be one of {ALL_CASES}. Got case={case!r}.")
-    if case == 5:
-        return build_case5_model(**sizes)
-    return (build_case1_model, build_case2_model, build_case3_model, build_case4_model)[case - 1](**sizes)
+    return _build(cases.get(case).number, size, widths, hidden)
 
 
 def model_case(model: keras.Model) -> int | None:
     """The case a model was built for (from its name ``case<N>``), or None."""
     name = getattr(model, "name", "")
-    return int(name[4:]) if name.startswith("case") and name[4:] in tuple(map(str, ALL_CASES)) else None
+    return int(name[4:]) if name.startswith("case") and name[4:] in tuple(map(str, cases.ALL_CASES)) else None
 
 
 def check_case(model: keras.Model, case: int) -> None:
     """Raises ValueError unless ``model`` has the outputs of ``case``'s model."""
+    cases.get(case)
     names, built = sorted(getattr(model, "output_names", ()) or ()), model_case(model)
     if built not in (None, case):  # the same output names can serve two cases (3 and 5): the builder's name says
         raise ValueError(f"This model was built for case {built}, not case {case}: pass --case {built}.")
@@ -301,9 +246,8 @@ def compile_model(model: keras.Model, learning_rate: float = 2e-3, loss_weights:
 
 # ---- the classic model: Conv, Flatten, Dense heads --------------------------------------------
 
-CLASSIC_OUTPUTS = {1: ("presence", "box"), 2: ("presence", "box"), 3: ("class", "box"),
-                   4: ("count", "boxes", "classes")}
-"""The named outputs of each case's classic model."""
+CLASSIC_OUTPUTS = {n: cases.get(n).classic_outputs for n in cases.with_classic_model()}
+"""The named outputs of each case's classic model (``cases.Case.classic_outputs``)."""
 
 
 def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: int = 128,
@@ -321,7 +265,7 @@ def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: in
       over the last axis: two slots, left to right (case 4; Dense layers ``boxes_dense``, ``classes_dense``).
 
     Args:
-        case: 1 to 4.
+        case: a case with a classic model (``cases.with_classic_model()``).
         size: canvas side in pixels (at least 32).
         filters: the three convolutions' filters.
         units: the hidden Dense layer's units.
@@ -331,8 +275,8 @@ def classic_model(case: int, *, size: int = 128, filters=(16, 32, 64), units: in
         keras.Model named ``classic<case>``, outputs keyed by ``CLASSIC_OUTPUTS[case]``, shaped like the
         arrays of ``classic_targets`` (without their mask channels).
     """
-    if case not in CASES:
-        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    if case not in CLASSIC_OUTPUTS:
+        raise ValueError(f"`case` should be one of {tuple(CLASSIC_OUTPUTS)}. Got case={case!r}.")
     if isinstance(size, bool) or not isinstance(size, int) or size < 32:
         raise ValueError(f"`size` should be a whole number >= 32. Got size={size!r}.")
     if len(filters) != 3:
@@ -372,13 +316,14 @@ def compile_classic(model: keras.Model, case: int, *, learning_rate: float = 1e-
         learning_rate: Adam's learning rate.
         loss_weights: weight of each output's loss by name (default 1 each).
     """
-    if case not in CASES:
-        raise ValueError(f"`case` should be one of {CASES}. Got case={case!r}.")
+    if case not in CLASSIC_OUTPUTS:
+        raise ValueError(f"`case` should be one of {tuple(CLASSIC_OUTPUTS)}. Got case={case!r}.")
     names = tuple(model.output_names)
     if set(names) != set(CLASSIC_OUTPUTS[case]):
         raise ValueError(f"`model` should have the outputs {CLASSIC_OUTPUTS[case]} of case {case}'s classic model. "
                          f"Got {names}.")
-    losses = {name: masked_box_loss if (case, name) == (2, "box") else CLASSIC_LOSSES[name] for name in names}
+    union = cases.get(case).box_kind == "union"  # no box on an empty canvas
+    losses = {name: masked_box_loss if union and name == "box" else CLASSIC_LOSSES[name] for name in names}
     weights = {name: float((loss_weights or {}).get(name, 1.0)) for name in names}
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, loss_weights=weights)
     return model
@@ -387,14 +332,16 @@ def compile_classic(model: keras.Model, case: int, *, learning_rate: float = 1e-
 def classic_targets(ds) -> dict:
     """What a classic model trains on, by output name: ``ds.targets()``, with mask channels where masked.
 
-    Case 2: ``box`` (n, 5) is (presence, union box). Case 4: ``boxes`` (n, 2, 5) and ``classes``
-    (n, 2, 11) start with the slot's mask. Boxes in ``rel_xyxy``, all float32.
+    A union box (case 2) ``box`` (n, 5) is (presence, box): no box loss on an empty canvas. Slots
+    (case 4) ``boxes`` (n, 2, 5) and ``classes`` (n, 2, 11) start with the slot's mask. Boxes in
+    ``rel_xyxy``, all float32.
     """
     t = ds.targets()
-    if ds.case == 2:
-        return {"presence": t["presence"], "box": np.concatenate([t["presence"], t["box"]], axis=-1)}
-    if ds.case == 4:
-        m = t["mask"][..., None]
-        return {"count": t["count"], "boxes": np.concatenate([m, t["boxes"]], axis=-1),
-                "classes": np.concatenate([m, t["classes"]], axis=-1)}
-    return {name: t[name] for name in CLASSIC_OUTPUTS[ds.case]}
+    spec = cases.get(ds.case)
+    out = {name: t[name] for name in spec.classic_outputs}
+    if spec.box_kind == "union":
+        out["box"] = np.concatenate([t["presence"], t["box"]], axis=-1)
+    for name in ("boxes", "classes"):
+        if name in out:
+            out[name] = np.concatenate([t["mask"][..., None], t[name]], axis=-1)
+    return out

@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mnistloc import cases
+
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 def available() -> tuple[int, ...]:
     """The cases that have shipped weights."""
-    return tuple(c for c in (1, 2, 3, 4, 5) if (WEIGHTS / f"case{c}.weights.h5").is_file())
+    return tuple(c for c in cases.ALL_CASES if (WEIGHTS / f"case{c}.weights.h5").is_file())
 
 
 def record(case: int) -> dict:
@@ -49,13 +51,11 @@ def model(case: int):
     """
     from mnistloc import models  # Keras: only when a model is asked for
 
-    if case not in models.ALL_CASES:
-        raise ValueError(f"`case` should be one of {models.ALL_CASES}. Got case={case!r}.")
+    cases.get(case)
     path = WEIGHTS / f"case{case}.weights.h5"
     if not path.is_file():
-        how = ("python bench/quality_case5.py run --model dense --weights DIR ..., then install" if case == 5
-               else f"python bench/quality.py --cases {case} --seeds 5 --weights DIR --install")
-        raise FileNotFoundError(f"No shipped weights for case {case} at {path}: make them with `{how}`.")
+        how = "bench/quality.py (cases 1-4) or bench/bump_width.py (case 5), as bench/README.md says"
+        raise FileNotFoundError(f"No shipped weights for case {case} at {path}: make them with {how}.")
     net = models.build_model(case)
     net.load_weights(path)
     return net

@@ -22,6 +22,7 @@ feeder removed; and ``jit_compile`` was slower, so it is off.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -35,9 +36,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mnistloc import _quiet, canvas, decoding, evaluation, models  # noqa: E402
-from mnistloc.precision import (PRECISIONS, bfloat16_supported, default_precision,  # noqa: E402,F401
-                                precision_policy)
+from mnistloc import _quiet, canvas, cases, evaluation, losses, models, targets  # noqa: E402
+from mnistloc.dtype_policy import PRECISIONS, default_precision, precision_policy  # noqa: E402
 
 
 # Each model trained in a process gets its own train function, traced once, which TensorFlow counts as
@@ -73,7 +73,7 @@ class CanvasFeeder(keras.utils.PyDataset):
     canvases every epoch with ``fresh=False``); targets are encoded per batch.
 
     Args:
-        case: 1 to 4.
+        case: 1 to 5.
         n: canvases per epoch.
         batch_size: canvases per batch.
         seed: an int.
@@ -82,7 +82,7 @@ class CanvasFeeder(keras.utils.PyDataset):
         outputs: the model's output names (which targets to yield).
         source: passed to ``make_dataset``.
         encode: ``encode(ds) -> {name: array}`` for a CanvasDataset slice; default
-            ``decoding.encode_targets`` (the dense models' targets).
+            ``detector_targets`` (the detector's per-cell maps).
         canvases: overrides of ``make_dataset``'s arguments, e.g. ``{"case": 4, "mix": (0, 0, 1)}``
             for canvases of two digits each.
 
@@ -96,7 +96,7 @@ class CanvasFeeder(keras.utils.PyDataset):
         self.split, self.fresh, self.source = split, fresh, source
         self.make = {"case": case, "split": split, "source": source, **(canvases or {})}
         self.outputs = tuple(outputs or models.OUTPUTS[case])
-        self.encode = encode or _dense_targets
+        self.encode = encode or detector_targets
         self.epoch = 0
         self._make()
 
@@ -119,10 +119,16 @@ class CanvasFeeder(keras.utils.PyDataset):
             self._make()
 
 
-def _dense_targets(ds) -> dict[str, np.ndarray]:
-    if ds.case == 5:
-        return ds.targets()  # scale-aware centre bumps (mnistloc.dense)
-    return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size)
+def detector_targets(ds, sigma: str | None = None) -> dict[str, np.ndarray]:
+    """The per-cell maps the case's detector trains on (``targets.encode_targets``), as its spec says.
+
+    Args:
+        ds: a CanvasDataset.
+        sigma: the bump-width policy (``"fixed"`` or ``"size"``); None for the case's own (``cases.Case.sigma``).
+    """
+    spec = cases.get(ds.case)
+    return targets.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, sigma=sigma or spec.sigma,
+                                  max_count=spec.slots if spec.count_head else None)
 
 
 class Budget(keras.callbacks.Callback):
@@ -212,7 +218,7 @@ class TrainConfig:
         learning_rate: the peak learning rate (Adam).
         warmup_steps: steps of the linear warm-up (``WARMUP_STEPS``).
         batch_size: canvases per step.
-        loss_weights: overrides of ``models.LOSS_WEIGHTS`` by output name.
+        loss_weights: overrides of ``losses.LOSS_WEIGHTS`` by output name.
         precision: the model's dtype policy when ``train`` builds it: ``"float32"``,
             ``"mixed_bfloat16"``, or ``"auto"`` (``default_precision()``: bfloat16 where the CPU
             has bfloat16 units). The outputs and the losses are float32 either way.
@@ -230,6 +236,8 @@ class TrainConfig:
         source: the digits, as ``mnistloc.data.load_digits``.
         canvases: overrides of ``make_dataset``'s arguments for the training canvases; None:
             ``TRAINING_CANVASES[case]`` for the dense models, else the case's own.
+        sigma: the bump-width policy of the detector's targets, ``"fixed"`` or ``"size"``
+            (``mnistloc.targets``); None for the case's own (``cases.Case.sigma``).
     """
 
     steps: int | None = None
@@ -247,6 +255,7 @@ class TrainConfig:
     validation: int = VALIDATION
     source: str = "auto"
     canvases: dict | None = None
+    sigma: str | None = None
 
     def __post_init__(self):
         for name in ("steps", "epochs", "seconds"):
@@ -300,8 +309,7 @@ def train(case: int, config: TrainConfig | None = None, *, model: keras.Model | 
         ValueError: an unknown case, a budget <= 0, an unknown clock or precision.
         TypeError: a keyword that is neither a ``TrainConfig`` field nor a size.
     """
-    if case not in models.ALL_CASES:
-        raise ValueError(f"`case` should be one of {models.ALL_CASES}. Got case={case!r}.")
+    cases.get(case)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(changes) - fields - set(SIZES)
     if unknown:
@@ -321,6 +329,8 @@ def train(case: int, config: TrainConfig | None = None, *, model: keras.Model | 
     canvases = config.canvases
     if canvases is None and encode is None:
         canvases = TRAINING_CANVASES.get(case)
+    if encode is None and config.sigma is not None:
+        encode = functools.partial(detector_targets, sigma=config.sigma)
     feed = {"source": config.source, "outputs": model.output_names, "encode": encode, "canvases": canvases}
     feeder = CanvasFeeder(case, config.canvases_per_epoch, batch_size=config.batch_size, seed=config.seed, **feed)
     val = None
@@ -394,4 +404,4 @@ def load_model(path, compile: bool = True) -> keras.Model:
         raise FileNotFoundError(f"No model file at {path}: train one with `mnistloc train --case N --out DIR`.")
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):  # Keras would say "File not found"
         raise ValueError(f"`path` should be a .keras file (a zip archive, as model.save writes it). Got {path}.")
-    return keras.models.load_model(path, custom_objects=models.CUSTOM_OBJECTS, compile=compile)
+    return keras.models.load_model(path, custom_objects=losses.CUSTOM_OBJECTS, compile=compile)

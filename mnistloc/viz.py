@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistloc import cases
 from mnistloc.boxes import union_box
 
 TRUE_COLOUR = "#2ecc40"
@@ -114,14 +115,14 @@ def draw_canvas(ax, image, boxes, labels=None, scores=None, pred_boxes=None, pre
 
 def _true_labels(ds, i: int):
     """(boxes (K, 4), labels (K,) or None, panel title) that case ``ds.case`` trains on, canvas i."""
-    used = ds.mask[i]
-    if ds.case == 2:
+    used, spec = ds.mask[i], cases.get(ds.case)
+    if spec.box_kind == "union":
         present = bool(used.any())
         box = union_box(ds.boxes[i:i + 1], ds.mask[i:i + 1])[0]
         return (box[None] if present else np.zeros((0, 4))), None, f"presence {int(present)}"
-    if ds.case in (4, 5):
+    if spec.box_kind == "matched":
         return ds.boxes[i][used], ds.classes[i][used], f"count {int(ds.count[i])}"
-    if ds.case == 3:
+    if spec.classes:
         return ds.boxes[i][used], None, f"class {int(ds.classes[i, 0])}"
     return ds.boxes[i][used], None, ""
 
@@ -174,7 +175,7 @@ def sample_grid(ds, n: int = 16, predictions: dict | None = None):
         if title:
             ax.set_title(title, fontsize=8)
     legend = "true boxes green" + ("; predictions red, dashed" if predictions is not None else "")
-    digit = f" (digit {ds.classes[0, 0]})" if ds.case == 1 and len(ds) else ""
+    digit = f" (digit {ds.classes[0, 0]})" if cases.get(ds.case).one_class and len(ds) else ""
     fig.suptitle(f"{CASE_TITLES[ds.case]}{digit}\n{ds.split} split; {legend}", fontsize=9)
     return fig
 
@@ -279,7 +280,7 @@ def nms_plot(image, boxes, scores, keep, labels=None):
         image (uint8[H, W]): the canvas.
         boxes (float[M, 4]): every detection, ``xyxy`` pixels.
         scores (float[M]): their scores.
-        keep (int[K]): the indices NMS kept (``decoding.nms``).
+        keep (int[K]): the indices NMS kept (``decoder.nms``).
         labels (int[M] or None): their classes.
 
     Returns:

@@ -330,9 +330,9 @@ WRONG = [  # (exercise, wrong implementation, a phrase the hint must contain)
 
 
 def test_at_least_three_wrong_implementations_per_exercise():
-    """Student-written mistakes (here, in tests/test_detector_checks.py and tests/test_crowds.py); every exercise's registered
+    """Student-written mistakes (here, in tests/test_detector_checks.py and tests/test_nms_sweep.py); every exercise's registered
     mistakes are exercised by tests/test_judge.py."""
-    from test_crowds import STUDENT_WRONG as CROWD_WRONG  # lesson 5's, tested there
+    from test_nms_sweep import STUDENT_WRONG as CROWD_WRONG  # lesson 5's, tested there
     from test_detector_checks import STUDENT_WRONG  # the detector exercises' own, tested there
 
     counts = {name: sum(w[0] == name for w in WRONG + STUDENT_WRONG + CROWD_WRONG) for name in EXERCISES}

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mnistloc import _quiet, canvas, demo, report
+from mnistloc import _quiet, canvas, cases, demo, demo_page
 from mnistloc.grading import grade
 from mnistloc.evaluation import TARGETS
 
@@ -143,7 +143,7 @@ def test_report_escapes_text_and_links_only_existing_files(tmp_path):
                         "checks": demo.compare(1, {"mean_iou": 0.9, "iou50": 1.0})}],
             "grading": {"rows": [row], "summary": hostile, "students": {"<b>eve</b>": "partial"},
                         "why": {"partial": EXPECTED["partial"]["why"]}, "seconds": 1.0}}
-    path = report.write_index(page, out)
+    path = demo_page.write_index(page, out)
     text = path.read_text()
     assert hostile not in text and "&lt;script&gt;" in text and "<b>eve</b>" not in text
     targets = _assert_links_resolve(path)
@@ -220,14 +220,14 @@ def test_quick_demo_is_quiet_and_writes_a_linked_page(tmp_path):
     r = _run(tmp_path, "demo", "--quick", "--out", "out")
     assert r.returncode == 0, r.stderr
     assert _noise(r.stdout + r.stderr) == []
-    rows = [line for line in r.stdout.splitlines() if line[:2] in {f"{c} " for c in canvas.ALL_CASES}]
+    rows = [line for line in r.stdout.splitlines() if line[:2] in {f"{c} " for c in cases.ALL_CASES}]
     data_rows = [line for line in rows if f"{demo.QUICK['n']:>8,}" in line]
     assert len(data_rows) == len(demo.make_datasets(1))  # one data row per case
-    scored = [c for c in TARGETS if c in canvas.CASES or c in demo.shipped_cases()]  # case 5 when it ships
+    scored = [c for c in TARGETS if c in cases.BRIEF_CASES or c in demo.shipped_cases()]  # case 5 when it ships
     assert len([line for line in rows if "(>= " in line]) == len(scored)  # one verdict row per model
     page = tmp_path / "out" / "index.html"
     targets = {p.relative_to(page.parent.resolve()).as_posix() for p in _assert_links_resolve(page)}
-    assert {f"data/case{c}.png" for c in canvas.ALL_CASES} <= targets
+    assert {f"data/case{c}.png" for c in cases.ALL_CASES} <= targets
     assert {f"models/case{c}/predictions.png" for c in scored} <= targets and "live/history.png" in targets
     assert {f"grading/feedback/{s}/{demo.LESSON}.html" for s in demo.SAMPLE_CLASS} <= targets
     rows = json.loads((tmp_path / "out" / "grading" / "grades.json").read_text())["rows"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistloc import cli, dense, evaluation, models, pretrained
+from mnistloc import cli, evaluation, models, pretrained
 from mnistloc.grading import leaderboard as lb
 from mnistloc.grading import model_child, results
 
@@ -112,7 +112,7 @@ def course(tmp_path_factory):
         return path / lb.MODEL_FILE
 
     hand_model().save(folder("ada"))
-    models.build_case5_model(widths=(4, 4, 4), hidden=4).save(folder("bob"))
+    models.build_model(5, widths=(4, 4, 4), hidden=4).save(folder("bob"))
     lambda_model().save(folder("lambda"))
     custom_model().save(folder("custom"))
     wrong = keras.Input(shape=(64, 64))
@@ -174,7 +174,7 @@ def test_scores_match_an_independent_run_of_the_same_model(board, course):
     by_student, _, _ = board
     ds = lb.hidden_canvases(SEED, N)
     model = keras.saving.load_model(course[0] / "submitted" / "ada" / lb.LESSON / lb.MODEL_FILE)
-    want = dense.score(ds, {k: np.asarray(v) for k, v in model.predict(ds.images, verbose=0).items()})
+    want = evaluation.score(5, ds, {k: np.asarray(v) for k, v in model.predict(ds.images, verbose=0).items()})
     got = by_student["ada"]
     for key in ("map", "map50", "count_accuracy"):
         assert float(got[key]) == pytest.approx(want[key], abs=1e-4)
@@ -299,7 +299,7 @@ def test_vetting_refuses_code_anywhere_in_the_architecture(config, status):
 
 def test_vetting_accepts_the_reference_architecture(tmp_path):
     path = tmp_path / "ref.keras"
-    models.compile_model(models.build_case5_model(widths=(4, 4, 4), hidden=4)).save(path)
+    models.compile_model(models.build_model(5, widths=(4, 4, 4), hidden=4)).save(path)
     data = path.read_bytes()
     model_child.vet(model_child.read_config(data, lb.MAX_BYTES), keras)  # raises if refused
 
@@ -330,7 +330,7 @@ def test_the_shipped_reference_scores_as_the_weights_do_in_process(tmp_path):
     assert [(e.student, e.entry, e.status) for e in entries] == [("reference", "reference", "ok")]
     assert (tmp_path / "mnistloc_leaderboard" / "reference.keras").is_file()
     ds = lb.hidden_canvases(SEED, N)
-    expected = dense.score(ds, evaluation.predict(pretrained.model(5), ds))
+    expected = evaluation.score(5, ds, evaluation.predict(pretrained.model(5), ds))
     for key in ("map", "map50", "count_accuracy"):  # as the in-process check of a student's model above
         assert getattr(entries[0], key) == pytest.approx(expected[key], abs=1e-4), key
 

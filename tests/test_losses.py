@@ -48,10 +48,10 @@ def focal_numpy(y, p, alpha=2, beta=4):
 
 
 def test_focal_loss_matches_numpy_on_heatmap_targets():
-    from mnistloc import canvas, decoding
+    from mnistloc import canvas, targets
 
     ds = canvas.make_dataset(4, 8, seed=2)
-    y = decoding.heatmap_targets(ds.boxes, ds.mask)[..., None].astype(np.float64)
+    y = targets.heatmap_targets(ds.boxes, ds.mask)[..., None].astype(np.float64)
     p = np.random.default_rng(0).uniform(0.01, 0.99, y.shape)
     assert value(losses.focal_loss, y, p) == pytest.approx(focal_numpy(y, p), rel=1e-4)
     assert value(losses.heatmap_loss, y, p) == pytest.approx(focal_numpy(y, p), rel=1e-4)  # the former name
@@ -117,12 +117,11 @@ def test_masked_class_loss_numbers():
     assert value(losses.masked_class_loss, y_true, y_pred) == pytest.approx(L2, rel=1e-5)  # row 0: -log .5
 
 
-def test_tables_and_old_imports():
+def test_tables_have_one_home():
     assert set(losses.LOSSES) == set(losses.LOSS_WEIGHTS) == {"presence", "box", "class", "count"}
     assert losses.LOSSES["presence"] is losses.focal_loss and losses.LOSSES["box"] is losses.box_loss
-    for name in ("masked_box_loss", "masked_iou_loss", "box_loss", "masked_class_loss", "heatmap_loss",
-                 "LOSSES", "LOSS_WEIGHTS", "CUSTOM_OBJECTS"):
-        assert getattr(models, name) is getattr(losses, name)  # models re-exports them
+    for name in ("masked_iou_loss", "box_loss", "heatmap_loss", "CUSTOM_OBJECTS"):
+        assert not hasattr(models, name)  # each loss lives in mnistloc.losses only: no re-export from models
     assert {"focal_loss", "heatmap_loss", "iou_loss", "masked_iou_loss"} <= set(losses.CUSTOM_OBJECTS)
 
 

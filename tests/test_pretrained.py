@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mnistloc import boxes as B
-from mnistloc import decoding, dense, evaluation, metrics, pretrained
+from mnistloc import decoder, evaluation, metrics, pretrained
 
 N = 200
 RATES = ("presence_accuracy", "count_accuracy", "class_accuracy", "joint_accuracy", "iou50", "iou75")
@@ -37,8 +37,8 @@ def test_shipped_weights_score_their_recorded_numbers(case):
     if case == 5:
         _assert_average_precision_near_the_record(ds, outputs, scores, record["metrics"])
     if case in (1, 3):
-        pred = decoding.decode(case, outputs)
-        ious = B.iou(ds.boxes[:, 0], pred["box"])  # (200,) one IoU per canvas
+        pred = decoder.decode(case, outputs)
+        ious = B.iou(ds.boxes[:, 0], pred["boxes"][:, 0])  # (200,) one IoU per canvas
         # The mean of 200 IoUs has standard error sd / sqrt(200), sd measured on these canvases.
         tolerance = 4 * ious.std(ddof=1) / np.sqrt(N)
         assert abs(scores["mean_iou"] - record["metrics"]["mean_iou"]) <= tolerance
@@ -49,7 +49,7 @@ def test_missing_weights_say_how_to_make_them(monkeypatch, tmp_path):
     assert pretrained.available() == ()
     with pytest.raises(FileNotFoundError, match="bench/quality.py"):
         pretrained.model(3)
-    with pytest.raises(FileNotFoundError, match="bench/quality_case5.py"):
+    with pytest.raises(FileNotFoundError, match="bench/bump_width.py"):
         pretrained.model(5)
     with pytest.raises(ValueError, match="case"):
         pretrained.model(6)
@@ -62,7 +62,7 @@ def _assert_average_precision_near_the_record(ds, outputs, scores, recorded, res
     ``resamples`` bootstrap draws of the 200 canvases (with replacement). Four of them.
     """
     true_boxes, true_labels = ds.box_lists()
-    found = dense.detections(dense.detect(outputs))
+    found = decoder.detections(decoder.decode(5, outputs)["found"])
     rng = np.random.default_rng(0)
     draws = []
     for _ in range(resamples):

@@ -6,7 +6,7 @@ import numpy as np
 import keras
 import pytest
 
-from mnistloc import cli, evaluation, models, training
+from mnistloc import cli, dtype_policy, evaluation, models, training
 
 SMALL = {"widths": (4, 8, 8), "hidden": 8}
 
@@ -121,11 +121,11 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
 
 
 def test_score_is_perfect_for_perfect_outputs():
-    from mnistloc import decoding
+    from mnistloc import targets
 
     for case in (1, 2, 3, 4):
         ds = evaluation.test_dataset(case, 50)
-        t = decoding.encode_targets(ds.boxes, ds.classes, ds.mask)
+        t = targets.encode_targets(ds.boxes, ds.classes, ds.mask, max_count=2)
         outputs = {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:],
                    "count": t["count"]}
         result = evaluation.score(case, ds, {k: outputs[k] for k in models.OUTPUTS[case]})
@@ -179,7 +179,7 @@ def test_warm_up_counts_steps_not_seconds():
 
 
 def test_health_check_flags_a_model_at_chance(monkeypatch):
-    from mnistloc import decoding
+    from mnistloc import targets
 
     model = models.build_model(3, **SMALL)
     model.set_weights([np.zeros_like(w) for w in model.get_weights()])
@@ -190,7 +190,7 @@ def test_health_check_flags_a_model_at_chance(monkeypatch):
     assert stalled and scores["mean_iou"] == 0.0 and scores["class_accuracy"] < training.CHANCE["class_accuracy"]
 
     def perfect(model, ds, **kwargs):  # the targets themselves: every metric 1
-        t = decoding.encode_targets(ds.boxes, ds.classes, ds.mask)
+        t = targets.encode_targets(ds.boxes, ds.classes, ds.mask, max_count=2)
         return {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:]}
 
     monkeypatch.setattr(evaluation, "predict", perfect)
@@ -232,15 +232,15 @@ def test_bfloat16_support_is_read_from_the_cpu_flags(tmp_path):
                         f"processor\t: 1\nflags\t\t: fpu sse2 {flags}\n")
         return str(path)
 
-    assert training.bfloat16_supported(cpu("avx512f avx512_bf16"))
-    assert training.bfloat16_supported(cpu("amx_tile amx_bf16"))
-    assert not training.bfloat16_supported(cpu("avx512f avx512_vnni"))  # AVX-512 alone emulates bfloat16
-    assert not training.bfloat16_supported(cpu("avx512_bf16x"))  # whole flags, not substrings
-    assert not training.bfloat16_supported(str(tmp_path / "missing"))
+    assert dtype_policy.bfloat16_supported(cpu("avx512f avx512_bf16"))
+    assert dtype_policy.bfloat16_supported(cpu("amx_tile amx_bf16"))
+    assert not dtype_policy.bfloat16_supported(cpu("avx512f avx512_vnni"))  # AVX-512 alone emulates bfloat16
+    assert not dtype_policy.bfloat16_supported(cpu("avx512_bf16x"))  # whole flags, not substrings
+    assert not dtype_policy.bfloat16_supported(str(tmp_path / "missing"))
 
 
 def test_mixed_precision_computes_in_bfloat16_and_outputs_float32():
-    with training.precision_policy("mixed_bfloat16"):
+    with dtype_policy.precision_policy("mixed_bfloat16"):
         model = models.build_model(3, **SMALL)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after building
     assert model.get_layer("stage2").compute_dtype == "bfloat16"
@@ -249,5 +249,5 @@ def test_mixed_precision_computes_in_bfloat16_and_outputs_float32():
     assert {k: keras.backend.standardize_dtype(v.dtype) for k, v in out.items()} == dict.fromkeys(out, "float32")
     assert models.build_model(3, **SMALL).get_layer("stage2").compute_dtype == "float32"
     with pytest.raises(ValueError, match="precision"):
-        with training.precision_policy("float16"):
+        with dtype_policy.precision_policy("float16"):
             pass

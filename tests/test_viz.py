@@ -192,7 +192,7 @@ def test_returned_figures_show_once_in_jupyter():
 # ---- the detector's pictures --------------------------------------------------------------------
 
 def test_draw_heatmap_lays_each_cell_over_its_pixels():
-    from mnistloc.decoding import heatmap_targets
+    from mnistloc.targets import heatmap_targets
 
     boxes = np.zeros((1, 1, 4), np.float32)
     boxes[0, 0] = (10, 20, 30, 44)  # centre cell (4, 2)
@@ -209,7 +209,7 @@ def test_draw_heatmap_lays_each_cell_over_its_pixels():
 
 def test_heatmap_plot_rows_per_map_and_columns_per_canvas():
     ds = make_dataset(4, 3, seed=0)
-    from mnistloc.decoding import heatmap_targets
+    from mnistloc.targets import heatmap_targets
 
     target = heatmap_targets(ds.boxes, ds.mask)
     fig = viz.heatmap_plot(ds.images, {"target": target, "predicted": target * 0.5},
@@ -271,10 +271,10 @@ def test_confusion_matrix_plot_is_sklearns_matrix(tmp_path):
 
 
 def test_detector_pictures_render_to_png(tmp_path):
-    from mnistloc import decoding
+    from mnistloc import targets
 
     ds = make_dataset(4, 4, seed=3)
-    heat = decoding.heatmap_targets(ds.boxes, ds.mask)
+    heat = targets.heatmap_targets(ds.boxes, ds.mask)
     noisy = np.clip(heat + np.random.default_rng(0).uniform(0, 0.3, heat.shape), 0, 1)
     paths = [viz.save(viz.heatmap_plot(ds.images, {"target": heat, "predicted": noisy}), tmp_path / "heat.png"),
              viz.save(viz.nms_plot(ds.images[0], np.array([[10, 10, 40, 40], [12, 11, 41, 42]]), [0.9, 0.6], [0]),

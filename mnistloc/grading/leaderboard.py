@@ -8,14 +8,14 @@ course folder hidden, its own uid as root) together with hidden case 5 canvases
 made here from the secret seed (the seed never reaches the child). The child
 vets the zip and its architecture, loads it in Keras safe mode, checks the
 contract below and sends back raw float32 maps; this process decodes them with
-the reference peaks and NMS (``mnistloc.dense``) and scores them.
+the reference peaks and NMS (``mnistloc.decoder``) and scores them.
 
 The contract (what lesson 5's save cell writes): ``keras.saving.load_model``
 with ``safe_mode=True`` and built-in layers only gives a model taking one
 input ``(None, 128, 128)`` (pixels 0-255) and returning outputs named
 ``presence`` ``(None, 16, 16, 1)`` (sigmoid), ``box`` ``(None, 16, 16, 4)``
 (distances left, top, right, bottom from each cell's centre, in cells) and
-``class`` ``(None, 16, 16, 10)`` (softmax), as ``models.build_case5_model``.
+``class`` ``(None, 16, 16, 10)`` (softmax), as ``models.build_model(5)``.
 
 Writes ``leaderboard.csv`` and ``leaderboard.html`` (every text escaped); a
 failing model gets a status from ``STATUSES`` and the batch goes on.
@@ -285,7 +285,7 @@ def score_outputs(ds, payload: bytes) -> dict[str, float]:
     Returns:
         dict: ``map``, ``map50``, ``map75``, ``count_accuracy``.
     """
-    from mnistloc import dense
+    from mnistloc import evaluation
 
     flat = np.frombuffer(payload, dtype=np.float32)
     if not np.isfinite(flat).all():
@@ -297,7 +297,7 @@ def score_outputs(ds, payload: bytes) -> dict[str, float]:
         start += size
     outputs["presence"] = np.clip(outputs["presence"], 0, 1)
     outputs["class"] = np.clip(outputs["class"], 0, 1)
-    return dense.score(ds, outputs)
+    return evaluation.score(5, ds, outputs)
 
 
 def rank(entries: list[Entry]) -> list[Entry]:

@@ -27,7 +27,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistloc import boxes, canvas, data, decoding, evaluation, losses, metrics, models, peaks, training, viz
+from mnistloc import boxes, canvas, data, decoder, evaluation, losses, metrics, models, targets, training, viz
 from mnistloc.checks import check_exercise
 {extra_imports}
 GRADING = "NBGRADER_EXECUTION" in os.environ  # set by nbgrader's autograder: train for seconds, not minutes

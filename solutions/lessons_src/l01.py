@@ -324,7 +324,7 @@ Your targets for four training canvases: the cells that learn a box (bright), an
 cell. The model trains on exactly these (section 7).
 '''),
     ("code", '''
-targets_fn = yours_or_reference(box_targets, decoding.box_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
+targets_fn = yours_or_reference(box_targets, targets.box_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
 distances, learns = targets_fn(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) cells, (4, 16, 16) bool
 viz.heatmap_plot(ds.images[:4], {"cells that learn the box": learns.astype(np.float32)}, boxes=ds.boxes[:4, :1])
 row, col = np.argwhere(learns[0])[len(np.argwhere(learns[0])) // 2]  # the middle of the block: the centre cell
@@ -364,7 +364,7 @@ check_exercise("boxes_from_cells", boxes_from_cells, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("code", '''
-cells_fn = yours_or_reference(boxes_from_cells, decoding.boxes_from_cells, np.zeros((1, 1, 4)))
+cells_fn = yours_or_reference(boxes_from_cells, decoder.boxes_from_cells, np.zeros((1, 1, 4)))
 back = cells_fn(distances)[learns]  # (cells, 4): every learning cell's box, decoded
 truth = np.repeat(ds.boxes[:4, 0], learns.reshape(4, -1).sum(axis=1), axis=0)
 print(f"{len(back)} cells decoded; largest error against the true boxes: {np.abs(back - truth).max():.2g} px")
@@ -415,7 +415,7 @@ check_exercise("build_box_head", build_box_head, secret=True)
     ("code", '''
 def student_targets(ds):
     """What the model trains on for a batch of canvases: the reference heatmap, the distances from your box_targets."""
-    return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, box_fn=targets_fn)
+    return targets.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, box_fn=targets_fn)
 '''),
     ("md", '''
 ## 7. Training
@@ -441,7 +441,7 @@ shows here as a disagreement with `mnistloc.metrics`):
 '''),
     ("code", '''
 your_iou = yours_or_reference(iou, boxes.iou, np.zeros((1, 4)), np.zeros((1, 4)))
-predicted = decoding.decode(1, outputs, cells_fn=cells_fn)["box"]  # (n, 4) xyxy pixels: your boxes_from_cells
+predicted = decoder.decode(1, outputs, cells_fn=cells_fn)["boxes"][:, 0]  # (n, 4) xyxy pixels: your boxes_from_cells
 dense_iou = your_iou(test.boxes[:, 0], predicted)
 print(f"dense model:   mean IoU {dense_iou.mean():.3f} (mnistloc.metrics: {scores['mean_iou']:.3f}), "
       f"IoU >= 0.5 on {(dense_iou >= 0.5).mean():.1%}")

@@ -113,7 +113,7 @@ check_exercise("heatmap_targets", heatmap_targets, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("code", '''
-heat_fn = yours_or_reference(heatmap_targets, decoding.heatmap_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
+heat_fn = yours_or_reference(heatmap_targets, targets.heatmap_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
 show = np.argsort(-ds.count, kind="stable")[:4]  # four canvases, those with the most digits
 viz.heatmap_plot(ds.images[show], {"your centre heatmap": heat_fn(ds.boxes[show], ds.mask[show])},
                  boxes=[b[m] for b, m in zip(ds.boxes[show], ds.mask[show])])
@@ -205,7 +205,7 @@ check_exercise("find_peaks", find_peaks, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("code", '''
-peaks_fn = yours_or_reference(find_peaks, peaks.find_peaks, np.zeros((1, 3, 3)))
+peaks_fn = yours_or_reference(find_peaks, decoder.find_peaks, np.zeros((1, 3, 3)))
 rows, cols, top = peaks_fn(heat_fn(ds.boxes[show], ds.mask[show]), k=3, threshold=0.5)  # (4, 3) each
 for i, c in enumerate(show):
     found = [(int(r), int(col)) for r, col in zip(rows[i], cols[i]) if r >= 0]
@@ -328,7 +328,7 @@ model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={"presence": focal, "b
 
 def student_targets(ds):
     """What the model trains on for a batch of canvases: your heatmap, the reference box distances."""
-    return decoding.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, heatmap_fn=heat_fn)
+    return targets.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, heatmap_fn=heat_fn)
 '''),
     common.train(2, 150, extra="encode=student_targets"),
     common.HISTORY,
@@ -347,12 +347,12 @@ digits:
     ("code", '''
 your_union = yours_or_reference(union_box, boxes.union_box, np.zeros((1, 2, 4)), np.zeros((1, 2), bool))
 true_union = your_union(test.boxes, test.mask)  # (n, 4) xyxy pixels, zeros on empty canvases
-pred = decoding.decode(2, outputs, peaks_fn=peaks_fn)  # the digits at your peaks
+pred = decoder.decode(2, outputs, peaks_fn=peaks_fn)  # the digits at your peaks
 has = test.mask.any(axis=1)
-print(f"presence accuracy with your peaks: {(pred['presence'] == has).mean():.3f}   "
+print(f"presence accuracy with your peaks: {((pred['count'] > 0) == has).mean():.3f}   "
       f"(mnistloc: {scores['presence_accuracy']:.3f})")
 print(f"mean IoU on the {has.sum()} canvases with digits, against your union boxes: "
-      f"{boxes.iou(true_union[has], pred['box'][has]).mean():.3f}   (mnistloc: {scores['mean_iou']:.3f})")
+      f"{boxes.iou(true_union[has], boxes.union_box(pred['boxes'], pred['mask'])[has]).mean():.3f}   (mnistloc: {scores['mean_iou']:.3f})")
 '''),
     *common.pictures(2),
     *common.question("q_mask_on_empty", '''
@@ -372,7 +372,7 @@ digits the predicted boxes would come out too small and shifted toward the origi
   the empty canvases drag the boxes.
 * Change the mix of empty, one- and two-digit canvases (`make_dataset(..., mix=(0.6, 0.2, 0.2))`): which
   metric suffers first?
-* Lower the decoding threshold (`decoding.decode(2, outputs, threshold=0.3)`): more canvases called present,
+* Lower the decoding threshold (`decoder.decode(2, outputs, threshold=0.3)`): more canvases called present,
   and which mistakes appear?
 * Next lesson: which digit is it? A class head.
 '''),

@@ -190,10 +190,10 @@ Which digits get confused? The confusion matrix, drawn by scikit-learn (`Confusi
 true class, columns the predicted one, each row normalised to 1, so the diagonal is each class's accuracy.
 '''),
     ("code", '''
-pred = decoding.decode(3, outputs)
-viz.confusion_matrix_plot(test.classes[:, 0], pred["class"], normalize="true")
-wrong = test.classes[:, 0] != pred["class"]
-pairs, counts = np.unique(np.stack([test.classes[wrong, 0], pred["class"][wrong]], axis=1), axis=0, return_counts=True)
+pred = decoder.decode(3, outputs)["classes"][:, 0]  # (n,) the class read at each canvas's peak
+viz.confusion_matrix_plot(test.classes[:, 0], pred, normalize="true")
+wrong = test.classes[:, 0] != pred
+pairs, counts = np.unique(np.stack([test.classes[wrong, 0], pred[wrong]], axis=1), axis=0, return_counts=True)
 top = np.argsort(-counts, kind="stable")[:5]
 print("most confused (true -> predicted: count):", ", ".join(f"{t} -> {p}: {c}" for (t, p), c in zip(pairs[top], counts[top])))
 '''),
@@ -250,10 +250,10 @@ check_exercise("nms", nms, secret=True)
 The 12 most confident cells of one test canvas as detections, before and after *your* NMS:
 '''),
     ("code", '''
-nms_fn = yours_or_reference(nms, peaks.nms, np.zeros((1, 4)), np.ones(1))
+nms_fn = yours_or_reference(nms, decoder.nms, np.zeros((1, 4)), np.ones(1))
 i = int(worst[0])  # the worst canvas above: where duplicates would hurt most
 heat_i = outputs["presence"][i, ..., 0]  # (16, 16) centre probabilities
-cell_boxes = decoding.boxes_from_cells(outputs["box"][i])  # (16, 16, 4): the box each cell predicts, xyxy pixels
+cell_boxes = decoder.boxes_from_cells(outputs["box"][i])  # (16, 16, 4): the box each cell predicts, xyxy pixels
 top = np.argsort(-heat_i.ravel(), kind="stable")[:12]  # the 12 most confident cells, no peak picking
 candidates, confidence = cell_boxes.reshape(-1, 4)[top], heat_i.ravel()[top]
 kept = nms_fn(candidates, confidence, 0.5)

@@ -233,7 +233,7 @@ Now AP50 with *your* `average_precision`: match each class's detections to the t
 `match_detections`, and average over the classes. It should agree with `mnistloc.metrics` (checked against pycocotools) above.
 '''),
     ("code", '''
-det = decoding.detections(outputs)  # per canvas: boxes (P, 4), labels (P,), scores (P,), best first
+det = decoder.detections(decoder.decode(4, outputs)["found"])  # per canvas: boxes (P, 4), labels (P,), scores (P,), best first
 truth = ([test.boxes[i][test.mask[i]] for i in range(len(test))],
          [test.classes[i][test.mask[i]] for i in range(len(test))])
 
@@ -284,7 +284,7 @@ e.g. two boxes on one digit, scores 0.9 and 0.3, listed 0.3 first: in the given 
     ("md", '''
 ## What to try next
 
-* Lower `min_score` or raise `k` in `decoding.detections`: AP never falls when you add low-scored detections.
+* Raise `k` in `decoder.detect` or lower `min_score` in `decoder.detections`: AP never falls when you add low-scored detections.
   Why? (Look at the envelope.)
 * Where do the worst canvases fail: a missed digit, an extra one, a wrong class, or a loose box?
 * Try three digits a canvas: the canvas generator, the count head (`max_count=3`) and the decoding all take the

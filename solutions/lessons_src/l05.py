@@ -26,7 +26,7 @@ digit and a large one.
 5. Which digits are missed: recall by size.
 6. The challenge: improve the model within a fixed training budget, save it, and submit it to the leaderboard.
 '''),
-    common.setup("from mnistloc import crowds, dense\n"),
+    common.setup("from mnistloc import nms_sweep\n"),
     ("md", '''
 ## 1. Your functions from lessons 1 to 4
 
@@ -65,10 +65,10 @@ def from_lesson(name, lesson, reference, *trial):
 
 
 L1, L2, L3, L4 = "01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits"
-heat_fn = from_lesson("heatmap_targets", L2, decoding.heatmap_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
-cells_fn = from_lesson("boxes_from_cells", L1, decoding.boxes_from_cells, np.zeros((1, 2, 2, 4), np.float32))
-peaks_fn = from_lesson("find_peaks", L2, peaks.find_peaks, np.zeros((1, 3, 3)))
-nms_fn = from_lesson("nms", L3, peaks.nms, np.zeros((1, 4)), np.ones(1))
+heat_fn = from_lesson("heatmap_targets", L2, targets.heatmap_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
+cells_fn = from_lesson("boxes_from_cells", L1, decoder.boxes_from_cells, np.zeros((1, 2, 2, 4), np.float32))
+peaks_fn = from_lesson("find_peaks", L2, decoder.find_peaks, np.zeros((1, 3, 3)))
+nms_fn = from_lesson("nms", L3, decoder.nms, np.zeros((1, 4)), np.ones(1))
 focal = from_lesson("focal_loss", L2, losses.focal_loss, np.zeros((1, 2, 2, 1), np.float32),
                     np.full((1, 2, 2, 1), 0.5, np.float32))
 box_iou_loss = from_lesson("iou_loss", L3, losses.iou_loss, np.ones((1, 5), np.float32), np.ones((1, 4), np.float32))
@@ -127,10 +127,11 @@ A crowded scene's targets: your `heatmap_targets` with one width (1 cell) above,
 *your* `scale_sigmas` below. Look at the smallest digits next to a neighbour, and at the largest ones.
 '''),
     ("code", '''
-sigma_fn = yours_or_reference(scale_sigmas, dense.sigmas, np.zeros((1, 4)))
+sigma_fn = yours_or_reference(scale_sigmas, targets.size_sigmas, np.zeros((1, 4)))
 crowded = np.argsort(-ds.count, kind="stable")[:4]  # the fullest canvases
 fixed = np.asarray(heat_fn(ds.boxes[crowded], ds.mask[crowded], size=128, stride=8, sigma=1.0))
-scaled = dense.encode_targets(ds.boxes[crowded], ds.classes[crowded], ds.mask[crowded], sigma_fn=sigma_fn)
+scaled = targets.encode_targets(ds.boxes[crowded], ds.classes[crowded], ds.mask[crowded], sigma="size",
+                                sigma_fn=sigma_fn)
 viz.heatmap_plot(ds.images[crowded], {"one width": fixed, "scale-aware": scaled["presence"][..., 0]},
                  boxes=[ds.boxes[i][ds.mask[i]] for i in crowded], titles=[f"{ds.count[i]} digits" for i in crowded])
 plt.show()
@@ -138,16 +139,16 @@ plt.show()
     ("md", '''
 ## 4. The detector and its training
 
-The backbone and the three dense heads of lessons 1 to 3 (`models.build_case5_model`: presence, box and class
+The backbone and the three dense heads of lessons 1 to 3 (`models.build_model(5)`: presence, box and class
 per 8x8 cell, no count head). It trains on *your* scale-aware heatmaps, the presence map with *your*
 `focal_loss`, the boxes with the masked L1 plus *your* `iou_loss`. Each cell within one cell of a digit's centre
 learns that digit's box distances and class, as your `box_targets` taught it; in a crowd a cell belongs to the
-digit whose bump is highest there.
+digit whose centre is nearest (as your `box_targets` decides).
 '''),
     ("code", '''
 SEED = 0  # the run's seed: starting weights and training canvases; change it to see how much a run varies
 keras.utils.set_random_seed(SEED)
-model = models.build_case5_model()
+model = models.build_model(5)
 
 
 def box_loss(y_true, y_pred):
@@ -156,16 +157,17 @@ def box_loss(y_true, y_pred):
 
 
 def compile_detector(model, learning_rate=training.LEARNING_RATE):
-    """Adam and the three losses, weighted as the reference's (``models.LOSS_WEIGHTS``)."""
+    """Adam and the three losses, weighted as the reference's (``losses.LOSS_WEIGHTS``)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss={"presence": focal, "box": box_loss, "class": losses.masked_class_loss},
-                  loss_weights={name: models.LOSS_WEIGHTS[name] for name in ("presence", "box", "class")})
+                  loss_weights={name: losses.LOSS_WEIGHTS[name] for name in ("presence", "box", "class")})
     return model
 
 
 def student_targets(batch):
     """What the model trains on for a batch of canvases: bumps as wide as your scale_sigmas says."""
-    return dense.encode_targets(batch.boxes, batch.classes, batch.mask, size=batch.size, sigma_fn=sigma_fn)
+    return targets.encode_targets(batch.boxes, batch.classes, batch.mask, size=batch.size, sigma="size",
+                                  sigma_fn=sigma_fn)
 
 
 compile_detector(model)
@@ -189,14 +191,14 @@ print(f"trained for {history.seconds:.0f} s ({history.cpu_seconds:.0f} s of CPU 
 ## 5. Evaluation
 
 COCO *mAP* (.50:.95), *AP50* and *AP75* on held-out digits, and the *count accuracy* (the share of canvases
-where the number of peaks scoring at least 0.5 is right), decoded by `mnistloc.dense.detect`: peaks, boxes
+where the number of peaks scoring at least 0.5 is right), decoded by `mnistloc.decoder.detect`: peaks, boxes
 averaged over the agreeing cells around each peak, NMS at IoU 0.5.
 '''),
     ("code", '''
 TARGETS = evaluation.TARGETS[5]  # what the reference model reaches in 175 s
 test = evaluation.test_dataset(5, n=200 if GRADING else 1000)
 outputs = evaluation.predict(model, test)
-scores = dense.score(test, outputs)
+scores = evaluation.score(5, test, outputs)
 for name, value in scores.items():
     target = f"   target {TARGETS[name]:.3f}" if name in TARGETS else ""
     print(f"{name:>15}: {value:.3f}{target}")
@@ -224,9 +226,9 @@ def candidates(outputs, k=20):
 def your_map(ds, outputs, iou_threshold=0.5):
     """COCO AP of your decoder: each kept peak under every class, scored presence x class probability."""
     boxes, peak_scores, probs = candidates(outputs)
-    kept = crowds.nms_keeps(boxes, peak_scores, [iou_threshold], nms_fn=nms_fn)[0]
+    kept = nms_sweep.nms_keeps(boxes, peak_scores, [iou_threshold], nms_fn=nms_fn)[0]
     found = {"boxes": boxes, "scores": peak_scores, "probs": probs, "kept": kept}
-    return metrics.mean_average_precision(*ds.box_lists(), *dense.detections(found))
+    return metrics.mean_average_precision(*ds.box_lists(), *decoder.detections(found))
 
 
 print(f"your decoder: mAP {your_map(test, outputs)['map']:.3f}; the reference decoder "
@@ -249,7 +251,7 @@ for threshold in (0.2, 0.7):
 ### Choosing the threshold on validation canvases
 
 Pick NMS's IoU threshold where it counts best, on canvases the model did not train on and that are not the
-test canvases either: fresh canvases of the *training* digits. `crowds.nms_keeps` runs your `nms` on every
+test canvases either: fresh canvases of the *training* digits. `nms_sweep.nms_keeps` runs your `nms` on every
 canvas at each threshold and returns `keeps (T, n, k)`.
 
 **Exercise: `choose_nms_threshold`** (3 points). A canvas's count at threshold `t` is the number of its
@@ -285,12 +287,12 @@ check_exercise("choose_nms_threshold", choose_nms_threshold, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("code", '''
-choose = yours_or_reference(choose_nms_threshold, crowds.choose_nms_threshold, np.ones((1, 1, 1), bool),
+choose = yours_or_reference(choose_nms_threshold, nms_sweep.choose_nms_threshold, np.ones((1, 1, 1), bool),
                             np.ones((1, 1)), np.ones(1, np.int64), np.ones(1))
 val = canvas.make_dataset(5, 100 if GRADING else 500, seed=55, split="train")  # training digits, fresh canvases
 val_boxes, val_scores, _ = candidates(evaluation.predict(model, val))
-thresholds = np.array(crowds.NMS_THRESHOLDS)
-best, accuracy = choose(crowds.nms_keeps(val_boxes, val_scores, thresholds, nms_fn=nms_fn), val_scores, val.count,
+thresholds = np.array(nms_sweep.NMS_THRESHOLDS)
+best, accuracy = choose(nms_sweep.nms_keeps(val_boxes, val_scores, thresholds, nms_fn=nms_fn), val_scores, val.count,
                         thresholds)
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(thresholds, accuracy, "o-")
@@ -307,21 +309,21 @@ print(f"test mAP with your decoder: {your_map(test, outputs)['map']:.3f} at NMS 
 
 A digit is found when a kept detection covers it by IoU >= 0.5; *your* `match_detections` decides (class
 agnostic here: every kept peak, best first, against every true box). Recall by size: small digits have
-`sqrt(w h)` under 16 pixels, large ones 24 or more (`crowds.size_groups`).
+`sqrt(w h)` under 16 pixels, large ones 24 or more (`nms_sweep.size_groups`).
 '''),
     ("code", '''
-found = dense.detect(outputs)
+found = decoder.detect(outputs)
 hits, groups = [], []
 for j in range(len(test)):
     truth = test.boxes[j][test.mask[j]]
     kept = found["kept"][j] & (found["scores"][j] >= 0.3)
     matched = match_fn(found["boxes"][j][kept], found["scores"][j][kept], truth, 0.5)  # [D] true index or -1
     hits.append(np.isin(np.arange(len(truth)), matched))
-    groups.append(crowds.size_groups(truth))
+    groups.append(nms_sweep.size_groups(truth))
 hits, groups = np.concatenate(hits), np.concatenate(groups)
 recall = [hits[groups == g].mean() if (groups == g).any() else 0.0 for g in range(3)]
 fig, ax = plt.subplots(figsize=(5, 3))
-ax.bar(crowds.SIZE_NAMES, recall, color=["#ff851b", "#0074d9", "#2ecc40"])
+ax.bar(nms_sweep.SIZE_NAMES, recall, color=["#ff851b", "#0074d9", "#2ecc40"])
 for g, r in enumerate(recall):
     ax.text(g, r, f"{r:.2f}\\n({(groups == g).sum()} digits)", ha="center", va="bottom", fontsize=8)
 ax.set(ylim=(0, 1.15), ylabel="recall at IoU 0.5", title="found digits by size")
@@ -331,7 +333,7 @@ plt.show()
 And AP50 with *your* `average_precision`, per class, as in lesson 4, beside the reference's.
 '''),
     ("code", '''
-det = dense.detections(found)
+det = decoder.detections(found)
 truth = test.box_lists()
 
 
@@ -355,8 +357,8 @@ The worst test canvases (a wrong count first, then the loosest boxes): what goes
 '''),
     common.TAKE,
     ("code", '''
-worst = np.argsort(dense.per_canvas_quality(test, outputs), kind="stable")[:8]
-viz.sample_grid(take(test, worst), n=8, predictions=dense.picture(outputs, worst))
+worst = np.argsort(evaluation.per_canvas_quality(5, test, outputs), kind="stable")[:8]
+viz.sample_grid(take(test, worst), n=8, predictions=evaluation.picture_predictions(5, outputs, worst))
 '''),
     *common.question("q_crowd_nms", '''
 **Question** (2 points, graded by hand). Two digits' frames may overlap by IoU up to 0.3 on these canvases.
@@ -376,7 +378,7 @@ Improve the model within **175 s of CPU time** (`seconds=175, clock="cpu"` as ab
 training on any machine). Anything that keeps the contract below is allowed: a wider or deeper backbone
 (`models.build_backbone(widths=...)`), other heads, other loss weights or learning rate, wider or narrower
 bumps, batch size, canvases per epoch. Your leaderboard score is the mAP on hidden canvases made from the
-instructor's secret seed, decoded by the reference decoder (`mnistloc.dense.detect`).
+instructor's secret seed, decoded by the reference decoder (`mnistloc.decoder.detect`).
 
 The contract (`mnistloc leaderboard` checks it and refuses anything else): a model saved with
 `model.save("model.keras")` that Keras loads in safe mode with built-in layers only (no `Lambda`, no custom

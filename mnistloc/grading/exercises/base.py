@@ -10,8 +10,8 @@ The work is split so that a grader can run untrusted code in a child process:
 ``Exercise.call(func, case)`` runs one function on one case and reduces the
 output to plain picklable data (it runs in the child); ``Exercise.judge(got,
 case, secret=...)`` compares in the trusted parent. The exercises themselves
-are in the sibling modules ``canvas``, ``metrics`` and ``heads``, gathered by
-``mnistloc.grading.registry``.
+are in the sibling topic modules of this package, one per group of exercises,
+gathered by ``mnistloc.grading.registry`` (its ``_TOPICS`` lists them).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Checks for what crowded scenes add (lesson 5): ``scale_sigmas`` (the centre bump's width grows with the
-digit, reference ``mnistloc.dense.sigmas``) and ``choose_nms_threshold`` (reference
-``mnistloc.crowds.choose_nms_threshold``).
+digit, with the formula of the lesson as first released: ``_scale_sigmas`` below) and ``choose_nms_threshold``
+(reference ``mnistloc.nms_sweep.choose_nms_threshold``).
 
 Fixed public cases carry their arithmetic in the note; every typical mistake
 is a wrong implementation written as a student would, differing from the
@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc import crowds, dense
+from mnistloc import nms_sweep
 from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, numpy_exercise
 
 L5 = LESSONS[4]
+
+
+def _scale_sigmas(boxes) -> np.ndarray:
+    """``scale_sigmas`` as lesson 5 first taught it, kept so that notebooks released then keep their points:
+    ``max(0.5, sqrt(w h) / 8 / 6)`` cells a box (float32[...] from ``xyxy`` pixel boxes [..., 4]). The package's
+    own size-aware width is ``mnistloc.targets.size_sigmas``."""
+    b = np.asarray(boxes, dtype=np.float32)
+    side = np.sqrt(np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)) / 8
+    return np.maximum(0.5, side / 6).astype(np.float32)
 
 
 # scale_sigmas ----------------------------------------------------------------------------------------
@@ -117,7 +126,7 @@ def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=Fal
 
 
 EXERCISES = (
-    numpy_exercise("scale_sigmas", L5, 2, dense.sigmas, _sigma_fixed, _sigma_random, [
+    numpy_exercise("scale_sigmas", L5, 2, _scale_sigmas, _sigma_fixed, _sigma_random, [
         ("keep the floor: sigma = max(0.5, ...), so a small digit's bump still covers its own cell.",
          _sigma_variant(floor="none")),
         ("the floor is a lower bound: np.maximum(0.5, s), not np.minimum.", _sigma_variant(floor="min")),
@@ -128,7 +137,7 @@ EXERCISES = (
         ("clip each side at 0 first (np.clip(x1 - x0, 0, None)): an inverted box has no size.",
          _sigma_variant(clip=False)),
     ]),
-    numpy_exercise("choose_nms_threshold", L5, 3, crowds.choose_nms_threshold, _nms_fixed, _nms_random, [
+    numpy_exercise("choose_nms_threshold", L5, 3, nms_sweep.choose_nms_threshold, _nms_fixed, _nms_random, [
         ("count only the peaks scoring at least min_score: the others are not digits.", _choose_variant(score=False)),
         ("a peak scoring exactly min_score counts (>=, not >).", _choose_variant(strict=True)),
         ("count only the peaks that NMS kept at each threshold (keeps[t]).", _choose_variant(nms=False)),

@@ -1,5 +1,5 @@
 """Checks for the dense detector's parts: ``heatmap_targets``, ``box_targets``, ``boxes_from_cells``,
-``find_peaks`` and ``nms`` (references in ``mnistloc.decoding`` and ``mnistloc.peaks``).
+``find_peaks`` and ``nms`` (references in ``mnistloc.targets`` and ``mnistloc.decoder``).
 
 Fixed public cases carry their arithmetic in the note; random cases use
 canvas-like boxes at several canvas sizes, strides and widths. Each typical
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from mnistloc import boxes as B
-from mnistloc import decoding as D
+from mnistloc import decoder as D
+from mnistloc import targets as T
 from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, numpy_exercise
 
 L1, L2, L3, L4 = LESSONS[:4]
@@ -285,7 +286,7 @@ _XY = "x and y swapped: x goes with columns (the last grid axis), y with rows."
 _MASK = "unused slots (mask False) must add nothing: their zero boxes put a digit at the corner cell (0, 0)."
 
 EXERCISES = (
-    numpy_exercise("heatmap_targets", L2, 3, D.heatmap_targets, _heat_fixed, _heat_random, [
+    numpy_exercise("heatmap_targets", L2, 3, T.heatmap_targets, _heat_fixed, _heat_random, [
         (_XY, _heat_variant(swap=True)),
         ("the centre cell is floor(centre / stride), the cell that holds the centre; np.round picks the "
          "nearest cell border instead.", _heat_variant(cell=np.round)),
@@ -298,7 +299,7 @@ EXERCISES = (
         ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
         ("the Gaussian is exp(-d^2 / (2 sigma^2)): the 2 is missing.", _heat_variant(two=False)),
     ], run=_call_kwargs),
-    numpy_exercise("box_targets", L1, 3, D.box_targets, _box_fixed, _box_random, [
+    numpy_exercise("box_targets", L1, 3, T.box_targets, _box_fixed, _box_random, [
         ("distances are in cells: divide the pixel distances by stride.", _box_variant(pixels=True)),
         ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
          _box_variant(corner=True)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc import decoding as D
+from mnistloc import targets as T
 from mnistloc.grading.exercises.base import LESSONS, Exercise, keras
 from mnistloc.grading.exercises.heads import _loss_case, _run_loss
 
@@ -36,7 +36,7 @@ def _focal_fixed() -> list:
     two[0, 1, 2] = 0.6
     rng = np.random.default_rng(4)
     boxes = np.array([[[10, 20, 32, 46], [70, 60, 90, 88]]], np.float32)
-    heat = D.heatmap_targets(boxes, np.ones((1, 2), bool), size=64, stride=8)[..., None]
+    heat = T.heatmap_targets(boxes, np.ones((1, 2), bool), size=64, stride=8)[..., None]
     return [_loss_case(y, p, "y_true (1, 3, 3, 1): 1 at the centre (1, 1), 0.5 at (1, 2), 0 elsewhere; y_pred 0.5 at "
                        "both, 0.1 elsewhere: (1 - .5)^2 * -log(.5) + (1 - .5)^4 * .5^2 * -log(.5) + 7 * .1^2 * "
                        "-log(.9) = 0.1733 + 0.0108 + 0.0074 = 0.1915, over 1 centre"),
@@ -54,7 +54,7 @@ def _focal_random(rng) -> list:
         n = int(rng.integers(1, 4))
         xy = rng.integers(0, 40, size=(n, 2, 2))
         boxes = np.concatenate([xy, xy + rng.integers(4, 25, size=(n, 2, 2))], -1).astype(np.float32)
-        heat = D.heatmap_targets(boxes, rng.random((n, 2)) < 0.7, size=64, stride=8,
+        heat = T.heatmap_targets(boxes, rng.random((n, 2)) < 0.7, size=64, stride=8,
                                  sigma=float(rng.choice([0.7, 1.0, 1.5])))[..., None]
         out.append(_loss_case(heat, rng.uniform(0.02, 0.98, heat.shape), f"heatmap targets of shape {heat.shape} "
                               "from random boxes, random y_pred"))

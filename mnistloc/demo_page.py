@@ -10,13 +10,9 @@ import html
 from pathlib import Path
 from urllib.parse import quote
 
+from mnistloc.cases import name as case_name
+
 FULL_SECONDS = 175.0  # the budget the targets are for (bench/quality.py)
-CASE_NAMES = {1: "single class", 2: "presence", 3: "multi-class", 4: "multiple objects", 5: "scenes"}
-
-
-def case_name(case: int) -> str:
-    """``"1 single class"``: the case and its short name."""
-    return f"{case} {CASE_NAMES.get(case, '')}".rstrip()
 
 STYLE = """body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{padding:.25em .6em;text-align:left;vertical-align:top;

@@ -1,7 +1,7 @@
 """What crowded scenes of digits at many sizes (case 5) add to the detector: choosing NMS's IoU threshold
 on validation canvases, and measuring how well each size of digit is found.
 
-``mnistloc.dense`` detects; this module judges its choices. NMS drops a peak
+``mnistloc.decoder`` detects; this module judges its choices. NMS drops a peak
 overlapping a better one by IoU above a threshold: too low and two touching
 digits become one, too high and one digit's neighbouring peaks both survive.
 ``nms_keeps`` runs NMS at several thresholds, ``choose_nms_threshold`` picks
@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc import metrics, peaks
+from mnistloc import decoder, metrics
 
 NMS_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 SIZE_EDGES = (16.0, 24.0)  # sqrt(w h) in pixels: small < 16 <= medium < 24 <= large
 SIZE_NAMES = ("small", "medium", "large")
 
 
-def nms_keeps(boxes, scores, thresholds=NMS_THRESHOLDS, *, nms_fn=peaks.nms) -> np.ndarray:
+def nms_keeps(boxes, scores, thresholds=NMS_THRESHOLDS, *, nms_fn=decoder.nms) -> np.ndarray:
     """Which peaks NMS keeps on each canvas, at each IoU threshold.
 
     Args:
         boxes (float[n, k, 4]): each canvas's candidate boxes, ``xyxy`` pixels.
         scores (float[n, k]): their presence scores (0: no candidate).
         thresholds (float[T]): NMS IoU thresholds.
-        nms_fn: ``nms_fn(boxes (k, 4), scores (k,), iou_threshold) -> int[kept]`` indices (``peaks.nms``
+        nms_fn: ``nms_fn(boxes (k, 4), scores (k,), iou_threshold) -> int[kept]`` indices (``decoder.nms``
             or a student's).
 
     Returns:

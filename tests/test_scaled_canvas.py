@@ -1,4 +1,4 @@
-"""Case 5 canvases (``mnistloc.scenes`` through ``canvas.make_dataset(5, ...)``).
+"""Case 5 canvases (``mnistloc.scaled_canvas`` through ``canvas.make_dataset(5, ...)``).
 
 Invariants over thousands of canvases, checked against a rebuild from each
 digit alone; the area resampling against an independent supersampling and
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mnistloc import boxes as B
-from mnistloc import canvas, scenes
+from mnistloc import canvas, scaled_canvas
 from mnistloc.data import load_digits
 
 N = 3000
@@ -56,7 +56,7 @@ def test_each_canvas_is_its_resized_digits_and_each_box_their_ink(ds):
             side = x1 - x0
             assert y1 - y0 == side and 17 <= side <= 45, (i, k)  # round(28 * 0.6) .. round(28 * 1.6)
             alone = np.zeros((SIZE, SIZE), np.uint8)
-            alone[y0:y1, x0:x1] = scenes.resize(digits[ds.digit_ids[i, k]], side)
+            alone[y0:y1, x0:x1] = scaled_canvas.resize(digits[ds.digit_ids[i, k]], side)
             assert np.array_equal(ds.boxes[i, k], _ink_box(alone)), (i, k)  # tight box of the digit alone
             assert ds.classes[i, k] == labels[ds.digit_ids[i, k]]
             composed = np.maximum(composed, alone)
@@ -123,13 +123,13 @@ def test_test_split_uses_held_out_digits():
     i, k = np.argwhere(test.mask)[0]
     x0, y0, x1, y1 = test.frames[i, k].astype(int)
     crop = test.images[i, y0:y1, x0:x1]
-    assert (crop >= scenes.resize(digits[test.digit_ids[i, k]], x1 - x0)).all()
+    assert (crop >= scaled_canvas.resize(digits[test.digit_ids[i, k]], x1 - x0)).all()
 
 
 def test_resize_equals_supersampling_exactly():
     digits = load_digits("train")[0][:60]
     for side in (1, 5, 14, 17, 23, 28, 31, 40, 45, 56, 61):
-        assert np.array_equal(scenes.resize(digits, side), _supersampled(digits, side)), side
+        assert np.array_equal(scaled_canvas.resize(digits, side), _supersampled(digits, side)), side
 
 
 def test_resize_agrees_with_pillow_box_where_that_is_area():
@@ -139,7 +139,7 @@ def test_resize_agrees_with_pillow_box_where_that_is_area():
     digits = load_digits("train")[0][:100]
     for side, tolerance in ((28, 0), (56, 0), (14, 1)):  # halves: Pillow rounds its fixed point its own way
         pil = np.stack([np.asarray(Image.fromarray(d).resize((side, side), Image.BOX)) for d in digits])
-        diff = np.abs(pil.astype(int) - scenes.resize(digits, side))
+        diff = np.abs(pil.astype(int) - scaled_canvas.resize(digits, side))
         assert diff.max() <= tolerance, side
 
 
@@ -148,18 +148,18 @@ def test_resize_preserves_ink():
     sum(d) * (side / 28)^2 within side^2 / 2."""
     digits = load_digits("train")[0][:200]
     for side in (17, 30, 45):
-        total = scenes.resize(digits, side).sum(axis=(1, 2), dtype=np.int64)
+        total = scaled_canvas.resize(digits, side).sum(axis=(1, 2), dtype=np.int64)
         expected = digits.sum(axis=(1, 2), dtype=np.int64) * side ** 2 / 784
         assert (np.abs(total - expected) <= side ** 2 / 2).all(), side
 
 
 def test_area_matrix_by_hand():
     # 3 pixels to 2: output 0 covers input [0, 1.5): pixel 0 whole, half of pixel 1 -> weights 2/3, 1/3
-    assert np.array_equal(scenes.overlaps(3, 2), [[2, 1, 0], [0, 1, 2]])
-    assert np.allclose(scenes.area_matrix(3, 2), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]])
+    assert np.array_equal(scaled_canvas.overlaps(3, 2), [[2, 1, 0], [0, 1, 2]])
+    assert np.allclose(scaled_canvas.area_matrix(3, 2), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]])
     # 2 pixels to 3: output 1 covers input [2/3, 4/3): a third of each
-    assert np.allclose(scenes.area_matrix(2, 3), [[1, 0], [0.5, 0.5], [0, 1]])
-    assert np.allclose(scenes.area_matrix(28, 45).sum(1), 1)
+    assert np.allclose(scaled_canvas.area_matrix(2, 3), [[1, 0], [0.5, 0.5], [0, 1]])
+    assert np.allclose(scaled_canvas.area_matrix(28, 45).sum(1), 1)
 
 
 def test_same_seed_same_bytes_and_generator_seed():

@@ -1,4 +1,4 @@
-"""The detector's parts (mnistloc.decoding, mnistloc.peaks) on hand-worked and imperfect outputs.
+"""The detector's parts (mnistloc.targets, mnistloc.decoder) on hand-worked and imperfect outputs.
 
 Every expected number is derived in a comment, or comes from an independent
 implementation (a plain loop, scipy's maximum filter, TensorFlow's NMS).
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from mnistloc import boxes as B
-from mnistloc import canvas, decoding
-from mnistloc.decoding import box_targets, boxes_from_cells, find_peaks, heatmap_targets, nms
+from mnistloc import canvas, decoder, evaluation, targets
+from mnistloc.decoder import boxes_from_cells, find_peaks, nms
+from mnistloc.targets import box_targets, heatmap_targets
 
 E = np.exp
 
@@ -319,26 +320,32 @@ def test_decode_takes_the_higher_of_two_peaks():
     put_box(out, 0, 4, 12, (90, 20, 110, 44))
     put_box(out, 0, 4, 2, (10, 20, 30, 44))
     out["class"][0, 4, 12] = np.eye(10)[7]
-    pred = decoding.decode(3, out)
-    np.testing.assert_allclose(pred["box"], [[90, 20, 110, 44]], atol=1e-4)  # not the left one
-    assert pred["class"][0] == 7 and pred["scores"][0, 0] == pytest.approx(0.9)
+    pred = decoder.decode(3, out)
+    np.testing.assert_allclose(pred["boxes"][:, 0], [[90, 20, 110, 44]], atol=1e-4)  # not the left one
+    assert pred["classes"][0, 0] == 7 and pred["scores"][0, 0] == pytest.approx(0.9)
     out["count"] = np.eye(3, dtype=np.float32)[[2]]
-    pred = decoding.decode(4, out)  # both digits, left to right: the 0.6 one first
+    pred = decoder.decode(4, out)  # both digits, left to right: the 0.6 one first
     np.testing.assert_allclose(pred["boxes"][0], [[10, 20, 30, 44], [90, 20, 110, 44]], atol=1e-4)
     np.testing.assert_allclose(pred["scores"][0], [0.6, 0.9], rtol=1e-6)
-    pred = decoding.decode(2, out)  # case 2: peaks >= 0.5: both, and their union box
-    np.testing.assert_allclose(pred["box"], [[10, 20, 110, 44]], atol=1e-4)
+    pred = decoder.decode(2, out)  # case 2: peaks >= 0.5: both, and their union box
+    np.testing.assert_allclose(B.union_box(pred["boxes"], pred["mask"]), [[10, 20, 110, 44]], atol=1e-4)
+    out["presence"][0, 4, 2, 0] = 0.5  # a peak exactly at the threshold counts (>=, not >)
+    assert decoder.decode(2, out)["count"][0] == 2
+    out["presence"][0, 4, 2, 0] = np.nextafter(np.float32(0.5), np.float32(0))  # just below: one digit
+    assert decoder.decode(2, out)["count"][0] == 1
 
 
-def test_decode_refinement_weights_the_neighbours_by_presence():
+def test_decode_refinement_weights_the_agreeing_neighbours_by_presence():
     out = outputs()
     out["presence"][0, 4, 2, 0], out["presence"][0, 4, 3, 0] = 1.0, 0.5
     put_box(out, 0, 4, 2, (10, 20, 30, 44))  # the peak's own box
-    put_box(out, 0, 4, 3, (18, 20, 38, 44))  # its right neighbour says 8 px further right
-    # the other seven neighbours predict points (zero distances) but have presence 0, so weight 0:
-    # x0 = (1 * 10 + 0.5 * 18) / 1.5 = 12.667, x1 = (1 * 30 + 0.5 * 38) / 1.5 = 32.667; y agrees
-    pred = decoding.decode(1, out)
-    np.testing.assert_allclose(pred["box"][0], [12 + 2 / 3, 20, 32 + 2 / 3, 44], atol=1e-4)
+    put_box(out, 0, 4, 3, (14, 20, 34, 44))  # its right neighbour says 4 px further right: IoU 16 / 24 >= 0.5
+    # the other seven neighbours predict points (zero distances): IoU 0 with the peak's box, and presence 0:
+    # x0 = (1 * 10 + 0.5 * 14) / 1.5 = 11.333, x1 = (1 * 30 + 0.5 * 34) / 1.5 = 31.333; y agrees
+    pred = decoder.decode(1, out)
+    np.testing.assert_allclose(pred["boxes"][0, 0], [11 + 1 / 3, 20, 31 + 1 / 3, 44], atol=1e-4)
+    put_box(out, 0, 4, 3, (18, 20, 38, 44))  # 8 px off: IoU 12 / 28 = 0.43 < 0.5, another digit's cell
+    np.testing.assert_allclose(decoder.decode(1, out)["boxes"][0, 0], [10, 20, 30, 44], atol=1e-4)
 
 
 def test_decode_case_4_follows_the_count_head_not_the_peaks():
@@ -347,7 +354,7 @@ def test_decode_case_4_follows_the_count_head_not_the_peaks():
         out["presence"][i, 4, 2, 0], out["presence"][i, 4, 10, 0] = left, right
         put_box(out, i, 4, 2, (10, 20, 30, 44))
         put_box(out, i, 4, 10, (74, 20, 94, 44))
-    pred = decoding.decode(4, out)
+    pred = decoder.decode(4, out)
     # canvas 0: two strong peaks (0.9, 0.8) but the count head says 1: only the best, on the left
     np.testing.assert_array_equal(pred["mask"], [[True, False], [True, True]])
     np.testing.assert_array_equal(pred["count"], [1, 2])
@@ -359,12 +366,14 @@ def test_decode_case_4_follows_the_count_head_not_the_peaks():
 def test_decode_class_is_the_presence_weighted_mean_of_the_neighbours():
     out = outputs(classes=True)
     out["presence"][0, 4, 2, 0], out["presence"][0, 4, 3, 0] = 1.0, 0.5
+    put_box(out, 0, 4, 2, (10, 20, 30, 44))
+    put_box(out, 0, 4, 3, (10, 20, 30, 44))  # both cells see the same digit
     out["class"][0, 4, 2] = 0.6 * np.eye(10)[3] + 0.4 * np.eye(10)[8]  # the peak: 3 (0.6) over 8 (0.4)
     out["class"][0, 4, 3] = np.eye(10)[8]  # the neighbour is sure it is an 8
     # weighted: P(3) = (1 * 0.6 + 0.5 * 0) / 1.5 = 0.4, P(8) = (1 * 0.4 + 0.5 * 1) / 1.5 = 0.6 -> 8
-    assert decoding.decode(3, out)["class"][0] == 8
+    assert decoder.decode(3, out)["classes"][0, 0] == 8
     out["presence"][0, 4, 3, 0] = 0.1  # a weak neighbour: P(8) = (0.4 + 0.1) / 1.1 = 0.45 < P(3) 0.55
-    assert decoding.decode(3, out)["class"][0] == 3
+    assert decoder.decode(3, out)["classes"][0, 0] == 3
 
 
 def test_detections_score_labels_and_drop_duplicates_with_nms():
@@ -373,13 +382,13 @@ def test_detections_score_labels_and_drop_duplicates_with_nms():
     put_box(out, 0, 4, 2, (10, 20, 30, 44))
     put_box(out, 0, 4, 4, (12, 20, 32, 44))  # IoU with the first: 18 * 24 / (2 * 480 - 432) = 0.818
     out["class"][0, 4, 2] = out["class"][0, 4, 4] = 0.7 * np.eye(10)[4] + 0.3 * np.eye(10)[9]
-    boxes, labels, scores = decoding.detections(out, k=2, classes_per_peak=2, iou_threshold=0.5)
-    # per label, NMS keeps the 0.9 peak: scores 0.9 * 0.7 = 0.63 (label 4) and 0.9 * 0.3 = 0.27 (label 9)
+    boxes, labels, scores = decoder.detections(decoder.detect(out, k=2, iou_threshold=0.5))
+    # NMS keeps the 0.9 peak: scores 0.9 * 0.7 = 0.63 (label 4) and 0.9 * 0.3 = 0.27 (label 9)
     np.testing.assert_array_equal(labels[0], [4, 9])
     np.testing.assert_allclose(scores[0], [0.63, 0.27], rtol=1e-5)
     np.testing.assert_allclose(boxes[0], [[10, 20, 30, 44]] * 2, atol=1e-4)
-    _, labels, scores = decoding.detections(out, k=2, classes_per_peak=2)
-    # without NMS (the default), the 0.6 peak's copies stay: 0.6 * 0.7 = 0.42 and 0.6 * 0.3 = 0.18
+    _, labels, scores = decoder.detections(decoder.detect(out, k=2, iou_threshold=None))
+    # without NMS, the 0.6 peak's copies stay: 0.6 * 0.7 = 0.42 and 0.6 * 0.3 = 0.18
     np.testing.assert_allclose(scores[0], [0.63, 0.42, 0.27, 0.18], rtol=1e-5)
     np.testing.assert_array_equal(labels[0], [4, 4, 9, 9])
 
@@ -387,8 +396,8 @@ def test_detections_score_labels_and_drop_duplicates_with_nms():
 def test_the_pipeline_calls_the_parts_it_is_given():
     ds = canvas.make_dataset(4, 5, seed=1)
     flat = lambda boxes, mask, **kw: np.zeros((len(boxes), 16, 16), np.float32)  # noqa: E731
-    assert decoding.encode_targets(ds.boxes, ds.classes, ds.mask, heatmap_fn=flat)["presence"].sum() == 0
-    t = decoding.encode_targets(ds.boxes, ds.classes, ds.mask)
+    assert targets.encode_targets(ds.boxes, ds.classes, ds.mask, heatmap_fn=flat)["presence"].sum() == 0
+    t = targets.encode_targets(ds.boxes, ds.classes, ds.mask, max_count=2)
     out = {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:], "count": t["count"]}
     calls = []
 
@@ -400,8 +409,8 @@ def test_the_pipeline_calls_the_parts_it_is_given():
         calls.append("nms")
         return np.arange(len(boxes))
 
-    decoding.decode(4, out, peaks_fn=peaks, cells_fn=lambda d, stride: boxes_from_cells(d, stride=stride) + 1)
-    decoding.detections(out, peaks_fn=peaks, nms_fn=no_nms, iou_threshold=0.5)
-    assert calls[:2] == [2, 10] and "nms" in calls
-    shifted = decoding.decode(4, out, cells_fn=lambda d, stride: boxes_from_cells(d, stride=stride) + 1)
+    decoder.decode(4, out, peaks_fn=peaks, cells_fn=lambda d, stride: boxes_from_cells(d, stride=stride) + 1)
+    decoder.detect(out, k=7, peaks_fn=peaks, nms_fn=no_nms, iou_threshold=0.5)
+    assert calls[:2] == [10, 7] and "nms" in calls
+    shifted = decoder.decode(4, out, cells_fn=lambda d, stride: boxes_from_cells(d, stride=stride) + 1)
     np.testing.assert_allclose(shifted["boxes"][ds.mask], np.clip(ds.boxes[ds.mask] + 1, 0, 128), atol=1e-4)

@@ -25,9 +25,9 @@ import functools
 import numpy as np
 
 from mnistloc import boxes as B
+from mnistloc.cases import MAX_DIGITS
 
 DIGIT = 28
-MAX_DIGITS = 6
 SCALE = (0.6, 1.6)
 MAX_OVERLAP = 0.3
 _TRIES = 64  # corner draws per digit before its canvas starts over

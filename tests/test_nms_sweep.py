@@ -1,24 +1,25 @@
-"""Lesson 5's parts: ``mnistloc.crowds`` (NMS at several thresholds, choosing one, size groups, recall by size),
-the ``sigma_fn`` hook of ``dense.encode_targets``, and the checks of ``scale_sigmas`` and
+"""Lesson 5's parts: ``mnistloc.nms_sweep`` (NMS at several thresholds, choosing one, size groups, recall by size),
+the ``sigma_fn`` hook of ``targets.encode_targets``, and the checks of ``scale_sigmas`` and
 ``choose_nms_threshold``: mistakes written as a student would get the hint naming them, others fail."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mnistloc import crowds, dense, peaks
+from mnistloc import decoder, nms_sweep, targets
 from mnistloc.checks import check
+from mnistloc.grading.exercises.crowds import _scale_sigmas
 from mnistloc.grading.registry import EXERCISES, QUESTIONS, questions_of
 
 
-# ---- mnistloc.crowds ---------------------------------------------------------------------------------
+# ---- mnistloc.nms_sweep ------------------------------------------------------------------------------
 
 def test_nms_keeps_runs_nms_per_canvas_and_threshold_and_drops_empty_peaks():
     # canvas 0: [0, 0, 10, 10] and [0, 0, 10, 5] overlap by 50 / 100 = 0.5: dropped only at thresholds < 0.5
     # canvas 1: one box and a padded peak of score 0, never kept
     boxes = np.float32([[[0, 0, 10, 10], [0, 0, 10, 5]], [[20, 20, 30, 30], [0, 0, 0, 0]]])
     scores = np.float32([[0.9, 0.8], [0.7, 0.0]])
-    keeps = crowds.nms_keeps(boxes, scores, [0.3, 0.5, 0.7])
+    keeps = nms_sweep.nms_keeps(boxes, scores, [0.3, 0.5, 0.7])
     assert keeps.shape == (3, 2, 2) and keeps.dtype == bool
     assert keeps[:, 0].tolist() == [[True, False], [True, True], [True, True]]
     assert keeps[:, 1].tolist() == [[True, False]] * 3
@@ -31,18 +32,18 @@ def test_nms_keeps_uses_the_given_nms_and_checks_shapes():
         calls.append(t)
         return np.array([0])
 
-    keeps = crowds.nms_keeps(np.ones((2, 3, 4), np.float32), np.ones((2, 3), np.float32), [0.2, 0.6],
+    keeps = nms_sweep.nms_keeps(np.ones((2, 3, 4), np.float32), np.ones((2, 3), np.float32), [0.2, 0.6],
                              nms_fn=keep_first)
     assert calls == [0.2, 0.2, 0.6, 0.6] and keeps[..., 0].all() and not keeps[..., 1:].any()
     with pytest.raises(ValueError, match="boxes"):
-        crowds.nms_keeps(np.ones((3, 4)), np.ones(3), [0.5])
+        nms_sweep.nms_keeps(np.ones((3, 4)), np.ones(3), [0.5])
 
 
 def test_choose_nms_threshold_counts_kept_peaks_above_the_score():
     # the lesson's first public case: counts [1, 1], [2, 1], [2, 2] against truth [2, 1]
     keeps = np.array([[[1, 0, 1], [1, 0, 0]], [[1, 1, 1], [1, 0, 0]], [[1, 1, 1], [1, 1, 0]]], bool)
     scores = np.float32([[0.9, 0.8, 0.2], [0.9, 0.5, 0.0]])
-    best, accuracy = crowds.choose_nms_threshold(keeps, scores, [2, 1], [0.3, 0.5, 0.7])
+    best, accuracy = nms_sweep.choose_nms_threshold(keeps, scores, [2, 1], [0.3, 0.5, 0.7])
     assert best == 0.5 and accuracy.tolist() == [0.5, 1.0, 0.5] and accuracy.dtype == np.float64
 
 
@@ -50,8 +51,8 @@ def test_size_groups_split_by_the_geometric_mean_side():
     # sqrt(w h): 10 (small), sqrt(16 * 16) = 16 (medium: the edge belongs above), sqrt(12 * 48) = 24 (large),
     # an inverted box has no size (small)
     b = np.float32([[0, 0, 10, 10], [5, 5, 21, 21], [0, 0, 12, 48], [30, 30, 0, 0]])
-    assert crowds.size_groups(b).tolist() == [0, 1, 2, 0]
-    assert crowds.size_groups(b.reshape(2, 2, 4)).shape == (2, 2)
+    assert nms_sweep.size_groups(b).tolist() == [0, 1, 2, 0]
+    assert nms_sweep.size_groups(b.reshape(2, 2, 4)).shape == (2, 2)
 
 
 def test_recall_by_size_matches_each_detection_once():
@@ -59,24 +60,24 @@ def test_recall_by_size_matches_each_detection_once():
     # canvas 1: a medium digit, its detection shifted 4 px: IoU 16 * 12 / (2 * 256 - 192) = 0.6
     truth = [np.float32([[0, 0, 10, 10], [50, 50, 80, 80]]), np.float32([[0, 0, 16, 16]])]
     pred = [np.float32([[0, 0, 10, 10], [0, 0, 10, 10]]), np.float32([[0, 4, 16, 20]])]
-    got = crowds.recall_by_size(truth, pred)
+    got = nms_sweep.recall_by_size(truth, pred)
     assert got == {"small": (1.0, 1), "medium": (1.0, 1), "large": (0.0, 1)}
-    got = crowds.recall_by_size(truth, pred, iou_threshold=0.7)
+    got = nms_sweep.recall_by_size(truth, pred, iou_threshold=0.7)
     assert got["medium"] == (0.0, 1)
-    assert np.isnan(crowds.recall_by_size([np.zeros((0, 4))], [np.zeros((0, 4))])["small"][0])
+    assert np.isnan(nms_sweep.recall_by_size([np.zeros((0, 4))], [np.zeros((0, 4))])["small"][0])
 
 
 # ---- the sigma_fn hook -------------------------------------------------------------------------------
 
 def test_encode_targets_takes_a_sigma_function():
-    boxes = np.float32([[[8, 8, 56, 56], [70, 70, 82, 82]]])  # 48 px: sigma 1 cell; 12 px: the floor 0.5
+    boxes = np.float32([[[8, 8, 56, 56], [70, 70, 82, 82]]])  # 48 px: sigma 0.4 * 6 = 2.4 cells; 12 px: 0.6
     classes, mask = np.int64([[3, 7]]), np.ones((1, 2), bool)
-    same = dense.encode_targets(boxes, classes, mask, sigma_fn=dense.sigmas)
-    default = dense.encode_targets(boxes, classes, mask)
+    same = targets.encode_targets(boxes, classes, mask, sigma="size", sigma_fn=targets.size_sigmas)
+    default = targets.encode_targets(boxes, classes, mask, sigma="size")
     assert all(np.array_equal(same[k], default[k]) for k in default)
-    wide = dense.encode_targets(boxes, classes, mask, sigma_fn=lambda b: np.full(b.shape[:-1], 2.0))
-    # the first centre is at cell (4, 4); one cell right: exp(-1 / 2) with sigma 1, exp(-1 / 8) with sigma 2
-    assert default["presence"][0, 4, 5, 0] == pytest.approx(np.exp(-1 / 2), rel=1e-5)
+    wide = targets.encode_targets(boxes, classes, mask, sigma="size", sigma_fn=lambda b: np.full(b.shape[:-1], 2.0))
+    # the first centre is at cell (4, 4); one cell right: exp(-1 / (2 * 2.4^2)) with sigma 2.4, exp(-1 / 8) with 2
+    assert default["presence"][0, 4, 5, 0] == pytest.approx(np.exp(-1 / (2 * 2.4 ** 2)), rel=1e-5)
     assert wide["presence"][0, 4, 5, 0] == pytest.approx(np.exp(-1 / 8), rel=1e-5)
 
 
@@ -93,7 +94,7 @@ def test_scale_sigmas_reference_agrees_with_an_independent_loop():
     rng = np.random.default_rng(0)
     b = np.concatenate([rng.uniform(0, 60, (50, 2)), rng.uniform(0, 120, (50, 2))], 1).astype(np.float32)
     loop = [max(0.5, np.sqrt(max(x1 - x0, 0) * max(y1 - y0, 0)) / 8 / 6) for x0, y0, x1, y1 in b]
-    np.testing.assert_allclose(dense.sigmas(b), loop, rtol=1e-6)
+    np.testing.assert_allclose(_scale_sigmas(b), loop, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["scale_sigmas", "choose_nms_threshold"])
@@ -158,10 +159,10 @@ def test_the_loops_without_a_mistake_pass():
 
 
 OUTSIDE = [
-    ("scale_sigmas", lambda boxes: dense.sigmas(boxes) + 0.01),
-    ("scale_sigmas", lambda boxes: np.maximum(0.5, dense.sigmas(boxes) * 6 / 5)),  # divisor 5
+    ("scale_sigmas", lambda boxes: _scale_sigmas(boxes) + 0.01),
+    ("scale_sigmas", lambda boxes: np.maximum(0.5, _scale_sigmas(boxes) * 6 / 5)),  # divisor 5
     ("choose_nms_threshold", lambda keeps, scores, counts, thresholds, min_score=0.5: (
-        float(np.median(thresholds)), crowds.choose_nms_threshold(keeps, scores, counts, thresholds, min_score)[1])),
+        float(np.median(thresholds)), nms_sweep.choose_nms_threshold(keeps, scores, counts, thresholds, min_score)[1])),
 ]
 
 
@@ -172,14 +173,14 @@ def test_a_wrong_answer_outside_the_catalogue_fails_without_a_catalogued_hint(na
     assert result.hint not in {f"{name}: {hint}" for hint, _ in EXERCISES[name].mistakes}, result.hint
 
 
-def test_peaks_nms_is_the_default_nms():
+def test_decoder_nms_is_the_default_nms():
     boxes, scores = np.float32([[[0, 0, 10, 10], [1, 0, 11, 10]]]), np.float32([[0.9, 0.8]])
-    assert crowds.nms_keeps(boxes, scores, [0.5])[0, 0].tolist() == [True, False]
-    assert peaks.nms(boxes[0], scores[0], 0.5).tolist() == [0]
+    assert nms_sweep.nms_keeps(boxes, scores, [0.5])[0, 0].tolist() == [True, False]
+    assert decoder.nms(boxes[0], scores[0], 0.5).tolist() == [0]
 
 
 def test_bad_shapes_get_errors_that_name_the_arguments():
     with pytest.raises(ValueError, match=r"`keeps` \(T, n, k\) with T = len\(thresholds\) = 1.*Got \(2, 3, 4\)"):
-        crowds.choose_nms_threshold(np.zeros((2, 3, 4), bool), np.zeros((3, 4)), np.zeros(3), [0.5])
+        nms_sweep.choose_nms_threshold(np.zeros((2, 3, 4), bool), np.zeros((3, 4)), np.zeros(3), [0.5])
     with pytest.raises(ValueError, match="`true_boxes` and `pred_boxes` should list the same canvases. Got 1 and 0"):
-        crowds.recall_by_size([np.zeros((1, 4))], [])
+        nms_sweep.recall_by_size([np.zeros((1, 4))], [])
