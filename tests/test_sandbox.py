@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mnistloc import checks
-from mnistloc.grading import confine, sandbox
+from mnistloc.grading import confine, sandbox, wire
 
 CAPS = confine.capabilities()
 # Root in CI: a guarantee the README promises as root must be checked there, never skipped.
@@ -210,19 +210,19 @@ def _frame(data: bytes) -> bytes:
 
 def test_replies_are_plain_data_rebuilt_by_the_parent():
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-    back = sandbox.decode_reply(sandbox.encode_reply(("ok", {"value": arr, "n": [1, 2.5, "x", None, True]})))
+    back = wire.decode_reply(wire.encode_reply(("ok", {"value": arr, "n": [1, 2.5, "x", None, True]})))
     assert back[0] == "ok" and back[1]["n"] == [1, 2.5, "x", None, True]
     assert back[1]["value"].dtype == np.float32 and np.array_equal(back[1]["value"], arr)
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(pickle.dumps(("ok", 5)))  # pickle is never read
+        wire.decode_reply(pickle.dumps(("ok", 5)))  # pickle is never read
     bomb = {"dtype": "float64", "shape": [400_000_000], "data": ""}  # 3.2 GB claimed in 60 bytes
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(json.dumps(["ok", {"__array__": bomb}]).encode())
+        wire.decode_reply(json.dumps(["ok", {"__array__": bomb}]).encode())
     deep = b"[" * 100 + b"]" * 100
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(b'["ok", ' + deep + b"]")
+        wire.decode_reply(b'["ok", ' + deep + b"]")
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(b'["ok", "' + b"x" * (sandbox.MAX_REPLY + 1) + b'"]')
+        wire.decode_reply(b'["ok", "' + b"x" * (wire.MAX_REPLY + 1) + b'"]')
 
 
 def test_a_reply_that_would_expand_in_the_grader_is_a_crash_and_costs_no_memory():

@@ -61,7 +61,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from mnistloc.grading.confine import fresh_uids, guard_this_process
 from mnistloc.grading.launcher import Child, Inbox, Refused
 from mnistloc.grading.registry import EXERCISES, REFERENCES
-from mnistloc.grading.wire import MAX_REPLY, decode_reply, encode_reply, error_name  # noqa: F401 - re-exported
+from mnistloc.grading.wire import MAX_REPLY, decode_reply, error_name
 
 STATUSES = ("ok", "error", "timeout", "crash", "missing", "forbidden")
 WARM_TIMEOUT = 180  # seconds to import Keras before a model exercise, outside its own time limit
