@@ -126,7 +126,8 @@ def test_read_answers_finds_every_exercise_of_a_release_and_knows_the_stubs():
     read = judge.read_answers(release("02-presence"))
     assert read.lesson == "02-presence" and read.sources == {}
     assert read.exercises == exercises_of("02-presence")
-    assert read.exercises[:3] == ["union_box", "masked_box_loss", "heatmap_targets"]
+    assert read.exercises[0] == "union_box" and "box_targets" in read.exercises  # two digits: their ownership
+    assert "build_presence_head" not in read.exercises  # retired: only notebooks released before hold it
     assert read.blocked["union_box"] == ("failed", "union_box: not done yet: replace `raise NotImplementedError()` "
                                                    "with your code.")
     assert set(read.blocked) == set(read.exercises)  # each a stub, or missing from the release
