@@ -35,8 +35,8 @@ lessons: $(STAMP)
 # Students: your own copy of the lessons in my-lessons/ (never overwritten, ignored by git), opened in JupyterLab.
 lab: $(STAMP)
 	mkdir -p my-lessons && echo '*' > my-lessons/.gitignore
-	cp -R -n lessons/. my-lessons/
-	$(BIN)/jupyter lab --ServerApp.root_dir=my-lessons $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/mnistloc lessons my-lessons
+	$(BIN)/jupyter lab my-lessons $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python bench/canvas.py

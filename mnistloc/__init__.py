@@ -22,6 +22,8 @@ The library, what the lessons import (one concept each):
 - ``pretrained``: the shipped reference weights of each case's model.
 - ``evaluation``: scoring a model on held-out digits against the targets.
 - ``demo``: the main job, every case end to end (``make demo``); ``demo_page`` writes its page.
+- ``course``: the course files shipped inside the package (the released lessons, the nbgrader configuration, the
+  demo's sample class), and fetching the lessons into a student's folder (``mnistloc lessons``).
 - ``checks``: what a lesson's test cell imports (``check_exercise``), over ``grading``.
 - ``cli`` (and ``__main__``): the ``mnistloc`` command; ``_quiet``: TensorFlow's start-up log filtered.
 

@@ -135,7 +135,8 @@ def _shard(text: str) -> tuple[int, int]:
 def _args_grade(p: argparse.ArgumentParser) -> None:
     p.add_argument("course", type=Path, metavar="COURSE_DIR", help="nbgrader course folder with submitted/")
     p.add_argument("--lesson", action="append", help="grade only this lesson (repeatable)")
-    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable); with --force, a regrade "
+                   "that keeps every other student's results untouched")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="notebooks at a time (all cores)")
     p.add_argument("--shard", type=_shard, metavar="I/N", help="grade one N-th of the students (0 <= I < N)")
     p.add_argument("--merge", nargs="*", type=Path, metavar="SHARD", help="join shard files (default: OUT/shards/*)")
@@ -143,15 +144,31 @@ def _args_grade(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=60, help="seconds per exercise")
     p.add_argument("--memory-mb", type=_positive_int, default=4096, help="address space per child process")
     p.add_argument("--no-gradebook", action="store_true", help="do not write nbgrader's gradebook")
+    p.add_argument("--export", nargs=2, action="append", metavar=("LMS", "FILE"), default=[],
+                   help="also write the gradebook as FILE for LMS canvas or moodle (one column per lesson; "
+                        "repeatable)")
+    p.add_argument("--reports-only", action="store_true",
+                   help="grade nothing: rebuild class.html and write the --export files from the recorded grades "
+                        "(after scoring the written answers in formgrader)")
     p.add_argument("--force", action="store_true", help="overwrite existing results")
 
 
 def _run_grade(args) -> int:
-    from mnistloc.grading import grade
+    from mnistloc.grading import grade, results
 
+    for fmt, _ in args.export:
+        if fmt not in ("canvas", "moodle"):
+            raise UsageError(f"--export should name canvas or moodle, then a file. Got --export {fmt}")
+    if args.shard is not None and args.export:
+        raise UsageError("--export needs the whole class: pass it to the --merge run, not to a --shard")
+    if args.reports_only:
+        results.write_reports(args.course, args.out or args.course / "mnistloc_grades", force=args.force,
+                              export=[(fmt, Path(path)) for fmt, path in args.export])
+        return 0
     grade.grade_course(args.course, out=args.out, lessons=args.lesson, students=args.student, shard=args.shard,
                        merge=args.merge, jobs=args.jobs, timeout=args.timeout, memory_mb=args.memory_mb,
-                       gradebook=not args.no_gradebook, force=args.force)
+                       gradebook=not args.no_gradebook, force=args.force,
+                       export=[(fmt, Path(path)) for fmt, path in args.export], progress=True)
     return 0
 
 
@@ -246,6 +263,19 @@ def _run_check(args) -> int:
     return 0 if report["score"] == report["max_score"] else 1
 
 
+# ---- lessons (self-learners) ------------------------------------------------------------------
+
+def _args_lessons(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", type=Path, metavar="DIR", help="where the lessons go (created if missing)")
+
+
+def _run_lessons(args) -> int:
+    from mnistloc import course
+
+    print(course.format_fetched(course.fetch_lessons(args.folder)))
+    return 0
+
+
 # ---- train / evaluate (reference models) -----------------------------------------------------
 
 def _positive_float(text: str) -> float:
@@ -311,6 +341,8 @@ DESCRIPTION = ("Object localization and detection on canvases of MNIST digits: m
                "Run 'mnistloc COMMAND --help' for a command's options.")
 
 COMMANDS = {
+    "lessons": ("copy the lessons into DIR, never overwriting your work, and say how to open them", _args_lessons,
+                _run_lessons),
     "check": ("check the exercises of a lesson notebook: points and a hint each", _args_check, _run_check),
     "data": ("make a dataset of canvases (.npz, optionally COCO)", _args_data, _run_data),
     "show": ("draw a grid of canvases with their boxes", _args_show, _run_show),

@@ -11,8 +11,9 @@
 3. **live training**: case ``LIVE_CASE`` trains for ``LIVE_SECONDS`` of both cores, to show
    that training works (the targets are for the full budget, ``FULL_SECONDS``);
 4. **grading**: a small class (``SAMPLE_CLASS``: a correct, a partial and hostile notebooks of
-   lesson 1 from ``tests/corpus/``) is copied into a temporary course folder and graded by
-   the hardened grader, as ``mnistloc grade`` does; grades and feedback pages are kept.
+   lesson 1, ``mnistloc.course.sample_notebook``: the package's lesson 1 with each student's answers)
+   is written into a temporary course folder and graded by the hardened grader, as ``mnistloc grade``
+   does; grades and feedback pages are kept.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistloc import canvas, cases, demo_page
+from mnistloc import canvas, cases, course, demo_page
 from mnistloc.cases import name as case_name
 from mnistloc.demo_page import FULL_SECONDS
 
@@ -37,15 +38,9 @@ QUICK = {"n": 200, "test_canvases": 200, "live_seconds": 5.0, "fallback_seconds"
 # A short budget gives few warm-up steps; the reference rate (6e-3) can then stall a model at chance. Measured on
 # the idle 2-core VM, 60 s of both cores, seed 0: case 3 class accuracy 0.10 at 6e-3 vs 0.913 at 2e-3.
 SHORT_LEARNING_RATE = 2e-3
-CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus"
-LESSON = "01-single-digit"
-SAMPLE_CLASS = {  # student -> folder of tests/corpus/ (each holds a copy of lesson 1)
-    "ada-correct": "correct",
-    "bo-partial": "partial",
-    "cy-hardcoded": "hardcoded_public",
-    "di-patches-checks": "monkeypatch_checks",
-    "ed-smuggles-reference": "reference_smuggled",
-}
+LESSON = course.sample_class()["lesson"]
+# student -> what their notebook is: the case of the repository's tests/corpus/ whose answers it carries
+SAMPLE_CLASS = {student: made["case"] for student, made in course.sample_class()["students"].items()}
 
 
 # ---- 1. data ----------------------------------------------------------------------------------------------
@@ -204,58 +199,50 @@ def format_live(live: dict) -> str:
 
 # ---- 4. grading -------------------------------------------------------------------------------------------
 
-def make_course(root, corpus=CORPUS, students: dict | None = None) -> Path:
+def make_course(root, students=None) -> Path:
     """A course folder for the grader: ``submitted/<student>/<lesson>/<lesson>.ipynb`` and a secret seed.
 
     Args:
         root: an empty or missing folder.
-        corpus: the folder of ``tests/corpus/``.
-        students: student -> corpus folder (default ``SAMPLE_CLASS``).
+        students: names of the sample class (default: all of ``SAMPLE_CLASS``).
 
     Raises:
-        FileNotFoundError: a corpus notebook is missing (the demo runs from a clone of the repository).
+        ValueError: a student is not in the sample class.
     """
     import secrets
 
     from mnistloc.grading import grade
 
     root = Path(root)
-    for student, folder in (students or SAMPLE_CLASS).items():
-        source = Path(corpus) / folder / f"{LESSON}.ipynb"
-        if not source.is_file():
-            raise FileNotFoundError(f"No sample notebook at {source}: run the demo from a clone of the repository.")
-        target = root / "submitted" / student / LESSON
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source, target)
+    for student in students or SAMPLE_CLASS:
+        course.write_sample_notebook(student, root / "submitted" / student / LESSON / f"{LESSON}.ipynb")
     (root / grade.SEED_FILE).write_text(f"{secrets.randbits(63)}\n")
     (root / grade.SEED_FILE).chmod(0o600)
     return root
 
 
-def grade_class(out_dir, corpus=CORPUS, students: dict | None = None) -> dict:
+def grade_class(out_dir, students=None) -> dict:
     """Grades the sample class in a temporary course folder with ``grading.grade.grade_course`` (what
     ``mnistloc grade`` calls); keeps grades and feedback pages in ``out_dir``.
 
     Returns:
         dict: ``rows`` (list of ``grading.results.Row``), ``summary`` (text), ``sandbox`` (what the
-        sandbox confines), ``students`` (student -> corpus folder), ``why`` (corpus folder -> what it
-        does), ``seconds`` (wall time).
+        sandbox confines), ``students`` (student -> what their notebook is, ``SAMPLE_CLASS``), ``why``
+        (what each notebook is -> what it does), ``seconds`` (wall time).
     """
-    import json
-
     from mnistloc.grading import grade
 
-    students = students or SAMPLE_CLASS
+    students = {student: SAMPLE_CLASS[student] for student in students or SAMPLE_CLASS}
     print(f"\ngrading {len(students)} notebooks of lesson 1 in the sandbox", flush=True)
     start, said = time.perf_counter(), []
     with tempfile.TemporaryDirectory(prefix="mnistloc-demo-course-") as tmp:
-        course = make_course(Path(tmp) / "course", corpus, students)
-        rows = grade.grade_course(course, out=out_dir, lessons=[LESSON], jobs=2, timeout=30, gradebook=False,
+        made = make_course(Path(tmp) / "course", students)
+        rows = grade.grade_course(made, out=out_dir, lessons=[LESSON], jobs=2, timeout=30, gradebook=False,
                                   force=True, say=said.append)
-    expected = json.loads((Path(corpus) / "expected.json").read_text())
+    sample = course.sample_class()["students"]
     return {"rows": rows, "summary": grade.summary(rows), "sandbox": next((s for s in said if "sandbox" in s), ""),
-            "students": dict(students), "seconds": time.perf_counter() - start,
-            "why": {folder: expected.get(folder, {}).get("why", "") for folder in students.values()}}
+            "students": students, "seconds": time.perf_counter() - start,
+            "why": {sample[student]["case"]: sample[student]["why"] for student in students}}
 
 
 def format_grades(graded: dict) -> str:
@@ -289,7 +276,7 @@ def run(out_dir="demo-output", n: int = CANVASES, live_seconds: float = LIVE_SEC
             ``data/``, ``models/``, ``live/`` and ``grading/`` are replaced).
         n: canvases per case in the data table.
         live_seconds: the live training run, in seconds of both cores; 0 skips it.
-        grading: grade the sample class (needs ``tests/corpus/``, so a clone of the repository).
+        grading: grade the sample class (shipped in the package: ``mnistloc.course.sample_class``).
         test_canvases: held-out canvases per case for the scores.
         fallback_seconds: training per case whose weights do not ship.
 
@@ -319,8 +306,8 @@ def run(out_dir="demo-output", n: int = CANVASES, live_seconds: float = LIVE_SEC
         print(f"\n3. Live training: {format_live(live)}")
     if grading:
         page["grading"] = grade_class(out / "grading")
-        print(f"\n4. Grading: {len(page['grading']['students'])} sample notebooks of lesson 1 (copied from "
-              f"tests/corpus/), graded in the sandbox in {page['grading']['seconds']:.0f} s:\n")
+        print(f"\n4. Grading: {len(page['grading']['students'])} sample notebooks of lesson 1 (the package's "
+              f"lesson 1 with each student's answers), graded in the sandbox in {page['grading']['seconds']:.0f} s:\n")
         print(format_grades(page["grading"]))
         print(page["grading"]["sandbox"])
     page["seconds"] = time.perf_counter() - start

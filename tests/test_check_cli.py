@@ -10,6 +10,7 @@ import pytest
 from course import LESSON_IDS, grade_id, release, solution
 
 from mnistloc.checks import EXERCISES
+from mnistloc.grading.registry import exercises_of
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def mnistloc_check(*args, cwd) -> subprocess.CompletedProcess:
 
 
 def _points(lesson: str) -> int:
-    return sum(ex.points for ex in EXERCISES.values() if ex.lesson == lesson)
+    return sum(EXERCISES[name].points for name in exercises_of(lesson))
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
@@ -30,7 +31,7 @@ def test_solutions_get_full_marks_and_exit_0(lesson, tmp_path):
     report = json.loads(done.stdout)
     assert set(report) == {"score", "max_score", "exercises"}
     assert report["score"] == report["max_score"] == _points(lesson)
-    names = [name for name, ex in EXERCISES.items() if ex.lesson == lesson]
+    names = exercises_of(lesson)
     assert [e["name"] for e in report["exercises"]] == names
     for entry in report["exercises"]:
         assert entry == {"name": entry["name"], "points": EXERCISES[entry["name"]].points,

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+import sample_class
 
 from mnistloc import _quiet, canvas, cases, demo, demo_page
 from mnistloc.grading import grade
@@ -110,20 +111,21 @@ def test_live_sentence_says_what_ran():
 
 # ---- the sample class -------------------------------------------------------------------------------------
 
-def test_make_course_copies_the_sample_class_and_hides_the_seed(tmp_path):
+def test_make_course_writes_the_sample_class_and_hides_the_seed(tmp_path):
     course = demo.make_course(tmp_path / "course")
-    for student, folder in demo.SAMPLE_CLASS.items():
-        copy = course / "submitted" / student / demo.LESSON / f"{demo.LESSON}.ipynb"
-        assert copy.read_bytes() == (REPO / "tests" / "corpus" / folder / f"{demo.LESSON}.ipynb").read_bytes()
+    for student, folder in demo.SAMPLE_CLASS.items():  # the package's lesson 1 with the corpus student's answers
+        copy = json.loads((course / "submitted" / student / demo.LESSON / f"{demo.LESSON}.ipynb").read_text())
+        corpus = json.loads((REPO / "tests" / "corpus" / folder / f"{demo.LESSON}.ipynb").read_text())
+        assert sample_class.answers(copy) == sample_class.answers(corpus)
     assert (course / grade.SEED_FILE).stat().st_mode & 0o777 == 0o600
     assert isinstance(grade.secret_seed(course), int)
     assert {"correct", "partial"} <= set(demo.SAMPLE_CLASS.values())  # and hostile ones:
     assert any("forbidden" in EXPECTED[f]["expect"].values() for f in demo.SAMPLE_CLASS.values())
 
 
-def test_make_course_names_a_missing_notebook(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no_such_case"):
-        demo.make_course(tmp_path / "course", students={"x": "no_such_case"})
+def test_make_course_names_a_student_not_in_the_sample_class(tmp_path):
+    with pytest.raises(ValueError, match="`student` should be one of .*ada-correct.*Got student='no_such_student'"):
+        demo.make_course(tmp_path / "course", students=["no_such_student"])
 
 
 # ---- the report page --------------------------------------------------------------------------------------

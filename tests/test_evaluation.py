@@ -22,9 +22,22 @@ def _dataset(case, boxes, classes):
                          count=mask.sum(1).astype(np.int64), digit_ids=np.where(mask, 0, -1))
 
 
+def _slots(boxes, classes, k=2):
+    """Predictions in ``decoder.decode``'s format: up to ``k`` digits a canvas, left to right."""
+    n = len(boxes)
+    out = {"boxes": np.zeros((n, k, 4), np.float32), "mask": np.zeros((n, k), bool),
+           "classes": np.full((n, k), -1), "scores": np.zeros((n, k), np.float32)}
+    for i, (b, c) in enumerate(zip(boxes, classes)):
+        if len(b):
+            out["boxes"][i, :len(b)], out["mask"][i, :len(b)], out["classes"][i, :len(b)] = b, True, c[:len(b)]
+        out["scores"][i, :len(b)] = 1
+    out["count"] = out["mask"].sum(axis=1)
+    return out
+
+
 def test_case_3_joint_accuracy_needs_both_class_and_box():
     ds = _dataset(3, [[TEN]] * 4, [[3]] * 4)
-    pred = {"box": np.array([TEN, LOW, TEN, LOW], np.float32), "class": np.array([3, 3, 5, 5])}
+    pred = _slots([[TEN], [LOW], [TEN], [LOW]], [[3], [3], [5], [5]])
     scores = evaluation.score_predictions(3, ds, pred)
     # canvas: 0 right class, IoU 1 | 1 right class, IoU 0.4 | 2 wrong class, IoU 1 | 3 wrong class, IoU 0.4
     assert scores["class_accuracy"] == pytest.approx(2 / 4)
@@ -38,8 +51,7 @@ def test_case_3_joint_accuracy_needs_both_class_and_box():
 def test_case_2_scores_the_union_box_only_where_there_is_a_digit():
     far = [50, 50, 60, 60]
     ds = _dataset(2, [[], [TEN], [TEN, far]], [[], [1], [2, 4]])
-    pred = {"presence": np.array([True, True, False]),
-            "box": np.array([TEN, [0, 0, 10, 5], [0, 0, 0, 0]], np.float32)}
+    pred = _slots([[TEN], [[0, 0, 10, 5]], []], [[-1], [-1], []])  # canvas 2: no digit found
     scores = evaluation.score_predictions(2, ds, pred)
     # presence: canvas 0 empty but said present (wrong), 1 right, 2 has two digits but said empty (wrong): 1 / 3
     assert scores["presence_accuracy"] == pytest.approx(1 / 3)

@@ -16,12 +16,12 @@ import pytest
 from course import REPO, grade_id, release, solution
 
 from mnistloc.checks import EXERCISES
-from mnistloc.grading.registry import QUESTIONS
+from mnistloc.grading.registry import QUESTIONS, exercises_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
 
 LESSON = "01-single-digit"
-FULL = sum(ex.points for ex in EXERCISES.values() if ex.lesson == LESSON)  # autograded points
+FULL = sum(EXERCISES[name].points for name in exercises_of(LESSON))  # autograded points
 WRITTEN = sum(q.points for q in QUESTIONS.values() if q.lesson == LESSON)  # graded by hand, still ungraded here
 SUBMIT = 'cp -R "$SUBMISSIONS"/. "$MNISTLOC_COURSE_ROOT/submitted/"   # step 2, done by the test'
 

@@ -8,20 +8,23 @@ import re
 import sys
 
 import nbformat
+import numpy as np
 import pytest
 from course import LESSON_IDS, REPO, cells, grade_id, nbgrader, release, solution
 
 from mnistloc import checks
 from mnistloc.grading import judge, notebook
 from mnistloc.checks import EXERCISES
-from mnistloc.grading.registry import QUESTIONS, questions_of
+from mnistloc.grading.registry import QUESTIONS, RETIRED, exercises_of, questions_of
 
 
 def test_there_are_five_lessons_and_every_exercise_is_in_one():
     assert LESSON_IDS == list(checks.LESSONS)
     assert sorted(p.name for p in (REPO / "lessons").iterdir()) == LESSON_IDS
     in_notebooks = {grade_id(c) for lesson in LESSON_IDS for c in cells(solution(lesson))}
-    assert set(EXERCISES) <= in_notebooks
+    assert set(EXERCISES) - set(RETIRED) <= in_notebooks
+    assert not set(RETIRED) & in_notebooks  # a retired exercise grades only in notebooks released before
+    assert set(RETIRED.values()) <= in_notebooks  # what replaced it is in a lesson
 
 
 @pytest.mark.slow
@@ -83,9 +86,8 @@ def test_cell_conventions(lesson):
     assert grade_id(setup) == "setup" and setup.metadata.nbgrader.locked
     assert "pip install -e /path/to/mnistloc" in setup.source
     code = [c for c in nb_cells if c.cell_type == "code"]
-    for name, ex in EXERCISES.items():
-        if ex.lesson != lesson:
-            continue
+    for name in exercises_of(lesson):
+        ex = EXERCISES[name]
         i = next(k for k, c in enumerate(code) if grade_id(c) == name)
         answer, test = code[i], code[i + 1]
         assert answer.metadata.nbgrader.solution and not answer.metadata.nbgrader.grade
@@ -123,8 +125,8 @@ def test_the_setup_cell_says_how_to_install_mnistloc_when_it_is_missing(monkeypa
 def test_read_answers_finds_every_exercise_of_a_release_and_knows_the_stubs():
     read = judge.read_answers(release("02-presence"))
     assert read.lesson == "02-presence" and read.sources == {}
-    assert read.exercises == [n for n, ex in EXERCISES.items() if ex.lesson == "02-presence"]
-    assert read.exercises[:3] == ["union_box", "build_presence_head", "masked_box_loss"]
+    assert read.exercises == exercises_of("02-presence")
+    assert read.exercises[:3] == ["union_box", "masked_box_loss", "heatmap_targets"]
     assert read.blocked["union_box"] == ("failed", "union_box: not done yet: replace `raise NotImplementedError()` "
                                                    "with your code.")
     assert set(read.blocked) == set(read.exercises)  # each a stub, or missing from the release
@@ -272,56 +274,133 @@ def test_a_notebook_released_before_still_grades_its_exercises_with_mnistloc_che
         assert by_name[name]["passed"] and by_name[name]["points"] == EXERCISES[name].points, by_name[name]["hint"]
 
 
-# ---- lesson 5 uses the student's own functions from the notebooks of lessons 1-4 ---------------------
+# ---- lesson 5 uses the student's own functions from the notebooks of lessons 1-4, checked first -----------
 
-def _from_lesson(tmp_path, monkeypatch, grading=False):
-    """Lesson 5's ``from_lesson``, defined by running its cell in a folder beside ``tmp_path/02-presence``."""
-    import numpy as np
+BROKEN = {  # a plausible bug in each, as a student would write it: (grade id, solution text, broken text)
+    "focal_loss": ("02-presence", "return ops.sum(pos_loss + neg_loss)", "return -ops.sum(pos_loss + neg_loss)"),
+    "boxes_from_cells": ("01-single-digit", "((np.arange(h) + 0.5) * stride)", "(np.arange(h) * stride)"),
+    "nms": ("03-multi-class", "for i in np.argsort(-s, kind=\"stable\"):", "for i in np.argsort(s, kind=\"stable\"):"),
+    "match_detections": ("04-multiple-digits", "free = np.where(taken, -1.0, ious[d])", "free = ious[d]"),
+}
+LOADED_AS = {"focal_loss": "focal", "boxes_from_cells": "cells_fn", "nms": "nms_fn", "match_detections": "match_fn"}
 
-    (cell,) = [c.source for c in cells(solution("05-many-digits")) if "def from_lesson(" in c.source]
+
+def _earlier_lessons(tmp_path, broken=()):
+    """The solution notebooks of lessons 1-4 as a student's folders beside ``tmp_path/05-many-digits``, with the
+    answers named in ``broken`` replaced by their bug (``BROKEN``)."""
+    for lesson in LESSON_IDS[:4]:
+        nb = nbformat.read(str(solution(lesson)), as_version=4)
+        for c in nb.cells:
+            if grade_id(c) in broken:
+                _, right, wrong = BROKEN[grade_id(c)]
+                assert right in c.source  # the bug is made from the solution as it is now
+                c.source = c.source.replace(right, wrong)
+        (tmp_path / lesson).mkdir()
+        nbformat.write(nb, str(tmp_path / lesson / f"{lesson}.ipynb"))
+
+
+def _load_in_lesson_5(tmp_path, monkeypatch, use_my_own=None) -> dict:
+    """Runs lesson 5's setup cell and its ``from_lesson`` cell (not the rest of the lesson) in
+    ``tmp_path/05-many-digits``, as a student's kernel would; returns the kernel's namespace."""
+    lesson5 = cells(solution("05-many-digits"))
+    loader = next(c.source for c in lesson5 if "def from_lesson(" in c.source)
+    if use_my_own is not None:
+        assert "USE_MY_OWN = set()" in loader
+        loader = loader.replace("USE_MY_OWN = set()", f"USE_MY_OWN = {set(use_my_own)!r}")
     here = tmp_path / "05-many-digits"
     here.mkdir()
     monkeypatch.chdir(here)
-    helper = cell.split("\n\n\nL1, L2, L3, L4")[0]  # the helper, not the loading of every part
-    space = {"np": np, "keras": None, "GRADING": grading}
-    exec(helper, space)
-    return space["from_lesson"]
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    space: dict = {}
+    exec(lesson5[1].source, space)  # the setup cell
+    exec(loader, space)
+    return space
 
 
-def _earlier(tmp_path, answer: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(answer)
-    cell.metadata["nbgrader"] = {"grade_id": "find_peaks", "solution": True}
-    nb.cells = [nbformat.v4.new_code_cell("x = 1"), cell]
-    (tmp_path / "02-presence").mkdir()
-    nbformat.write(nb, str(tmp_path / "02-presence" / "02-presence.ipynb"))
+def _is_reference(func) -> bool:
+    return (getattr(func, "__module__", None) or "").startswith("mnistloc.")
 
 
-def reference(*args):
-    return "reference"
-
-
-def test_lesson_5_runs_the_students_function_from_their_earlier_notebook(tmp_path, monkeypatch, capsys):
-    _earlier(tmp_path, "def find_peaks(heat, *, k=10):\n    return np.asarray(heat).shape")
-    func = _from_lesson(tmp_path, monkeypatch)("find_peaks", "02-presence", reference, [[1.0]])
-    assert func([[1.0, 2.0]]) == (1, 2)  # the student's code, with the notebook's numpy
-    assert "find_peaks: yours, from ../02-presence/02-presence.ipynb" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("answer, why", [
-    ("def find_peaks(heat, *, k=10):\n    raise NotImplementedError()", "yours is not done yet"),
-    ("def find_peaks(heat, *, k=10):\n    return heat[7]", "yours fails on a small trial (IndexError"),
-    (None, "02-presence.ipynb is not there"),
-])
-def test_lesson_5_falls_back_to_the_reference_and_says_why(tmp_path, monkeypatch, capsys, answer, why):
-    if answer is not None:
-        _earlier(tmp_path, answer)
-    assert _from_lesson(tmp_path, monkeypatch)("find_peaks", "02-presence", reference, [1.0]) is reference
+@pytest.mark.slow
+def test_lesson_5_refuses_each_broken_earlier_function_names_its_hint_and_uses_the_reference(tmp_path, monkeypatch,
+                                                                                            capsys):
+    _earlier_lessons(tmp_path, broken=BROKEN)
+    space = _load_in_lesson_5(tmp_path, monkeypatch)
     out = capsys.readouterr().out
-    assert "find_peaks: mnistloc's reference (" in out and why in out
+    for name, variable in LOADED_AS.items():
+        assert _is_reference(space[variable]), name
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{name}: "))
+        assert line.startswith(f"{name}: mnistloc's reference (yours fails its check: {name}: "), line
+    # the parts that pass their checks are the student's own
+    for name in ("heatmap_targets", "box_targets", "find_peaks", "iou_loss", "average_precision"):
+        assert f"{name}: yours, from ../" in out, name
+    assert not _is_reference(space["heat_fn"]) and not _is_reference(space["peaks_fn"])
+
+
+@pytest.mark.slow
+def test_use_my_own_keeps_a_failing_function_and_says_that_its_check_fails(tmp_path, monkeypatch, capsys):
+    _earlier_lessons(tmp_path, broken={"nms"})
+    space = _load_in_lesson_5(tmp_path, monkeypatch, use_my_own={"nms"})
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("nms: "))
+    assert line.startswith("nms: yours, from ../03-multi-class/03-multi-class.ipynb, in USE_MY_OWN though its check "
+                           "fails: nms: ")
+    assert not _is_reference(space["nms_fn"])
+    assert list(space["nms_fn"]([[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.1], 0.5)) == [1]  # the bug, as asked
+
+
+@pytest.mark.slow
+def test_lesson_5_falls_back_to_the_reference_when_an_earlier_notebook_is_missing_or_not_done(tmp_path, monkeypatch,
+                                                                                            capsys):
+    _earlier_lessons(tmp_path)
+    (tmp_path / "04-multiple-digits" / "04-multiple-digits.ipynb").unlink()
+    nb = nbformat.read(str(release("03-multi-class")), as_version=4)  # the stubs, as released
+    nbformat.write(nb, str(tmp_path / "03-multi-class" / "03-multi-class.ipynb"))
+    space = _load_in_lesson_5(tmp_path, monkeypatch)
+    out = capsys.readouterr().out
+    assert "match_detections: mnistloc's reference (../04-multiple-digits/04-multiple-digits.ipynb is not there)" in out
+    assert "nms: mnistloc's reference (yours fails its check: nms: not done yet" in out
+    assert _is_reference(space["nms_fn"]) and _is_reference(space["match_fn"])
 
 
 def test_lesson_5_uses_the_reference_under_the_autograder(tmp_path, monkeypatch, capsys):
-    _earlier(tmp_path, "def find_peaks(heat, *, k=10):\n    return 1")
-    assert _from_lesson(tmp_path, monkeypatch, grading=True)("find_peaks", "02-presence", reference, 1) is reference
-    assert "the autograder grades this notebook alone" in capsys.readouterr().out
+    _earlier_lessons(tmp_path)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    lesson5 = cells(solution("05-many-digits"))
+    here = tmp_path / "05-many-digits"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    space: dict = {}
+    exec(lesson5[1].source, space)
+    exec(next(c.source for c in lesson5 if "def from_lesson(" in c.source), space)
+    out = capsys.readouterr().out
+    assert out.count("mnistloc's reference (the autograder grades this notebook alone)") == len(LOADED_AS) + 5
+    assert _is_reference(space["nms_fn"])
+
+
+# ---- lesson 3's NMS instruction can be followed as written ------------------------------------------------
+
+NMS_AS_TOLD = '''
+def nms(boxes, scores, iou_threshold=0.5):
+    from mnistloc.boxes import pairwise_iou
+
+    ious = pairwise_iou(boxes, boxes)  # (M, M)
+    dropped, keep = np.zeros(len(boxes), bool), []
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        if not dropped[i]:
+            keep.append(i)
+            dropped |= ious[i] > iou_threshold
+    return np.array(keep, dtype=np.int64)
+'''
+
+
+def test_an_nms_that_uses_pairwise_iou_as_lesson_3_says_passes_and_is_not_taken_for_the_reference():
+    text = next(c.source for c in cells(release("03-multi-class")) if "**Exercise: `nms`**" in c.source)
+    assert "from mnistloc.boxes import pairwise_iou" in text and "pairwise_iou(boxes, boxes)" in text
+    from mnistloc.grading import sandbox
+
+    assert sandbox.calls_reference(NMS_AS_TOLD, checks.REFERENCES["nms"]) is None
+    space: dict = {}
+    exec(checks.PRELUDE + NMS_AS_TOLD, space)
+    result = checks.check("nms", space["nms"], seed=3)
+    assert result.passed, result.hint
+    assert not checks.check("nms", lambda b, s, t=0.5: space["nms"](b, -np.asarray(s), t)).passed  # it can fail

@@ -9,7 +9,7 @@ import pytest
 from mnistloc import decoder, nms_sweep, targets
 from mnistloc.checks import check
 from mnistloc.grading.exercises.crowds import _scale_sigmas
-from mnistloc.grading.registry import EXERCISES, QUESTIONS, questions_of
+from mnistloc.grading.registry import EXERCISES, QUESTIONS, RETIRED, exercises_of, questions_of
 
 
 # ---- mnistloc.nms_sweep ------------------------------------------------------------------------------
@@ -84,8 +84,10 @@ def test_encode_targets_takes_a_sigma_function():
 # ---- the exercises -----------------------------------------------------------------------------------
 
 def test_lesson_5_has_its_exercises_and_question():
-    assert {n: (e.lesson, e.points) for n, e in EXERCISES.items() if e.lesson == "05-many-digits"} == {
-        "scale_sigmas": ("05-many-digits", 2), "choose_nms_threshold": ("05-many-digits", 3)}
+    assert {n: (EXERCISES[n].lesson, EXERCISES[n].points) for n in exercises_of("05-many-digits")} == {
+        "choose_nms_threshold": ("05-many-digits", 3), "bump_sigmas": ("05-many-digits", 2),
+        "detector_targets": ("05-many-digits", 4), "detect_digits": ("05-many-digits", 4)}
+    assert RETIRED["scale_sigmas"] == "bump_sigmas" and EXERCISES["scale_sigmas"].lesson == "05-many-digits"
     assert questions_of("05-many-digits") == ["q_crowd_nms"] and QUESTIONS["q_crowd_nms"].points == 2
     assert all(len(EXERCISES[n].mistakes) >= 5 for n in ("scale_sigmas", "choose_nms_threshold"))
 

@@ -209,7 +209,7 @@ def test_health_check_flags_a_case_5_model_with_a_constant_output(monkeypatch):
     assert stalled and scores["map50"] == 0.0
 
     def perfect(model, ds, **kwargs):  # the targets themselves
-        t = ds.targets()
+        t = training.detector_targets(ds)
         return {"presence": t["presence"], "box": t["box"][..., 1:], "class": t["class"][..., 1:]}
 
     monkeypatch.setattr(evaluation, "predict", perfect)

@@ -12,7 +12,9 @@
 - ``sandbox``: runs untrusted code in a child process (parent side); ``child``: the
   child's loop and the reference trap; ``confine``: namespaces, mounts, limits, uid.
 - ``grade``: ``grade_course``, the hardened grader of a class; ``results``: its
-  rows, CSV, JSON, feedback pages, shards and nbgrader's gradebook.
+  rows, CSV, JSON, feedback pages, shards and nbgrader's gradebook; ``dashboard``:
+  the class page (``class.html``: pass rates, histograms, named mistakes) built from
+  those rows; ``lms_export``: the gradebook as Canvas's or Moodle's import CSV.
 - ``leaderboard``: the class's case 5 models scored on hidden canvases (CSV, HTML);
   ``model_child``: its child, which vets, loads (Keras safe mode) and runs one model.
 

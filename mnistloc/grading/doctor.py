@@ -90,7 +90,7 @@ def _graded_cells(nb: dict, lesson: str | None) -> list[Finding]:
             found.append(Finding("duplicated", gid, f"the graded cell {gid!r} appears {len(cells)} times ({where}); "
                                  "nbgrader refuses the notebook.",
                                  "delete the copies you made (keep the original one, in its place), or " + fresh + "."))
-    for name in exercises_of(lesson):
+    for name in exercises_of(lesson, held=by_id):
         for gid, role in ((name, "answer"), (f"test_{name}", "test")):
             cells = by_id.get(gid, [])
             if not cells:

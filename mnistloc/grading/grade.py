@@ -21,6 +21,7 @@ import dataclasses
 import importlib
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,13 +34,13 @@ from mnistloc.grading.launcher import MAX_NAME, Refused, open_regular, plain_id
 from mnistloc.grading.exercises.base import keras
 from mnistloc.grading.registry import (EXERCISES, LESSONS, QUESTIONS, SEED_FILE, exercises_of,  # noqa: F401
                                        hidden_seed, questions_of, secret_seed)
-from mnistloc.grading.results import (Row, output_paths, read_shards, record_gradebook, refuse_overwrite,
-                                      seed_fingerprint, summary, write_results, write_shard)
+from mnistloc.grading.results import (Row, output_paths, publish, read_shards, refuse_overwrite, seed_fingerprint,
+                                      write_shard)
 
 
 def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tuple[int, int] | None = None,
                  merge=None, jobs: int = 1, timeout: float = 60, memory_mb: int = 4096, gradebook: bool = True,
-                 force: bool = False, say=print) -> list[Row]:
+                 force: bool = False, export=(), progress: bool = False, say=print) -> list[Row]:
     """Grades a course folder and writes the results: what ``mnistloc grade`` does.
 
     Args:
@@ -53,7 +54,10 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
         timeout: seconds per exercise.
         memory_mb: address space per child process.
         gradebook: also record the scores in nbgrader's gradebook.
-        force: overwrite existing results.
+        force: overwrite existing results. With ``students``, the other students' results are kept: their
+            rows, feedback pages and gradebook entries are not touched (a one-student regrade).
+        export: ``(format, path)`` pairs: also write the gradebook for an LMS (``lms_export.FORMATS``).
+        progress: show a progress bar with the time left on stderr, when stderr is a terminal.
         say: prints one line of progress (``print``; pass ``lambda line: None`` for silence).
 
     Returns:
@@ -67,7 +71,7 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
     course = Path(course_dir)
     out = Path(out) if out is not None else course / "mnistloc_grades"
     seed = secret_seed(course)
-    refuse_overwrite(output_paths(out, shard), force)  # refuse before grading, not after
+    refuse_overwrite(output_paths(out, shard) + [Path(p) for _, p in export], force)  # before grading, not after
     if merge is not None:
         shards = list(merge) or sorted((out / "shards").glob("shard-*-of-*.json"))
         rows, fingerprint = read_shards(shards)
@@ -81,9 +85,10 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
         say(f"sandbox: processes: {caps['processes']}; ipc: {caps['ipc']}; network: {caps['network']}; "
             f"files: {caps['files']}")
         tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
-        with confine.own_keras_home():  # the results folder too: an earlier run's grades and feedback
+        bar = _progress_bar(len({t.student for t in tasks}), progress)
+        with confine.own_keras_home(), bar:  # the results folder hidden too: an earlier run's grades and feedback
             rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb,
-                               hide=[course, *([out] if out.exists() else [])])
+                               hide=[course, *([out] if out.exists() else [])], on_student=bar.update)
         if shard is not None:
             mask = os.umask(0o077)
             try:
@@ -93,14 +98,19 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
             return rows
     mask = os.umask(0o077)  # results readable by the instructor only, never by a later run's children
     try:
-        paths = write_results(rows, out, seed=seed, force=force)
+        publish(course, out, rows, seed=seed, keep_others=bool(students) and merge is None, gradebook=gradebook,
+                export=export, force=force, say=say)
     finally:
         os.umask(mask)
-    if gradebook:
-        say(f"recorded {record_gradebook(course, rows)} grades in nbgrader's gradebook")
-    say(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} feedback pages")
-    say(summary(rows))
     return rows
+
+
+def _progress_bar(students: int, show: bool):
+    """A tqdm bar over the students with the time left, on stderr and only when it is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=students, unit="student", file=sys.stderr, dynamic_ncols=True,
+                disable=not (show and sys.stderr.isatty()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +196,9 @@ def read_submission(path: Path, root: Path) -> bytes:
 
 
 def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float = 60, memory_mb: int = 4096,
-                hide=()) -> list[Row]:
-    """Grades every task, ``jobs`` students at a time; rows in the order of ``tasks``.
+                hide=(), on_student=None) -> list[Row]:
+    """Grades every task, ``jobs`` students at a time; rows in the order of ``tasks``; ``on_student()`` is
+    called as each student is done (a progress bar).
 
     A student's lessons share one sandbox child (one TensorFlow import), restarted after a
     timeout or crash; students never share one. (One student's four lessons: 23 s in one
@@ -200,13 +211,18 @@ def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float =
     units = list(groups.values())
     # As root, each student's child runs as a uid of its own, never reused within the batch.
     uids = confine.fresh_uids(len(units)) if os.geteuid() == 0 else [None] * len(units)
+    tick = on_student or (lambda: None)
+    done = []
     if jobs <= 1 or len(units) <= 1:
-        done = [grade_student(unit, seed, uid=uid, **limits) for unit, uid in zip(units, uids)]
+        for unit, uid in zip(units, uids):
+            done.append(grade_student(unit, seed, uid=uid, **limits))
+            tick()
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=confine.limit_grader) as pool:
             futures = [pool.submit(grade_student, unit, seed, uid=uid, **limits) for unit, uid in zip(units, uids)]
-            done = []
+            for future in futures:
+                future.add_done_callback(lambda _: tick())
             for unit, uid, future in zip(units, uids, futures):
                 try:
                     done.append(future.result())

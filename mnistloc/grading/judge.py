@@ -47,13 +47,19 @@ _STATUS_HINTS = {
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """The outcome of one exercise: ``status`` in ``STATUSES``; ``hint`` is what the student reads."""
+    """The outcome of one exercise: ``status`` in ``STATUSES``; ``hint`` is what the student reads.
+
+    ``mistake`` is the id of the catalogued mistake the hint names (``exercises.base.mistake_id``), else
+    ``""``; ``hidden`` says the exercise failed on a hidden case (never which one, nor its values).
+    """
 
     name: str
     points: int
     max_points: int
     status: str
     hint: str = ""
+    mistake: str = ""
+    hidden: bool = False
 
     @property
     def passed(self) -> bool:
@@ -65,12 +71,13 @@ class Result:
                 "status": self.status, "hint": self.hint}
 
 
-def blocked(ex: Exercise, status: str, reason: str) -> Result:
-    """0 points for an exercise that never ran, with the reason (prefixed by the exercise's name)."""
+def blocked(ex: Exercise, status: str, reason: str, *, mistake: str = "", hidden: bool = False) -> Result:
+    """0 points for an exercise that never ran or failed, with the reason (prefixed by the exercise's name),
+    the catalogued mistake's id if any, and whether a hidden case failed."""
     if status not in STATUSES or status == "passed":
         raise ValueError(f"`status` should be one of {STATUSES[1:]}. Got status={status!r}.")
     hint = reason if reason.startswith(f"{ex.name}: ") else f"{ex.name}: {reason}"
-    return Result(ex.name, 0, ex.points, status, printable(hint))  # no terminal escape reaches any output
+    return Result(ex.name, 0, ex.points, status, printable(hint), mistake, hidden)  # no terminal escape anywhere
 
 
 def judge(ex: Exercise, trials: Iterable[tuple[dict, bool, Outcome]]) -> Result:
@@ -98,13 +105,13 @@ def _trial(ex: Exercise, case, secret: bool, outcome: Outcome) -> Result | None:
     if outcome.status != "ok":
         why = _STATUS_HINTS.get(outcome.status, outcome.status + ": {}")  # hidden: the sandbox's own words
         where = " (on a hidden test case)" if secret else ""
-        return blocked(ex, outcome.status, why.format(outcome.value) + where)
+        return blocked(ex, outcome.status, why.format(outcome.value) + where, hidden=secret)
     try:
         ex.judge(outcome.value, case, secret=secret)
     except CheckFailure as failure:
-        return blocked(ex, "failed", failure.hint)
+        return blocked(ex, "failed", failure.hint, mistake=failure.mistake, hidden=secret)
     except Exception as err:  # noqa: BLE001 - a malformed result from the child is the student's (MemoryError too)
-        return blocked(ex, "failed", f"the result could not be checked ({type(err).__name__})")
+        return blocked(ex, "failed", f"the result could not be checked ({type(err).__name__})", hidden=secret)
     return None
 
 
@@ -133,8 +140,8 @@ class Answers:
 
     @property
     def exercises(self) -> list[str]:
-        """The lesson's exercise names, in lesson order."""
-        return exercises_of(self.lesson)
+        """The lesson's exercise names, in lesson order (a retired one where the notebook holds its cell)."""
+        return exercises_of(self.lesson, held=self.grade_ids)
 
 
 def read_answers(path, *, lesson: str | None = None, data: bytes | None = None) -> Answers:
@@ -159,7 +166,8 @@ def read_answers(path, *, lesson: str | None = None, data: bytes | None = None) 
         raise notebook.NotALessonError(f"{path}: {problems[0]}" if problems and not diagnosis.readable else (
             f"{path} is a notebook but not an mnistloc lesson: none of its cells is an exercise (nbgrader "
             f"grade_id such as 'iou'). The lessons are {', '.join(notebook.LESSONS)}."))
-    names = exercises_of(diagnosis.lesson)
+    held = frozenset(notebook.cells_by_id(diagnosis.notebook)) if diagnosis.readable else frozenset()
+    names = exercises_of(diagnosis.lesson, held=held)
     if not diagnosis.readable:
         why = ("unreadable", diagnosis.findings[0].problem)
         return Answers(path, diagnosis.lesson, {}, {name: why for name in names}, diagnosis.findings)

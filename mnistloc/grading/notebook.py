@@ -153,5 +153,5 @@ def lesson_from_name(path: Path) -> str | None:
 def lesson_from_cells(nb: dict) -> str | None:
     """The lesson whose exercises the notebook's graded cells name most often."""
     ids = {grade_id(c) for c in nb["cells"]}
-    best = max(LESSONS, key=lambda lesson: len(ids & set(exercises_of(lesson))), default=None)
-    return best if best is not None and ids & set(exercises_of(best)) else None
+    best = max(LESSONS, key=lambda lesson: len(ids & set(exercises_of(lesson, held=ids))), default=None)
+    return best if best is not None and ids & set(exercises_of(best, held=ids)) else None

@@ -4,7 +4,9 @@ Everything that judges student code imports this module directly (it imports
 no other grading module but the exercises), so nothing needs a lazy import to
 find an exercise. An exercise is registered by listing it in the ``EXERCISES``
 tuple of its topic module in ``mnistloc.grading.exercises`` (``canvas``,
-``metrics``, ``heads``, ``classic``, ``detector``, ``losses``, ``crowds``) and naming that module in ``_TOPICS`` below.
+``metrics``, ``heads``, ``classic``, ``detector``, ``losses``, ``crowds``, ``assembly``) and naming that module
+in ``_TOPICS`` below. An exercise that a lesson no longer asks for stays registered, listed in ``RETIRED``, so that
+notebooks released before keep their points for it.
 """
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
-from mnistloc.grading.exercises import canvas, classic, crowds, detector, heads, losses, metrics
+from mnistloc.grading.exercises import assembly, canvas, classic, crowds, detector, heads, losses, metrics
 from mnistloc.grading.exercises.base import LESSONS, Exercise
 from mnistloc.grading.questions import QUESTIONS as _QUESTIONS
 from mnistloc.grading.questions import Question
 
-__all__ = ["ALL_EXERCISES", "EXERCISES", "LESSONS", "PENDING", "PRELUDE", "QUESTIONS", "REFERENCES", "SECRET_SEED_ENV",
+__all__ = ["ALL_EXERCISES", "EXERCISES", "LESSONS", "PENDING", "PRELUDE", "QUESTIONS", "REFERENCES", "RETIRED",
+           "SECRET_SEED_ENV",
            "SEED_FILE", "Question", "exercise", "exercises_of", "hidden_seed", "questions_of", "secret_seed"]
 
 SECRET_SEED_ENV = "MNISTLOC_SECRET_SEED"
@@ -29,7 +32,7 @@ SEED_FILE = "secret_seed"  # in a course folder: one integer, chmod 600
 # What every exercise cell may rely on; ``mnistloc check`` and the grader run it before each exercise's cell.
 PRELUDE = "import numpy as np\nfrom mnistloc.checks import keras  # the real keras, imported on first use\n"
 
-_TOPICS = (canvas, metrics, heads, classic, detector, losses, crowds)
+_TOPICS = (canvas, metrics, heads, classic, detector, losses, crowds, assembly)
 
 ALL_EXERCISES: dict[str, Exercise] = dict(sorted(((ex.name, ex) for topic in _TOPICS for ex in topic.EXERCISES),
                                                  key=lambda kv: LESSONS.index(kv[1].lesson)))
@@ -42,6 +45,14 @@ count only ``EXERCISES``. Whoever adds an exercise's cells to its lesson removes
 
 EXERCISES: dict[str, Exercise] = {name: ex for name, ex in ALL_EXERCISES.items() if name not in PENDING}
 """Every exercise of every released lesson, by name, in lesson order."""
+
+RETIRED: dict[str, str] = {
+    "build_box_head": "build_head", "build_presence_head": "build_head", "build_class_head": "build_head",
+    "build_count_head": "build_head", "scale_sigmas": "bump_sigmas",
+}
+"""Exercises of notebooks released before, no longer in their lesson, and the exercise that replaced each. A
+retired exercise is graded in a notebook that holds its answer cell (``exercises_of(lesson, held=...)``), with
+its old check; the current lessons never list it."""
 
 REFERENCES: dict[str, Callable] = {name: ex.reference for name, ex in EXERCISES.items()}
 """The ``mnistloc`` reference implementation of each exercise."""
@@ -56,9 +67,18 @@ def questions_of(lesson: str | None) -> list[str]:
     return [name for name, q in QUESTIONS.items() if q.lesson == lesson]
 
 
-def exercises_of(lesson: str | None) -> list[str]:
-    """The names of ``lesson``'s exercises, in lesson order (empty for an unknown lesson or None)."""
-    return [name for name, ex in EXERCISES.items() if ex.lesson == lesson]
+def exercises_of(lesson: str | None, held=None) -> list[str]:
+    """The names of ``lesson``'s exercises, in lesson order (empty for an unknown lesson or None).
+
+    Args:
+        lesson: a lesson id.
+        held: the grade ids a notebook's cells carry, or None (the lesson as released now). A notebook released
+            before that holds the cell of a retired exercise is graded on it instead of what replaced it.
+    """
+    mine = [name for name, ex in EXERCISES.items() if ex.lesson == lesson]
+    old = {name for name in mine if name in RETIRED and held is not None and name in held}
+    replaced = {RETIRED[name] for name in old}
+    return [name for name in mine if name in old or (name not in RETIRED and name not in replaced)]
 
 
 def exercise(name: str) -> Exercise:

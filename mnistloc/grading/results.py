@@ -2,6 +2,10 @@
 
 One ``Row`` per student, lesson and exercise; ``write_results`` writes them as
 ``grades.csv`` and ``grades.json`` and a feedback page per student and lesson;
+``read_results`` reads them back and ``merge_rows`` replaces one student's notebooks
+in them (a one-student regrade); ``publish`` writes all a run gives (results,
+gradebook, then ``write_reports``: the class dashboard and the LMS exports, both
+rebuilt from the recorded rows);
 ``write_shard`` / ``read_shards`` carry one shard of a class between machines;
 ``record_gradebook`` sets the scores of the test cells (``test_<exercise>``) in
 nbgrader's gradebook, so ``nbgrader export`` and formgrader agree;
@@ -19,12 +23,14 @@ from pathlib import Path
 
 from mnistloc.grading.judge import STATUSES, Result
 
-COLUMNS = ("student", "lesson", "exercise", "points", "max_points", "status", "reason")
+COLUMNS = ("student", "lesson", "exercise", "points", "max_points", "status", "reason", "mistake", "hidden")
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One exercise of one student's lesson: ``status`` in ``STATUSES``; ``reason`` is what the student reads."""
+    """One exercise of one student's lesson: ``status`` in ``STATUSES``; ``reason`` is what the student reads;
+    ``mistake`` the id of the catalogued mistake it names (``exercises.base.mistake_id``) or ``""``; ``hidden``
+    whether it failed on a hidden case."""
 
     student: str
     lesson: str
@@ -33,11 +39,14 @@ class Row:
     max_points: int
     status: str
     reason: str = ""
+    mistake: str = ""
+    hidden: bool = False
 
     @classmethod
     def of(cls, student: str, lesson: str, result: Result) -> "Row":
         """The row of one judged exercise (``judge.Result``) of a student's lesson."""
-        return cls(student, lesson, result.name, result.points, result.max_points, result.status, result.hint)
+        return cls(student, lesson, result.name, result.points, result.max_points, result.status, result.hint,
+                   result.mistake, result.hidden)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -56,8 +65,16 @@ def output_paths(out_dir, shard: tuple[int, int] | None = None) -> list[Path]:
     return [out / "grades.csv", out / "grades.json"]
 
 
-def write_results(rows: list[Row], out_dir, *, seed: int, force: bool = False) -> list[Path]:
+def write_results(rows: list[Row], out_dir, *, seed: int, force: bool = False, pages=None) -> list[Path]:
     """Writes grades.csv, grades.json and feedback/<student>/<lesson>.html under ``out_dir``.
+
+    Args:
+        rows: every row of the class.
+        out_dir: the results folder.
+        seed: the secret seed (only its fingerprint is written).
+        force: overwrite existing results.
+        pages: the ``(student, lesson)`` notebooks whose feedback pages to write (default: every one);
+            a one-student regrade leaves the other students' pages untouched.
 
     Raises:
         FileExistsError: an output exists and ``force`` is False.
@@ -72,11 +89,112 @@ def write_results(rows: list[Row], out_dir, *, seed: int, force: bool = False) -
         writer.writerows(r.to_dict() for r in rows)
     paths[1].write_text(json.dumps(_document(rows, seed), indent=1) + "\n")
     for (student, lesson), group in _by_notebook(rows).items():
+        if pages is not None and (student, lesson) not in pages:
+            continue
         page = out / "feedback" / student / f"{lesson}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(feedback_html(student, lesson, group))
         paths.append(page)
     return paths
+
+
+def publish(course_dir, out_dir, rows: list[Row], *, seed: int, keep_others: bool = False, gradebook: bool = True,
+            export=(), force: bool = False, say=print) -> list[Row]:
+    """Writes everything a grading run gives from its ``rows``: grades.csv and grades.json, the feedback pages,
+    nbgrader's gradebook, then the class dashboard and the LMS exports (``write_reports``).
+
+    Args:
+        course_dir: the nbgrader course folder (its gradebook).
+        out_dir: the results folder.
+        rows: the rows this run graded (or merged from shards).
+        seed: the secret seed.
+        keep_others: keep the recorded rows of every notebook ``rows`` does not grade (a one-student
+            regrade): only the graded notebooks' feedback pages and gradebook entries are written.
+        gradebook: record the graded rows in nbgrader's gradebook.
+        export: ``(format, path)`` pairs for ``lms_export.write_export``, of the whole class.
+        force: overwrite existing results.
+        say: prints one line.
+
+    Returns:
+        list[Row]: every row of the class as now recorded.
+
+    Raises:
+        ValueError: the recorded results were graded with another secret seed.
+    """
+    out = Path(out_dir)
+    every = rows
+    if keep_others and (out / "grades.json").exists():
+        old, fingerprint = read_results(out)
+        if fingerprint != seed_fingerprint(seed):
+            raise ValueError(f"{out / 'grades.json'} was graded with another secret seed than this course's; "
+                             f"regrade the whole class or pass another --out")
+        every = merge_rows(old, rows)
+    paths = write_results(every, out, seed=seed, force=force, pages=set(_by_notebook(rows)))
+    if gradebook:
+        say(f"recorded {record_gradebook(course_dir, rows)} grades in nbgrader's gradebook")
+    say(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} feedback pages")
+    write_reports(course_dir, out, export=export, say=say)
+    say(summary(every))
+    return every
+
+
+def write_reports(course_dir, out_dir, *, export=(), force: bool = True, say=print) -> list[Row]:
+    """Rebuilds the class dashboard and writes the LMS exports from the rows recorded in ``out_dir/grades.json``
+    (grading nothing): after a run, or alone once formgrader holds the written answers' scores.
+
+    Args:
+        course_dir: the nbgrader course folder (its gradebook's manual scores go into the exports).
+        out_dir: the results folder.
+        export: ``(format, path)`` pairs for ``lms_export.write_export``.
+        force: overwrite existing export files.
+        say: prints one line.
+
+    Returns:
+        list[Row]: the recorded rows.
+
+    Raises:
+        FileNotFoundError: no grades.json in ``out_dir``.
+        FileExistsError: an export file exists and ``force`` is False.
+    """
+    from mnistloc.grading import dashboard, lms_export  # they read what this module writes
+
+    rows, _ = read_results(out_dir)
+    refuse_overwrite([path for _, path in export], force)
+    say(f"wrote {dashboard.write_dashboard(out_dir)}")
+    if export:
+        grades = lms_export.lesson_grades(rows, *lms_export.manual_scores(course_dir))
+        for fmt, path in export:
+            say(f"wrote {lms_export.write_export(fmt, path, grades)} ({fmt})")
+        for lesson, questions in grades.pending.items():
+            say(f"{lesson}: written questions not yet graded in formgrader, so not exported: {', '.join(questions)}")
+    return rows
+
+
+def read_results(out_dir) -> tuple[list[Row], str]:
+    """The rows and seed fingerprint recorded in ``out_dir/grades.json`` (by ``write_results``).
+
+    Raises:
+        FileNotFoundError: no grades.json there.
+        ValueError: the file is not one that ``mnistloc grade`` wrote.
+    """
+    path = Path(out_dir) / "grades.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no recorded grades at {path}: grade the class first (`mnistloc grade COURSE_DIR`)")
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or doc.get("generated_by") != "mnistloc grade" or "rows" not in doc:
+        raise ValueError(f"{path} should be the grades.json that `mnistloc grade` writes; it is not")
+    return [Row(**r) for r in doc["rows"]], doc["seed_fingerprint"]
+
+
+def merge_rows(old: list[Row], new: list[Row]) -> list[Row]:
+    """``old`` with every notebook (student, lesson) that ``new`` grades replaced by its new rows.
+
+    Rows come out by student, then lesson, as a class run writes them; other students' rows are unchanged.
+    """
+    fresh = _by_notebook(new)
+    kept = {key: group for key, group in _by_notebook(old).items() if key not in fresh}
+    merged = {**kept, **fresh}
+    return [row for key in sorted(merged) for row in merged[key]]
 
 
 def write_shard(rows: list[Row], out_dir, shard: tuple[int, int], *, seed: int, force: bool = False) -> Path:
@@ -245,19 +363,18 @@ def record_bonus(course_dir, awards: dict[str, float], lesson: str, cell: str, *
 def _gradebook_url(course_dir) -> tuple[str, str]:
     """The gradebook URL and course id, as nbgrader would use them with its root at ``course_dir``.
 
-    The configuration is ``COURSE_DIR/nbgrader_config.py`` when there is one, else the course's
-    own ``grader/nbgrader_config.py`` (whose root, ``$MNISTLOC_COURSE_ROOT``, is the course folder).
+    The configuration is ``COURSE_DIR/nbgrader_config.py`` when there is one, else the one the package
+    ships (``mnistloc.course.nbgrader_config``; the repository's ``grader/nbgrader_config.py``).
     """
     from nbgrader.coursedir import CourseDirectory  # nbgrader takes 3 s to import: only when needed
-    from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
+    from mnistloc import course
+
     root = Path(course_dir).resolve()
-    config = Config()
-    for folder in (root, Path(__file__).resolve().parents[2] / "grader"):
-        if (folder / "nbgrader_config.py").exists():
-            config = PyFileConfigLoader("nbgrader_config.py", path=str(folder)).load_config()
-            break
+    with course.nbgrader_config() as shipped:
+        config_file = root / "nbgrader_config.py" if (root / "nbgrader_config.py").exists() else shipped
+        config = PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config()
     config.CourseDirectory.root = str(root)
     coursedir = CourseDirectory(config=config)
     return coursedir.db_url, coursedir.course_id or "default_course"

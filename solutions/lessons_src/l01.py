@@ -1,5 +1,4 @@
-"""Lesson 1: one digit, one box (case 1): classic_model, place_digit, tight_box, iou, box_targets, boxes_from_cells,
-build_box_head."""
+"""Lesson 1: one digit, one box (case 1): classic_model, place_digit, tight_box, iou, boxes_from_cells, build_head."""
 from lessons_src import common
 
 LESSON = "01-single-digit"
@@ -23,9 +22,9 @@ network head that regresses boxes. You will write each of these pieces yourself.
 2. Label it: the tight box around the digit's ink (`tight_box`).
 3. Score a box: intersection over union (`iou`).
 4. Look at what a *dense* model learns instead: a heatmap of digit centres and, per cell, the distances to the
-   box's sides.
-5. Build the dense model's box head (`build_box_head`), train the model for a few minutes, evaluate it on
-   digits it never saw with *your* `iou`, and look at its best and worst predictions.
+   box's sides, and turn those distances back into boxes (`boxes_from_cells`).
+5. Build the dense model's heads with one function (`build_head`), train the model for a few minutes, evaluate
+   it on digits it never saw with *your* `iou`, and look at its best and worst predictions.
 
 **How this notebook works.** Each exercise is a function with a docstring giving shapes. Replace
 `raise NotImplementedError()` with your code, run the cell, then run the check cell right after it: it prints
@@ -41,34 +40,29 @@ column and `y` the row.
 
 The model most courses build first reads the whole canvas at once: three convolutions and poolings,
 `Flatten`, one hidden `Dense` layer, then one `Dense` head per label. It has *named outputs*, so `compile`
-takes one loss per output (a dict) and their weights. You will build it for all four cases of the course:
+takes one loss per output (a dict) and their weights. You build it for this lesson's case:
 
 * `image` `(B, size, size)` -> `Reshape((size, size, 1))` -> `Rescaling(1 / 255)` -> three blocks of
   `Conv2D(f, 3, activation="relu")` (valid padding) and `AveragePooling2D(2)`, with `f` from `filters` ->
   `Flatten` -> `Dense(units, activation="relu")`;
-* the heads, each a `Dense` layer named after its output: `presence` `Dense(1, sigmoid)` (cases 1, 2); `box`
-  `Dense(4, sigmoid)`, the box in `rel_xyxy` (cases 1 to 3); `class` `Dense(10, softmax)` (case 3); `count`
-  `Dense(3, softmax)` (case 4); `boxes`: `Dense(8, sigmoid)` then `Reshape((2, 4), name="boxes")`, and
-  `classes`: `Dense(20)`, `Reshape((2, 10))`, then `Softmax(name="classes")` over the last axis (case 4: two
-  slots, left to right).
+* two heads, each a `Dense` layer named after its output: `presence` `Dense(1, sigmoid)` and `box`
+  `Dense(4, sigmoid)`, the box in `rel_xyxy` (divided by the canvas size, so in [0, 1]).
 
 **Exercise: `classic_model`** (3 points). Return a `keras.Model` whose outputs are a dict keyed by those
-names: case 1 and 2 `presence`, `box`; case 3 `class`, `box`; case 4 `count`, `boxes`, `classes`. About 20
-lines; a dict of small functions, one per head, keeps it short.
+names: `{"presence": ..., "box": ...}`. About 10 lines.
 '''),
     ("solution:classic_model", '''
-def classic_model(case, *, size=128, filters=(16, 32, 64), units=128):
-    """The classic model of a case: convolutions, Flatten, a hidden Dense layer, a Dense head per label.
+def classic_model(*, size=128, filters=(16, 32, 64), units=128):
+    """The classic model of case 1: convolutions, Flatten, a hidden Dense layer, a Dense head per label.
 
     Args:
-        case (int): 1 to 4.
         size (int): the canvas side in pixels.
         filters (tuple of 3 ints): the three convolutions' filters.
         units (int): the hidden Dense layer's units.
 
     Returns:
-        keras.Model: image (B, size, size) -> a dict of named outputs: presence (B, 1), box (B, 4), class
-        (B, 10), count (B, 3), boxes (B, 2, 4), classes (B, 2, 10), as the case has them.
+        keras.Model: image (B, size, size) -> a dict of named outputs: presence (B, 1) and box (B, 4) in
+        rel_xyxy, both sigmoid.
     """
     ### BEGIN SOLUTION
     layers = keras.layers
@@ -77,15 +71,9 @@ def classic_model(case, *, size=128, filters=(16, 32, 64), units=128):
     for f in filters:
         x = layers.AveragePooling2D(2)(layers.Conv2D(f, 3, activation="relu")(x))
     x = layers.Dense(units, activation="relu")(layers.Flatten()(x))
-    heads = {"presence": lambda: layers.Dense(1, activation="sigmoid", name="presence")(x),
-             "box": lambda: layers.Dense(4, activation="sigmoid", name="box")(x),
-             "class": lambda: layers.Dense(10, activation="softmax", name="class")(x),
-             "count": lambda: layers.Dense(3, activation="softmax", name="count")(x),
-             "boxes": lambda: layers.Reshape((2, 4), name="boxes")(layers.Dense(8, activation="sigmoid")(x)),
-             "classes": lambda: layers.Softmax(name="classes")(layers.Reshape((2, 10))(layers.Dense(20)(x)))}
-    names = {1: ("presence", "box"), 2: ("presence", "box"), 3: ("class", "box"),
-             4: ("count", "boxes", "classes")}[case]
-    return keras.Model(images, {name: heads[name]() for name in names})
+    presence = layers.Dense(1, activation="sigmoid", name="presence")(x)
+    box = layers.Dense(4, activation="sigmoid", name="box")(x)
+    return keras.Model(images, {"presence": presence, "box": box})
     ### END SOLUTION
 '''),
     ("test:classic_model", '''
@@ -100,9 +88,9 @@ the mean absolute error of the four box numbers, weighted equally; then train it
 time: 40 s on an idle machine) on fresh canvases and measure its boxes on 1,000 test canvases.
 '''),
     ("code", '''
-build_classic = yours_or_reference(classic_model, models.classic_model, 1)
+build_classic = yours_or_reference(classic_model, lambda **sizes: models.classic_model(1, **sizes))
 keras.utils.set_random_seed(0)
-classic = build_classic(1)
+classic = build_classic()
 classic.compile(optimizer=keras.optimizers.Adam(1e-3),
                 loss={"presence": "binary_crossentropy", "box": "mean_absolute_error"},
                 loss_weights={"presence": 1.0, "box": 1.0})
@@ -275,57 +263,16 @@ of cells, 8x8 pixels each (16x16 cells on a 128-pixel canvas). A digit's *centre
 `(l, t, r, b) = (cx - x0, cy - y0, x1 - cx, y1 - cy) / stride`, positive when the cell's centre is inside the
 box. A second map, the *heatmap* (lesson 2), says which cell holds a centre.
 
-**Exercise: `box_targets`** (3 points). For each canvas and each used slot (mask True), fill the cells near
-its centre cell with the distances; where two digits' blocks meet, a cell learns the box of the digit whose
-centre cell is nearest (squared distance in cells; on a tie, the earlier slot, as `np.argmin` picks). Also
-return which cells learn a box. Cells that learn nothing hold zeros. About 12 lines; work on the whole grid
-with broadcasting: `np.arange(g)` for rows and columns, distances of shape `(N, K, G, G)`.
+With one digit per canvas, every cell of the block belongs to that digit. Which digit a cell learns when two
+digits' blocks meet is a question for lesson 2, where canvases first hold two digits and you write these
+targets yourself (`box_targets`); here `mnistloc` makes them.
 """),
-    ("solution:box_targets", '''
-def box_targets(boxes, mask, *, size=128, stride=8, radius=1):
-    """Per cell: the distances (l, t, r, b), in cells, from the cell's centre to its digit's box.
-
-    Args:
-        boxes (float[N, K, 4]): xyxy pixels, K slots per canvas.
-        mask (bool[N, K]): which slots hold a digit.
-        size (int): the canvas side in pixels, a multiple of stride.
-        stride (int): pixels per cell side; the grid is G x G, G = size // stride.
-        radius (int): cells (in rows and in columns) around a centre cell that learn its box.
-
-    Returns:
-        (float32[N, G, G, 4], bool[N, G, G]): the distances (zeros where no box is learned), and the cells
-        that learn a box.
-    """
-    ### BEGIN SOLUTION
-    b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
-    centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] column, row
-    i = np.arange(g)
-    dr = i[:, None] - centre[..., 1, None, None]  # [N, K, G, 1] rows from each centre cell
-    dc = i[None, :] - centre[..., 0, None, None]  # [N, K, 1, G] columns
-    near = (np.abs(dr) <= radius) & (np.abs(dc) <= radius) & m[..., None, None]  # [N, K, G, G]
-    d2 = np.where(m[..., None, None], dr ** 2 + dc ** 2, np.inf)  # [N, K, G, G]
-    owner = np.argmin(d2, axis=1) if b.shape[1] else np.zeros((len(b), g, g), int)  # [N, G, G]
-    own = np.take_along_axis(b, owner.reshape(len(b), -1, 1), axis=1).reshape(len(b), g, g, 4)
-    ctr = (i + 0.5) * stride  # [G] cell centres in pixels
-    cx, cy = ctr[None, None, :], ctr[None, :, None]
-    ltrb = np.stack([cx - own[..., 0], cy - own[..., 1], own[..., 2] - cx, own[..., 3] - cy], -1) / stride
-    cells = near.any(axis=1)
-    return np.where(cells[..., None], ltrb, 0).astype(np.float32), cells
-    ### END SOLUTION
-'''),
-    ("test:box_targets", '''
-check_exercise("box_targets", box_targets)
-### BEGIN HIDDEN TESTS
-check_exercise("box_targets", box_targets, secret=True)
-### END HIDDEN TESTS
-'''),
     ("md", '''
-Your targets for four training canvases: the cells that learn a box (bright), and the distances at one centre
+The targets for four training canvases: the cells that learn a box (bright), and the distances at one centre
 cell. The model trains on exactly these (section 7).
 '''),
     ("code", '''
-targets_fn = yours_or_reference(box_targets, targets.box_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
-distances, learns = targets_fn(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) cells, (4, 16, 16) bool
+distances, learns = targets.box_targets(ds.boxes[:4], ds.mask[:4])  # (4, 16, 16, 4) cells, (4, 16, 16) bool
 viz.heatmap_plot(ds.images[:4], {"cells that learn the box": learns.astype(np.float32)}, boxes=ds.boxes[:4, :1])
 row, col = np.argwhere(learns[0])[len(np.argwhere(learns[0])) // 2]  # the middle of the block: the centre cell
 print(f"canvas 0, cell (row {row}, column {col}): (l, t, r, b) = {distances[0, row, col]} cells")
@@ -376,56 +323,58 @@ The backbone (given) turns a canvas into a grid of features: one cell per 8x8 pi
 numbers. Heads read that grid. A digit looks the same wherever it lies, and a convolution asks the same
 question in every cell with the same weights, so this design learns from every position at once:
 
-* the **presence** head says, per cell, "is a digit's centre here?" (a probability; you will write it in
-  lesson 2);
+* the **presence** head says, per cell, "is a digit's centre here?" (a probability);
 * the **box** head says, per cell, how far the box's left, top, right and bottom sides are from the cell's
-  centre, in cells. Read at the cell where the digit's centre lies, that gives the box.
+  centre, in cells. Read at the cell where the digit's centre lies, that gives the box;
+* the **class** head (lesson 3) says, per cell, which digit is centred there (ten probabilities).
 
-**Exercise: `build_box_head`** (3 points). A `keras.Model` from features `(B, H, W, channels)` to
-`(B, H, W, 4)`: a 3x3 `Conv2D` with `hidden` filters, `padding="same"` and ReLU, then a 1x1 `Conv2D` with 4
-filters and *no* activation (distances can be any size and sign). Name the model `name`. About 4 lines; start
-with `features = keras.Input(shape=(None, None, channels))` so the head works on any grid size.
+All three are the same small network: a 3x3 `Conv2D` with `hidden` filters, `padding="same"` and ReLU (each cell
+sees its neighbours), then a 1x1 `Conv2D` with one filter per number the head predicts (`outputs`) and the
+head's own activation: none for the box (distances can be any size and sign), `"sigmoid"` for presence (a
+probability), `"softmax"` for the class (probabilities that sum to 1).
+
+**Exercise: `build_head`** (4 points). A `keras.Model` from features `(B, H, W, channels)` to
+`(B, H, W, outputs)` as above, named `name`. About 4 lines; start with
+`features = keras.Input(shape=(None, None, channels))` so the head works on any grid size. This lesson builds
+its box head with it; the later lessons build their presence and class heads with `mnistloc`'s copy of it.
 '''),
-    ("solution:build_box_head", '''
-def build_box_head(channels=64, hidden=64, name="box"):
-    """Per cell: distances (left, top, right, bottom) from the cell's centre to a box's sides.
+    ("solution:build_head", '''
+def build_head(channels=64, hidden=64, outputs=4, activation=None, name="head"):
+    """A dense head: per cell, ``outputs`` numbers read from the features around it.
 
     Args:
         channels (int): C, the feature channels.
         hidden (int): filters of the hidden 3x3 layer.
+        outputs (int): numbers per cell (4: box distances, 1: presence, 10: class probabilities).
+        activation (str or None): the last layer's activation: None (linear), "sigmoid" or "softmax".
         name (str): the model's name.
 
     Returns:
-        keras.Model: features (B, H, W, C) -> (B, H, W, 4), linear.
+        keras.Model: features (B, H, W, C) -> (B, H, W, outputs).
     """
     ### BEGIN SOLUTION
     features = keras.Input(shape=(None, None, channels))
     x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
-    out = keras.layers.Conv2D(4, 1)(x)
+    out = keras.layers.Conv2D(outputs, 1, activation=activation)(x)
     return keras.Model(features, out, name=name)
     ### END SOLUTION
 '''),
-    ("test:build_box_head", '''
-check_exercise("build_box_head", build_box_head)
+    ("test:build_head", '''
+check_exercise("build_head", build_head)
 ### BEGIN HIDDEN TESTS
-check_exercise("build_box_head", build_box_head, secret=True)
+check_exercise("build_head", build_head, secret=True)
 ### END HIDDEN TESTS
 '''),
-    common.assemble(1, {"presence": "models.build_presence_head", "box": "build_box_head"}),
-    ("code", '''
-def student_targets(ds):
-    """What the model trains on for a batch of canvases: the reference heatmap, the distances from your box_targets."""
-    return targets.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, box_fn=targets_fn)
-'''),
+    common.assemble(1, {"presence": "models.build_presence_head", "box": "build_head"}),
     ("md", '''
 ## 7. Training
 
-Each step shows the model a batch of fresh canvases; the presence head learns a heatmap of digit centres, your
-box head learns the distances that *your* `box_targets` gives, with an L1 + IoU loss counted only at cells near a
-centre (`models.LOSSES`). A wrong target shows in the boxes below.
-The budget is all cores' CPU time (`clock="cpu"`): the learning rate falls to zero as it runs out.
+Each step shows the model a batch of fresh canvases; the presence head learns a heatmap of digit centres, the
+box head that *your* `build_head` made learns the distances of section 5, with an L1 + IoU loss counted only at
+cells near a centre (`models.LOSSES`). The budget is all cores' CPU time (`clock="cpu"`): the learning rate
+falls to zero as it runs out.
 '''),
-    common.train(1, 150, extra="encode=student_targets"),
+    common.train(1, 150),
     common.HISTORY,
     ("md", '''
 ## 8. Evaluation on digits the model never saw
@@ -459,31 +408,62 @@ ones at a stroke's edge that you can hardly see. A model that learns "the visibl
 on a thin "1", one pixel of width is a lot (section 3).
 '''),
     *common.question("q_classic_plateau", '''
-**Question** (2 points, graded by hand). The classic model of section 0 stalls far below the dense model,
-though both see the same canvases. Explain why, in two to four sentences: what must its `Flatten` + `Dense`
-head learn for a digit at each position, and what does a convolution share across positions instead?
+**Question** (2 points, graded by hand). The classic model of section 0 stalls far below the dense model, though
+both see the same canvases. *First predict*, and write your prediction below before running the next cell:
+is the classic model's mean IoU the same for digits near the canvas's centre and for digits near its edges? And
+the dense model's? *Then run the cell after your answer*, which measures both on the test canvases, and explain
+what you see in two to four sentences: what must a `Flatten` + `Dense` head learn for a digit at each position,
+and what does a convolution share across positions instead?
 ''', '''
-The classic model maps the flattened feature map to four coordinates through one big weight matrix: every
-position of the digit uses different weights, so each position is learned only from the canvases with a digit
-there, and the box coordinates must be read off absolute positions the Dense layer has to memorise. The dense
-model asks the same local question in every cell with the same weights, so every canvas teaches every
-position; each cell only has to find box sides a few pixels away, which a small receptive field does
-precisely.
+(Numbers depend on the run.) The classic model is worse at the edges than near the centre (e.g. mean IoU 0.45
+near the centre, 0.3 at the edges), the dense model about the same everywhere (0.85 and 0.85). The classic
+model maps the flattened feature map to four coordinates through one big weight matrix: every position of the
+digit uses different weights, so each position is learned only from the canvases with a digit there, and the
+rare edge positions are learned worst; its boxes drift toward the average box. The dense model asks the same
+local question in every cell with the same weights, so every canvas teaches every position; each cell only has
+to find box sides a few pixels away, which a small receptive field does precisely.
+'''),
+    ("code", '''
+def by_position(true_boxes, ious, edge=24):
+    """Mean IoU of the digits whose centre lies within `edge` px of the canvas's centre, and of the others."""
+    centre = (true_boxes[:, :2] + true_boxes[:, 2:]) / 2  # (n, 2) x, y
+    inner = np.abs(centre - 64).max(axis=1) < edge
+    return ious[inner].mean(), ious[~inner].mean(), inner.mean()
+
+
+for name, truth, got in (("classic", test_classic.boxes[:, 0], classic_box), ("dense", test.boxes[:, 0], predicted)):
+    near, far, share = by_position(truth, your_iou(truth, got))
+    print(f"{name:>8}: mean IoU {near:.3f} for digits near the centre ({share:.0%}), {far:.3f} near the edges")
 '''),
     *common.question("q_tight_or_frame", '''
-**Question** (1 point, graded by hand). Why is the tight box a harder, and a more honest, target than the
-28x28 frame box (`make_dataset(..., box="frame")`)?
+**Question** (1 point, graded by hand). Why is the tight box a harder, and a more honest, target than the 28x28
+frame box (`make_dataset(..., box="frame")`)? *First predict*, before running the next cell: a model that finds
+every digit's *frame* perfectly, what mean IoU does it get against the tight boxes? And does a box one pixel
+too wide lose more IoU on a tight box or on a frame box? *Then run the cell after your answer* and use its
+numbers in your answer.
 ''', '''
-The frame box always has the same size and is fixed by where the digit was pasted, so a model can score well
-by finding the frame's corner; the tight box depends on the ink (a thin "1" is 5 pixels wide), so the model
-must see the digit's extent. IoU on a thin box punishes a one-pixel error much more.
+(About these numbers.) The perfect frame box scores a mean IoU of only about 0.3 against the tight boxes: a "1"
+fills a few columns of its 28x28 frame. One pixel too wide costs a frame box about 0.035 of IoU, a thin tight
+box often 0.1 to 0.2. The frame box always has the same size and is fixed by where the digit was pasted, so a
+model can score well by finding the frame's corner without looking at the ink; the tight box depends on the
+ink, so the model must see the digit's extent, and IoU on it punishes small errors much more.
+'''),
+    ("code", '''
+tight = canvas.make_dataset(1, 1000, seed=7)
+frame = canvas.make_dataset(1, 1000, seed=7, box="frame")  # the same canvases, labelled with their frames
+t, f = tight.boxes[:, 0], frame.boxes[:, 0]  # (n, 4) each
+print(f"same images: {np.array_equal(tight.images, frame.images)}")
+print(f"a perfect frame box against the tight box: mean IoU {your_iou(t, f).mean():.3f}")
+wider = np.float32([0, 0, 1, 0])  # one pixel more on the right
+print(f"one pixel too wide: IoU {your_iou(f, f + wider).mean():.3f} on frame boxes, "
+      f"{your_iou(t, t + wider).mean():.3f} on tight boxes (widths {t[:, 2].mean() - t[:, 0].mean():.1f} px on average)")
 '''),
     ("md", '''
 ## What to try next
 
 * Train longer (`seconds=300`): how much does mean IoU gain, and where does it stop?
-* Swap in a frame box: `canvas.make_dataset(1, n, seed=0, box="frame")`. Why is the tight box the harder
-  and the more honest target?
+* Train the dense model on frame boxes (`encode` on `canvas.make_dataset(1, n, seed=0, box="frame")`): does its
+  IoU against the frames beat the IoU against tight boxes you measured above?
 * Make the box head deeper (two hidden layers) or wider (`hidden=128`) and compare the IoU and the time.
 * Next lesson: canvases that may hold no digit, or two, and a loss that knows the difference.
 '''),

@@ -1,5 +1,5 @@
-"""Lesson 2: is there a digit at all? (case 2): union_box, heatmap_targets, build_presence_head, find_peaks,
-masked_box_loss, focal_loss."""
+"""Lesson 2: is there a digit at all? (case 2): union_box, heatmap_targets, box_targets, find_peaks, masked_box_loss,
+focal_loss."""
 from lessons_src import common
 
 LESSON = "02-presence"
@@ -17,8 +17,9 @@ lesson adds a *presence* output and a *masked* loss: no box loss where there is 
 
 **Plan.**
 1. The label of a canvas with two digits: the union box (`union_box`).
-2. What the presence output learns: a heatmap of digit centres (`heatmap_targets`), the head that predicts it
-   (`build_presence_head`), and how to read digits off it: its peaks (`find_peaks`).
+2. What the presence output learns: a heatmap of digit centres (`heatmap_targets`); which cell learns which
+   digit's box when two digits are close (`box_targets`); and how to read digits off the heatmap: its peaks
+   (`find_peaks`).
 3. The losses: a box loss that ignores canvases (and cells) without a digit (`masked_box_loss`), and a focal
    loss for a heatmap that is almost all background (`focal_loss`).
 4. Train with your targets and losses, evaluate with your peaks (presence accuracy, mean IoU on canvases with
@@ -118,44 +119,72 @@ show = np.argsort(-ds.count, kind="stable")[:4]  # four canvases, those with the
 viz.heatmap_plot(ds.images[show], {"your centre heatmap": heat_fn(ds.boxes[show], ds.mask[show])},
                  boxes=[b[m] for b, m in zip(ds.boxes[show], ds.mask[show])])
 '''),
-    ("md", '''
-## 3. The presence head
+    ("md", """
+## 3. Which cell learns which digit's box
 
-Rather than one yes/no for the whole canvas, the model says for every cell of its 16x16 grid how likely it is
-that a digit's *centre* lies there: a heatmap. A canvas holds a digit when some cell is confident; each
-confident cell also gives one digit's box (read from the box head there), and the union of those is the
-case's box. One model thus handles no digit, one, or two.
+Lesson 1's box head learned, at the 3x3 block of cells around a digit's centre cell (`radius=1`), the distances
+from each cell's centre `((j + 0.5) * stride, (i + 0.5) * stride)` to the box's sides, in cells:
+`(l, t, r, b) = (cx - x0, cy - y0, x1 - cx, y1 - cy) / stride`. With one digit a canvas had one block. Now two
+digits may sit close enough that their blocks meet, and a cell can learn only one box: it learns the box of the
+digit whose centre cell is *nearest* (squared distance in cells; on a tie, the earlier slot, as `np.argmin`
+picks).
 
-**Exercise: `build_presence_head`** (3 points). A `keras.Model` from features `(B, H, W, channels)` to
-`(B, H, W, 1)`: a 3x3 `Conv2D` with `hidden` filters, `padding="same"`, ReLU, then a 1x1 `Conv2D` with one
-filter and a **sigmoid**, so the output is a probability. Name the model `name`. About 4 lines.
-(The reference also starts the last layer's bias at `log(0.1 / 0.9)`, so every cell starts at 10%: optional.)
-'''),
-    ("solution:build_presence_head", '''
-def build_presence_head(channels=64, hidden=64, name="presence"):
-    """Per cell: the probability that a digit's centre lies in it.
+**Exercise: `box_targets`** (3 points). For each canvas and each used slot (mask True), fill the cells within
+`radius` rows and columns of its centre cell with the distances, by the ownership rule above. Also return which
+cells learn a box. Cells that learn nothing hold zeros. About 12 lines; work on the whole grid with
+broadcasting: `np.arange(g)` for rows and columns, distances of shape `(N, K, G, G)`.
+"""),
+    ("solution:box_targets", '''
+def box_targets(boxes, mask, *, size=128, stride=8, radius=1):
+    """Per cell: the distances (l, t, r, b), in cells, from the cell's centre to its digit's box.
 
     Args:
-        channels (int): C, the feature channels.
-        hidden (int): filters of the hidden 3x3 layer.
-        name (str): the model's name.
+        boxes (float[N, K, 4]): xyxy pixels, K slots per canvas.
+        mask (bool[N, K]): which slots hold a digit.
+        size (int): the canvas side in pixels, a multiple of stride.
+        stride (int): pixels per cell side; the grid is G x G, G = size // stride.
+        radius (int): cells (in rows and in columns) around a centre cell that learn its box.
 
     Returns:
-        keras.Model: features (B, H, W, C) -> (B, H, W, 1), sigmoid.
+        (float32[N, G, G, 4], bool[N, G, G]): the distances (zeros where no box is learned), and the cells
+        that learn a box.
     """
     ### BEGIN SOLUTION
-    features = keras.Input(shape=(None, None, channels))
-    x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
-    bias = keras.initializers.Constant(np.log(0.1 / 0.9))
-    out = keras.layers.Conv2D(1, 1, activation="sigmoid", bias_initializer=bias)(x)
-    return keras.Model(features, out, name=name)
+    b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
+    centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] column, row
+    i = np.arange(g)
+    dr = i[:, None] - centre[..., 1, None, None]  # [N, K, G, 1] rows from each centre cell
+    dc = i[None, :] - centre[..., 0, None, None]  # [N, K, 1, G] columns
+    near = (np.abs(dr) <= radius) & (np.abs(dc) <= radius) & m[..., None, None]  # [N, K, G, G]
+    d2 = np.where(m[..., None, None], dr ** 2 + dc ** 2, np.inf)  # [N, K, G, G]
+    owner = np.argmin(d2, axis=1) if b.shape[1] else np.zeros((len(b), g, g), int)  # [N, G, G]
+    own = np.take_along_axis(b, owner.reshape(len(b), -1, 1), axis=1).reshape(len(b), g, g, 4)
+    ctr = (i + 0.5) * stride  # [G] cell centres in pixels
+    cx, cy = ctr[None, None, :], ctr[None, :, None]
+    ltrb = np.stack([cx - own[..., 0], cy - own[..., 1], own[..., 2] - cx, own[..., 3] - cy], -1) / stride
+    cells = near.any(axis=1)
+    return np.where(cells[..., None], ltrb, 0).astype(np.float32), cells
     ### END SOLUTION
 '''),
-    ("test:build_presence_head", '''
-check_exercise("build_presence_head", build_presence_head)
+    ("test:box_targets", '''
+check_exercise("box_targets", box_targets)
 ### BEGIN HIDDEN TESTS
-check_exercise("build_presence_head", build_presence_head, secret=True)
+check_exercise("box_targets", box_targets, secret=True)
 ### END HIDDEN TESTS
+'''),
+    ("md", '''
+Your targets on the canvases with the most digits: the cells that learn a box, coloured by the slot whose box
+they learn (1: the first digit, 2: the second). Where two blocks meet, each cell follows the nearer centre.
+'''),
+    ("code", '''
+box_fn = yours_or_reference(box_targets, targets.box_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
+distances, learns = box_fn(ds.boxes[show], ds.mask[show])  # (4, 16, 16, 4), (4, 16, 16)
+decoded = decoder.boxes_from_cells(distances)  # (4, 16, 16, 4): the box each cell learns, back in pixels
+owner = np.zeros(learns.shape, np.float32)  # 0: no box, 1 + the slot of the box the cell learns
+for slot in range(ds.boxes.shape[1]):
+    owner[learns & np.isclose(decoded, ds.boxes[show][:, None, None, slot], atol=1e-3).all(-1)] = slot + 1
+viz.heatmap_plot(ds.images[show], {"which digit each cell learns": owner / 2},
+                 boxes=[b[m] for b, m in zip(ds.boxes[show], ds.mask[show])])
 '''),
     ("md", '''
 ## 4. Reading digits off a heatmap: peaks
@@ -250,19 +279,6 @@ check_exercise("masked_box_loss", masked_box_loss, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("md", '''
-What the mask changes, on 1,000 canvases: predict the same centred box everywhere and compare the two losses.
-Unmasked, the empty third of the canvases makes more than half of the error (the guess is compared with their
-placeholder `[0, 0, 0, 0]`: `(0.3 + 0.3 + 0.7 + 0.7) / 4 = 0.5` each), and a model would learn to shrink its
-boxes toward the corner.
-'''),
-    ("code", '''
-big = canvas.make_dataset(2, 1000, seed=3).targets()  # presence (n, 1), box (n, 4) in rel_xyxy
-y_true = np.concatenate([big["presence"], big["box"]], axis=-1).astype(np.float32)  # (n, 5)
-guess = np.tile(np.float32([0.3, 0.3, 0.7, 0.7]), (len(y_true), 1))
-print("masked:  ", float(masked_box_loss(y_true, guess)))
-print("unmasked:", float(np.abs(y_true[:, 1:] - guess).mean()))
-'''),
-    ("md", '''
 ## 6. A focal loss for the heatmap
 
 A 16x16 heatmap has 256 cells and one or two centres: a plain cross-entropy is dominated by the easy empty
@@ -305,12 +321,13 @@ check_exercise("focal_loss", focal_loss, secret=True)
     ("md", '''
 ## 7. The model and its training
 
-Your presence head and the box head of lesson 1 on the same backbone, trained on *your* heatmaps, the
-presence output with *your* `focal_loss`, the box output with *your* `masked_box_loss` per cell (plus the
-reference's IoU loss, `losses.iou_loss`, which scores overlap as the metrics do). The evaluation reads the
-digits at *your* peaks. A wrong function shows in the model.
+The presence and box heads (`models.build_presence_head` and `models.build_box_head`: your `build_head` of
+lesson 1 with `outputs=1, activation="sigmoid"` and with `outputs=4`) on the same backbone, trained on *your*
+heatmaps and *your* box targets, the presence output with *your* `focal_loss`, the box output with *your*
+`masked_box_loss` per cell (plus the reference's IoU loss, `losses.iou_loss`, which scores overlap as the metrics
+do). The evaluation reads the digits at *your* peaks. A wrong function shows in the model.
 '''),
-    common.assemble(2, {"presence": "build_presence_head", "box": "models.build_box_head"}),
+    common.assemble(2, {"presence": "models.build_presence_head", "box": "models.build_box_head"}),
     ("code", '''
 box_l1 = yours_or_reference(masked_box_loss, losses.masked_box_loss, np.zeros((2, 5), np.float32),
                             np.zeros((2, 4), np.float32))
@@ -327,8 +344,8 @@ model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={"presence": focal, "b
 
 
 def student_targets(ds):
-    """What the model trains on for a batch of canvases: your heatmap, the reference box distances."""
-    return targets.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, heatmap_fn=heat_fn)
+    """What the model trains on for a batch of canvases: your heatmap and your box distances."""
+    return targets.encode_targets(ds.boxes, ds.classes, ds.mask, size=ds.size, heatmap_fn=heat_fn, box_fn=box_fn)
 '''),
     common.train(2, 150, extra="encode=student_targets"),
     common.HISTORY,
@@ -356,20 +373,49 @@ print(f"mean IoU on the {has.sum()} canvases with digits, against your union box
 '''),
     *common.pictures(2),
     *common.question("q_mask_on_empty", '''
-**Question** (2 points, graded by hand). On a batch of empty canvases, what does `masked_box_loss` return,
-and what gradient does the box head get from it? What would an unmasked L1 loss teach the box head there, and
-how would that show in the boxes on canvases *with* digits?
+**Question** (2 points, graded by hand). *First predict*, and write your prediction below before running the
+next cell: on a batch of empty canvases only, what does your `masked_box_loss` return, and what gradient does
+the box head get from it? What would an unmasked L1 loss (every canvas counted, its placeholder `[0, 0, 0, 0]`
+too) ask of the box head there? *Then run the cell after your answer*: it measures both losses and their
+gradients on empty canvases, and the single box that each loss likes best over 1,000 canvases of this lesson (an
+unmasked "training" of the simplest model there is: one constant box). Say, with its numbers, how an unmasked
+loss would show in the boxes on canvases *with* digits.
 ''', '''
-It returns 0 (the mask is 0 everywhere and the denominator is clamped to 1), so the box head gets no gradient
-from empty canvases: it is neither pulled nor pushed. An unmasked L1 would ask for the placeholder box
-[0, 0, 0, 0] there, so the head would learn to shrink boxes toward the top-left corner; on canvases with
-digits the predicted boxes would come out too small and shifted toward the origin, and IoU would fall.
+(With the numbers of the cell.) On empty canvases the masked loss is 0 (the mask is 0 everywhere and the
+denominator is clamped to 1) and its gradient is 0: the box head is neither pulled nor pushed. The unmasked L1
+is about 0.5 there and its gradient is positive on all four numbers: it pulls every predicted box toward the
+placeholder [0, 0, 0, 0], the top-left corner. Over all canvases the best constant box is the median of what the
+loss compares: masked, a box around the middle of the canvas (about [0.3, 0.3, 0.7, 0.7] here); unmasked, the
+empty third drags each coordinate down (its x1 and y1 fall toward 0.5 or below). A model trained unmasked would
+draw boxes too small and shifted toward the origin on canvases with digits, and its IoU would fall.
+'''),
+    ("code", '''
+import tensorflow as tf
+
+big = canvas.make_dataset(2, 1000, seed=3).targets()  # presence (n, 1), box (n, 4) in rel_xyxy
+y_true = np.concatenate([big["presence"], big["box"]], axis=-1).astype(np.float32)  # (n, 5): mask, box
+empty = y_true[y_true[:, 0] == 0]  # the canvases without a digit
+
+
+def unmasked_l1(y_true, y_pred):
+    return keras.ops.mean(keras.ops.abs(y_true[..., 1:] - y_pred))
+
+
+guess = tf.Variable(np.tile(np.float32([0.3, 0.3, 0.7, 0.7]), (len(empty), 1)))  # a centred box everywhere
+for name, loss in (("masked_box_loss", box_l1), ("unmasked L1", unmasked_l1)):
+    with tf.GradientTape() as tape:
+        value = loss(empty, guess)
+    grad = np.asarray(tape.gradient(value, guess)).sum(axis=0)  # (4,) summed over the empty canvases
+    print(f"{name:>21}: loss {float(value):.3f} on {len(empty)} empty canvases; gradient (x0, y0, x1, y1) {grad}")
+has = y_true[:, 0] == 1
+print("best constant box (the median of what the loss compares), masked:  ", np.median(y_true[has, 1:], axis=0))
+print("best constant box (the median of what the loss compares), unmasked:", np.median(y_true[:, 1:], axis=0))
 '''),
     ("md", '''
 ## What to try next
 
-* Train without the mask: replace `models.LOSSES["box"]` by an unmasked L1 in a copy of the model and watch
-  the empty canvases drag the boxes.
+* Train without the mask: compile a copy of the model with `unmasked_l1` (from the question's cell) as its box
+  loss and compare its mean IoU with the masked model's.
 * Change the mix of empty, one- and two-digit canvases (`make_dataset(..., mix=(0.6, 0.2, 0.2))`): which
   metric suffers first?
 * Lower the decoding threshold (`decoder.decode(2, outputs, threshold=0.3)`): more canvases called present,

@@ -1,4 +1,4 @@
-"""Lesson 3: which digit, and where? (case 3): one_hot, iou_loss, nms, build_class_head."""
+"""Lesson 3: which digit, and where? (case 3): one_hot, iou_loss, nms."""
 from lessons_src import common
 
 LESSON = "03-multi-class"
@@ -16,7 +16,7 @@ jointly: a prediction counts only when the class is right *and* the box overlaps
 
 **Plan.**
 1. Class labels as one-hot vectors (`one_hot`), with "no digit" as a row of zeros.
-2. The class head: per-cell class probabilities (`build_class_head`).
+2. The class head: per-cell class probabilities (your `build_head` of lesson 1, with a softmax).
 3. A box loss that scores what the metric scores: the IoU loss (`iou_loss`).
 4. Train with it, evaluate (class accuracy, mean IoU, joint accuracy), look at the confusions.
 5. One box per digit: greedy non-maximum suppression (`nms`), and the duplicates without it.
@@ -71,35 +71,8 @@ Like the presence and box heads, the class head answers in every cell: "if a dig
 is it?". The model reads the class at the cell where the presence heatmap peaks. A softmax over the last
 axis turns ten scores into probabilities that sum to 1.
 
-**Exercise: `build_class_head`** (3 points). A `keras.Model` from features `(B, H, W, channels)` to
-`(B, H, W, num_classes)`: a 3x3 `Conv2D` with `hidden` filters, `padding="same"`, ReLU, then a 1x1 `Conv2D`
-with `num_classes` filters and a softmax. Name the model `name`. About 4 lines.
-'''),
-    ("solution:build_class_head", '''
-def build_class_head(channels=64, hidden=64, num_classes=10, name="class"):
-    """Per cell: the class of the digit centred there.
-
-    Args:
-        channels (int): C, the feature channels.
-        hidden (int): filters of the hidden 3x3 layer.
-        num_classes (int): the number of classes.
-        name (str): the model's name.
-
-    Returns:
-        keras.Model: features (B, H, W, C) -> (B, H, W, num_classes), softmax over the last axis.
-    """
-    ### BEGIN SOLUTION
-    features = keras.Input(shape=(None, None, channels))
-    x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
-    out = keras.layers.Conv2D(num_classes, 1, activation="softmax")(x)
-    return keras.Model(features, out, name=name)
-    ### END SOLUTION
-'''),
-    ("test:build_class_head", '''
-check_exercise("build_class_head", build_class_head)
-### BEGIN HIDDEN TESTS
-check_exercise("build_class_head", build_class_head, secret=True)
-### END HIDDEN TESTS
+The class head is your `build_head` of lesson 1 with `outputs=10, activation="softmax"` (`mnistloc`'s copy:
+`models.build_class_head`).
 '''),
     ("md", '''
 ## 3. An IoU loss
@@ -160,12 +133,12 @@ for name, true in (("wide 2x2 cells", [1, 1, 1, 1]), ("thin 0.5x2 cells", [0.25,
     ("md", '''
 ## 4. The model and its training
 
-The presence and box heads of the earlier lessons (the reference versions) and your class head. The box output
+The presence, box and class heads (`mnistloc`'s copies of your `build_head`). The box output
 trains with L1 plus *your* `iou_loss`; the class loss is a cross-entropy counted only at cells near a digit's
 centre (`losses.masked_class_loss`): the same mask idea as lesson 2.
 '''),
     common.assemble(3, {"presence": "models.build_presence_head", "box": "models.build_box_head",
-                       "class": "build_class_head"}),
+                       "class": "models.build_class_head"}),
     ("code", '''
 def box_loss(y_true, y_pred):
     """Per cell (B, 16, 16, 5) vs (B, 16, 16, 4): the masked L1 plus your IoU loss."""
@@ -208,8 +181,11 @@ keep a box unless its IoU with a box already kept is above `iou_threshold`; a dr
 left, e.g. one digit reported under two labels in lesson 4.)
 
 **Exercise: `nms`** (3 points). Return the indices of the kept boxes, by descending score (equal scores in the
-given order: `np.argsort(-scores, kind="stable")`). About 8 lines; compute all pairwise IoUs first (with your
-`iou` from lesson 1 as `boxes.pairwise_iou` does, or with broadcasting).
+given order: `np.argsort(-scores, kind="stable")`). About 8 lines. Compute all pairwise IoUs first: either with
+broadcasting, as your `iou` of lesson 1 did pair by pair (`b[:, None, :2]` against `b[None, :, :2]` gives every
+pair, `(M, M, 2)`), or with `mnistloc`'s, imported inside your function under its own name:
+`from mnistloc.boxes import pairwise_iou`, then `pairwise_iou(boxes, boxes)` `(M, M)`. (Inside `nms`, the name
+`boxes` is the parameter, not the module `mnistloc.boxes` of the setup cell.)
 '''),
     ("solution:nms", '''
 def nms(boxes, scores, iou_threshold=0.5):

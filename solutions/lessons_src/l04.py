@@ -1,4 +1,4 @@
-"""Lesson 4: several digits (case 4): order_left_to_right, build_count_head, average_precision, match_detections."""
+"""Lesson 4: several digits (case 4): order_left_to_right, average_precision, match_detections."""
 from lessons_src import common
 
 LESSON = "04-multiple-digits"
@@ -17,7 +17,7 @@ precision sums them up over every confidence threshold.
 
 **Plan.**
 1. Labels in a fixed order: slots sorted left to right (`order_left_to_right`).
-2. A count head: 0, 1 or 2 digits for the whole canvas (`build_count_head`).
+2. A count head: 0, 1 or 2 digits for the whole canvas (given).
 3. Train, and score with average precision, which you write yourself (`average_precision`): match the
    detections to the true boxes (`match_detections`), and draw the precision-recall curve of your AP.
 '''),
@@ -75,46 +75,18 @@ How many digits? One answer per canvas, so the count head must gather the whole 
 digit-like cells, a global average over the grid measures how much "digit" there is, whatever the grid's size,
 and a softmax over 0, 1, ..., `max_count` reads the count.
 
-**Exercise: `build_count_head`** (3 points). A `keras.Model` from features `(B, H, W, channels)` to
-`(B, max_count + 1)`: a 1x1 `Conv2D` with `hidden` filters and ReLU, `GlobalAveragePooling2D`, then a `Dense`
-layer with `max_count + 1` units and a softmax. Name the model `name`. About 5 lines.
-'''),
-    ("solution:build_count_head", '''
-def build_count_head(channels=64, hidden=32, max_count=2, name="count"):
-    """The number of digits on the canvas, 0 to ``max_count``.
-
-    Args:
-        channels (int): C, the feature channels.
-        hidden (int): filters of the 1x1 layer.
-        max_count (int): the largest count.
-        name (str): the model's name.
-
-    Returns:
-        keras.Model: features (B, H, W, C) -> (B, max_count + 1), softmax.
-    """
-    ### BEGIN SOLUTION
-    features = keras.Input(shape=(None, None, channels))
-    x = keras.layers.Conv2D(hidden, 1, activation="relu")(features)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    out = keras.layers.Dense(max_count + 1, activation="softmax")(x)
-    return keras.Model(features, out, name=name)
-    ### END SOLUTION
-'''),
-    ("test:build_count_head", '''
-check_exercise("build_count_head", build_count_head)
-### BEGIN HIDDEN TESTS
-check_exercise("build_count_head", build_count_head, secret=True)
-### END HIDDEN TESTS
+The count head (`models.build_count_head`) is given: a 1x1 `Conv2D` with `hidden` filters and ReLU,
+`GlobalAveragePooling2D`, then a `Dense` layer with `max_count + 1` units and a softmax.
 '''),
     ("md", '''
 ## 3. The model and its training
 
-All four heads on one backbone: presence, box and class (the reference versions of your earlier heads) and
-your count head. Each found digit is a peak of the presence heatmap; its box and class are read there, and its
+All four heads on one backbone: presence, box and class (your `build_head` of lesson 1, in `mnistloc`'s copy)
+and the count head. Each found digit is a peak of the presence heatmap; its box and class are read there, and its
 score is presence x class probability. The count head says how many peaks to keep.
 '''),
     common.assemble(4, {"presence": "models.build_presence_head", "box": "models.build_box_head",
-                       "class": "models.build_class_head", "count": "build_count_head"}),
+                       "class": "models.build_class_head", "count": "models.build_count_head"}),
     common.train(4, 180),
     common.HISTORY,
     ("md", '''

@@ -1,16 +1,18 @@
-"""Lesson 5: many digits at many sizes (case 5): scale_sigmas, choose_nms_threshold, and the open challenge."""
+"""Lesson 5: many digits at many sizes (case 5), the capstone: the student assembles the detector from their own
+checked parts: bump_sigmas, detector_targets, detect_digits, choose_nms_threshold, and the open challenge."""
 from lessons_src import common
 
 LESSON = "05-many-digits"
 
 CELLS = [
     ("md", '''
-# Lesson 5: many digits, many sizes
+# Lesson 5: many digits, many sizes: assemble your detector
 
 **What you will build.** A detector for crowded canvases: zero to six digits, each scaled from 0.6 to 1.6
 times its usual size, frames allowed to overlap. No slots and no count head: a canvas holds as many digits as
-its presence map has peaks. You assemble it from the parts you wrote in lessons 1 to 4, add the two things
-crowds need, train it, and then try to beat it in the class challenge.
+its presence map has peaks. You assemble it from the parts you wrote in lessons 1 to 4: your heatmaps and box
+targets become the detector's targets, your peaks, boxes and NMS become its decoder. Then you train it, score
+it, and try to beat it in the class challenge.
 
 **Why it matters.** The slot model of lesson 4 cannot count past two. Real detectors (CenterNet, FCOS) are
 dense: every cell may report a digit, and non-maximum suppression (NMS) keeps one report per digit. In a crowd,
@@ -18,31 +20,42 @@ NMS's threshold decides whether two touching digits stay two, and a single bump 
 digit and a large one.
 
 **Plan.**
-1. Your own functions from lessons 1 to 4, loaded from your earlier notebooks.
-2. Heatmap bumps that grow with the digit (`scale_sigmas`), and a crowded scene's heatmap.
-3. Train the detector with your targets and losses; evaluate with COCO mAP.
-4. Your decoder (your peaks, your boxes from cells, your NMS), and NMS's threshold chosen on validation
-   canvases (`choose_nms_threshold`).
-5. Which digits are missed: recall by size.
-6. The challenge: improve the model within a fixed training budget, save it, and submit it to the leaderboard.
+1. Your own functions from lessons 1 to 4, loaded from your earlier notebooks, each checked before it is used.
+2. Crowded canvases.
+3. Bumps that grow with the digit (`bump_sigmas`).
+4. The detector's targets, on your heatmaps and box targets (`detector_targets`).
+5. Train the detector on your targets with your losses.
+6. Your decoder, on your peaks, boxes and NMS (`detect_digits`), scored with COCO mAP beside the reference's.
+7. NMS in a crowd, and its threshold chosen on validation canvases (`choose_nms_threshold`).
+8. Which digits are missed, and which parts of this detector are yours.
+9. The challenge: improve the model within a fixed training budget, save it, and submit it to the leaderboard.
 '''),
     common.setup("from mnistloc import nms_sweep\n"),
     ("md", '''
-## 1. Your functions from lessons 1 to 4
+## 1. Your functions from lessons 1 to 4, checked first
 
 A notebook cannot import another notebook, so `from_lesson` reads the cell that defines a function in *your*
-notebook of an earlier lesson (the folder next to this one, e.g. `../04-multiple-digits/04-multiple-digits.ipynb`)
-and runs it here. It falls back to `mnistloc`'s reference, and says so, when that notebook is not there, the
-function still raises `NotImplementedError` or fails on a small trial, and always under the autograder (which
-grades this notebook alone). Its output says which one each part of this lesson uses.
+notebook of an earlier lesson (the folder next to this one, e.g. `../04-multiple-digits/04-multiple-digits.ipynb`),
+runs it here, and then runs that exercise's public check on it, as the check cell of that lesson did. Only a
+function that passes is used. A failing one is named with the check's hint and replaced by `mnistloc`'s
+reference, and so is one that is missing or not done, and every one under the autograder (which grades this
+notebook alone). Its output says which one each part of this lesson uses.
+
+To use your own function even though its check fails (say, to see what your bug does to the detector), put its
+name in `USE_MY_OWN`, e.g. `USE_MY_OWN = {"nms"}`, and run the cell again.
 '''),
     ("code", '''
 import json
 from pathlib import Path
 
+from mnistloc.checks import check
 
-def from_lesson(name, lesson, reference, *trial):
-    """Your function ``name`` from your notebook of ``lesson`` if it runs on ``trial``, else ``reference``."""
+USE_MY_OWN = set()  # names of your earlier functions to use even when their check fails, e.g. {"nms"}
+
+
+def from_lesson(name, lesson, reference):
+    """Your function ``name`` from your notebook of ``lesson`` when it passes that exercise's public check (or is in
+    ``USE_MY_OWN``), else ``reference``; prints which, and why."""
     path = Path("..") / lesson / f"{lesson}.ipynb"
     why = "the autograder grades this notebook alone" if GRADING else f"{path} is not there"
     if not GRADING and path.is_file():
@@ -53,27 +66,29 @@ def from_lesson(name, lesson, reference, *trial):
             space = {"np": np, "keras": keras}  # what every exercise cell may use
             try:
                 exec("".join(source[0]) if isinstance(source[0], list) else source[0], space)
-                space[name](*trial)
-                print(f"{name}: yours, from {path}")
-                return space[name]
-            except NotImplementedError:
-                why = "yours is not done yet"
-            except Exception as exc:  # a broken earlier answer should not stop this lesson
-                why = f"yours fails on a small trial ({type(exc).__name__}: {exc})"
+                result = check(name, space[name])  # the public cases of the check cell of that lesson
+            except Exception as exc:  # a broken earlier cell should not stop this lesson
+                why = f"its cell fails to run ({type(exc).__name__}: {exc})"
+            else:
+                if result.passed or name in USE_MY_OWN:
+                    note = "" if result.passed else f", in USE_MY_OWN though its check fails: {result.hint}"
+                    print(f"{name}: yours, from {path}{note}")
+                    return space[name]
+                why = f"yours fails its check: {result.hint}"
     print(f"{name}: mnistloc's reference ({why})")
     return reference
 
 
 L1, L2, L3, L4 = "01-single-digit", "02-presence", "03-multi-class", "04-multiple-digits"
-heat_fn = from_lesson("heatmap_targets", L2, targets.heatmap_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), bool))
-cells_fn = from_lesson("boxes_from_cells", L1, decoder.boxes_from_cells, np.zeros((1, 2, 2, 4), np.float32))
-peaks_fn = from_lesson("find_peaks", L2, decoder.find_peaks, np.zeros((1, 3, 3)))
-nms_fn = from_lesson("nms", L3, decoder.nms, np.zeros((1, 4)), np.ones(1))
-focal = from_lesson("focal_loss", L2, losses.focal_loss, np.zeros((1, 2, 2, 1), np.float32),
-                    np.full((1, 2, 2, 1), 0.5, np.float32))
-box_iou_loss = from_lesson("iou_loss", L3, losses.iou_loss, np.ones((1, 5), np.float32), np.ones((1, 4), np.float32))
-match_fn = from_lesson("match_detections", L4, metrics.match_detections, np.zeros((1, 4)), np.ones(1), np.zeros((1, 4)))
-ap_fn = from_lesson("average_precision", L4, metrics.average_precision, np.ones(1), np.ones(1, bool), 1)
+cells_fn = from_lesson("boxes_from_cells", L1, decoder.boxes_from_cells)
+heat_fn = from_lesson("heatmap_targets", L2, targets.heatmap_targets)
+box_fn = from_lesson("box_targets", L2, targets.box_targets)
+peaks_fn = from_lesson("find_peaks", L2, decoder.find_peaks)
+focal = from_lesson("focal_loss", L2, losses.focal_loss)
+box_iou_loss = from_lesson("iou_loss", L3, losses.iou_loss)
+nms_fn = from_lesson("nms", L3, decoder.nms)
+match_fn = from_lesson("match_detections", L4, metrics.match_detections)
+ap_fn = from_lesson("average_precision", L4, metrics.average_precision)
 '''),
     ("md", '''
 ## 2. Crowded canvases
@@ -95,17 +110,22 @@ digits from about 12 to 45 pixels, one width cannot fit all: 1 cell is wide for 
 onto a close neighbour) and narrow for a large one (only its centre cell says "digit", though the cells next
 to it sit well inside the digit too). CenterNet scales the bump with the box.
 
-**Exercise: `scale_sigmas`** (2 points). The bump's width in cells for each box: the box's side as the
-geometric mean `sqrt(w h)` of its width and height (0 for an inverted box: clip each side at 0), in cells (8
-pixels a cell), divided by 6, and never below 0.5 cell. Boxes of any leading shape `(..., 4)`; float32. About
-3 lines.
+**Exercise: `bump_sigmas`** (2 points). The bump's width in cells for each box, growing with the digit's size
+`sqrt(w h)` (the side of a square of its area; clip each side at 0 first, so an inverted box has no size),
+in cells of `stride` pixels: `max(0.5, 0.4 sqrt(w h) / stride)` cells, so that a median digit (20 px) keeps the
+1-cell bump of lesson 2, a 12 px digit gets 0.6 cell and a 45 px digit 2.25. Boxes of any leading shape
+`(..., 4)`; float32. About 3 lines.
 '''),
-    ("solution:scale_sigmas", '''
-def scale_sigmas(boxes):
-    """The centre bump's width in cells for each box: max(0.5, sqrt(w h) / 8 / 6).
+    ("solution:bump_sigmas", '''
+def bump_sigmas(boxes, stride=8):
+    """The centre bump's width in cells for each box, growing with the digit.
+
+    The digit's size is s = sqrt(w h) pixels (each side clipped at 0); the width is max(0.5, 0.4 s / stride) cells:
+    a 20 px digit gets 1 cell (at stride 8), a 12 px one 0.6, a 45 px one 2.25.
 
     Args:
         boxes (float[..., 4]): xyxy pixel boxes (unused slots: zeros).
+        stride (int): pixels per cell side.
 
     Returns:
         float32[...]: one width per box, in cells.
@@ -113,37 +133,110 @@ def scale_sigmas(boxes):
     ### BEGIN SOLUTION
     b = np.asarray(boxes, dtype=np.float32)
     w, h = np.clip(b[..., 2] - b[..., 0], 0, None), np.clip(b[..., 3] - b[..., 1], 0, None)
-    return np.maximum(0.5, np.sqrt(w * h) / 8 / 6).astype(np.float32)
+    return np.maximum(0.5, 0.4 * np.sqrt(w * h) / stride).astype(np.float32)
     ### END SOLUTION
 '''),
-    ("test:scale_sigmas", '''
-check_exercise("scale_sigmas", scale_sigmas)
+    ("test:bump_sigmas", '''
+check_exercise("bump_sigmas", bump_sigmas)
 ### BEGIN HIDDEN TESTS
-check_exercise("scale_sigmas", scale_sigmas, secret=True)
+check_exercise("bump_sigmas", bump_sigmas, secret=True)
+### END HIDDEN TESTS
+'''),
+    ("code", '''
+sigma_fn = yours_or_reference(bump_sigmas, targets.size_sigmas, np.zeros((1, 4)))
+sizes = np.array([[0, 0, 12, 12], [0, 0, 24, 24], [0, 0, 45, 45]], np.float32)  # a small, a medium, a large digit
+print("widths in cells for 12, 24 and 45 px digits:", np.round(sigma_fn(sizes), 2))
+'''),
+    ("md", '''
+## 4. The detector's targets, on your parts
+
+The model learns three maps per canvas, one value per cell (16x16 cells of 8 pixels): the `presence` heatmap,
+the `box` distances and the `class`. Build them from your own parts, which the lesson passes to your function:
+
+* `presence` `(N, G, G, 1)`: each digit's bump, as wide as `sigma_fn` says (your `bump_sigmas`); a cell keeps
+  the larger bump where two meet. Your `heatmap_targets` of lesson 2 (`heatmap_fn`) draws bumps of one width
+  `sigma`, but a bump of width `s` is the unit bump to the power `1 / s**2`:
+  `exp(-d**2 / 2) ** (1 / s**2) = exp(-d**2 / (2 s**2))`. So call it once per slot with `sigma=1.0` on that slot
+  alone (`boxes[:, k:k+1]`, `mask[:, k:k+1]`), and raise it to each canvas's power.
+* `box` `(N, G, G, 5)`: a weight, then the distances `(l, t, r, b)` of your `box_targets` of lesson 2 (`box_fn`).
+  The weight is the presence heat at the cells `box_fn` marks, 0 elsewhere: cells near a centre learn most.
+* `class` `(N, G, G, 11)`: the same weight, then the one-hot class of the digit that the cell learns the box of
+  (the nearest centre cell, the earlier slot on a tie, as in `box_targets`), zeros where no box is learned.
+
+**Exercise: `detector_targets`** (4 points). About 15 lines.
+'''),
+    ("solution:detector_targets", '''
+def detector_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128):
+    """The case-5 detector's targets, built on the heatmap, box targets and bump widths given.
+
+    Args:
+        boxes (float[N, K, 4]): xyxy pixels, K slots per canvas.
+        classes (int[N, K]): each digit's class (-1 in unused slots).
+        mask (bool[N, K]): which slots hold a digit.
+        heatmap_fn: ``heatmap_fn(boxes, mask, size=, stride=, sigma=)`` -> float[N, G, G] (lesson 2).
+        box_fn: ``box_fn(boxes, mask, size=, stride=)`` -> (float[N, G, G, 4], bool[N, G, G]) (lesson 2).
+        sigma_fn: ``sigma_fn(boxes)`` -> float[N, K], each bump's width in cells.
+        size (int): the canvas side in pixels; cells of 8 pixels, G = size // 8.
+
+    Returns:
+        dict of float32 arrays: presence (N, G, G, 1); box (N, G, G, 5): weight, l, t, r, b; class (N, G, G, 11):
+        weight, then the one-hot class.
+    """
+    ### BEGIN SOLUTION
+    stride = 8
+    b, m, g = np.asarray(boxes, np.float32), np.asarray(mask, bool), size // stride
+    sigma = np.asarray(sigma_fn(b), np.float64)  # [N, K]
+    heat = np.zeros((len(b), g, g))
+    for k in range(b.shape[1]):  # one slot at a time: the unit bump, to the power 1 / sigma^2
+        unit = np.asarray(heatmap_fn(b[:, k:k + 1], m[:, k:k + 1], size=size, stride=stride, sigma=1.0), np.float64)
+        heat = np.maximum(heat, unit ** (1 / sigma[:, k, None, None] ** 2))
+    distances, cells = box_fn(b, m, size=size, stride=stride)  # [N, G, G, 4], [N, G, G]
+    weight = np.where(cells, heat, 0)[..., None]  # [N, G, G, 1]
+    centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] column, row
+    i = np.arange(g)
+    d2 = (i[:, None] - centre[..., 1, None, None]) ** 2 + (i[None, :] - centre[..., 0, None, None]) ** 2
+    owner = np.argmin(np.where(m[..., None, None], d2, np.inf), axis=1)  # [N, G, G] the nearest centre's slot
+    cls = np.take_along_axis(np.where(m, classes, -1), owner.reshape(len(b), -1), axis=1).reshape(owner.shape)
+    one_hot = (cls[..., None] == np.arange(10)) & cells[..., None]  # [N, G, G, 10]
+    return {"presence": heat[..., None].astype(np.float32),
+            "box": np.concatenate([weight, distances], axis=-1).astype(np.float32),
+            "class": np.concatenate([weight, one_hot], axis=-1).astype(np.float32)}
+    ### END SOLUTION
+'''),
+    ("test:detector_targets", '''
+check_exercise("detector_targets", detector_targets)
+### BEGIN HIDDEN TESTS
+check_exercise("detector_targets", detector_targets, secret=True)
 ### END HIDDEN TESTS
 '''),
     ("md", '''
-A crowded scene's targets: your `heatmap_targets` with one width (1 cell) above, the scale-aware bumps of
-*your* `scale_sigmas` below. Look at the smallest digits next to a neighbour, and at the largest ones.
+A crowded scene's heatmaps: your `heatmap_targets` with one width (1 cell) above, *your* detector's targets
+below, the bumps as wide as *your* `bump_sigmas` says. Look at the smallest digits next to a neighbour, and at
+the largest ones.
 '''),
     ("code", '''
-sigma_fn = yours_or_reference(scale_sigmas, targets.size_sigmas, np.zeros((1, 4)))
+def reference_targets(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128):
+    """mnistloc's encoder on the same parts (stands in when your detector_targets is not done)."""
+    return targets.encode_targets(boxes, classes, mask, size=size, sigma="size", heatmap_fn=heatmap_fn,
+                                  box_fn=box_fn, sigma_fn=sigma_fn)
+
+
+targets_fn = yours_or_reference(detector_targets, reference_targets, np.zeros((1, 1, 4)), np.zeros((1, 1), int),
+                                np.zeros((1, 1), bool), heat_fn, box_fn, sigma_fn)
 crowded = np.argsort(-ds.count, kind="stable")[:4]  # the fullest canvases
 fixed = np.asarray(heat_fn(ds.boxes[crowded], ds.mask[crowded], size=128, stride=8, sigma=1.0))
-scaled = targets.encode_targets(ds.boxes[crowded], ds.classes[crowded], ds.mask[crowded], sigma="size",
-                                sigma_fn=sigma_fn)
-viz.heatmap_plot(ds.images[crowded], {"one width": fixed, "scale-aware": scaled["presence"][..., 0]},
+sized = targets_fn(ds.boxes[crowded], ds.classes[crowded], ds.mask[crowded], heat_fn, box_fn, sigma_fn)
+viz.heatmap_plot(ds.images[crowded], {"one width": fixed, "bumps by digit size": sized["presence"][..., 0]},
                  boxes=[ds.boxes[i][ds.mask[i]] for i in crowded], titles=[f"{ds.count[i]} digits" for i in crowded])
 plt.show()
 '''),
     ("md", '''
-## 4. The detector and its training
+## 5. The detector and its training
 
 The backbone and the three dense heads of lessons 1 to 3 (`models.build_model(5)`: presence, box and class
-per 8x8 cell, no count head). It trains on *your* scale-aware heatmaps, the presence map with *your*
-`focal_loss`, the boxes with the masked L1 plus *your* `iou_loss`. Each cell within one cell of a digit's centre
-learns that digit's box distances and class, as your `box_targets` taught it; in a crowd a cell belongs to the
-digit whose centre is nearest (as your `box_targets` decides).
+per 8x8 cell, no count head). It trains on *your* targets (your `detector_targets` on your heatmaps, box targets
+and bump widths), the presence map with *your* `focal_loss`, the boxes with the masked L1 plus *your*
+`iou_loss`.
 '''),
     ("code", '''
 SEED = 0  # the run's seed: starting weights and training canvases; change it to see how much a run varies
@@ -165,9 +258,8 @@ def compile_detector(model, learning_rate=training.LEARNING_RATE):
 
 
 def student_targets(batch):
-    """What the model trains on for a batch of canvases: bumps as wide as your scale_sigmas says."""
-    return targets.encode_targets(batch.boxes, batch.classes, batch.mask, size=batch.size, sigma="size",
-                                  sigma_fn=sigma_fn)
+    """What the model trains on for a batch of canvases: your detector_targets on your parts."""
+    return targets_fn(batch.boxes, batch.classes, batch.mask, heat_fn, box_fn, sigma_fn, size=batch.size)
 
 
 compile_detector(model)
@@ -188,57 +280,111 @@ print(f"trained for {history.seconds:.0f} s ({history.cpu_seconds:.0f} s of CPU 
 '''),
     common.HISTORY,
     ("md", '''
-## 5. Evaluation
+## 6. Your decoder
 
-COCO *mAP* (.50:.95), *AP50* and *AP75* on held-out digits, and the *count accuracy* (the share of canvases
-where the number of peaks scoring at least 0.5 is right), decoded by `mnistloc.decoder.detect`: peaks, boxes
-averaged over the agreeing cells around each peak, NMS at IoU 0.5.
+From the model's outputs to scored, labelled detections, on *your* parts (the lesson passes them):
+
+1. `peaks_fn(heat, k=k)` (your `find_peaks`) on the presence map `outputs["presence"][..., 0]` `(n, G, G)`: the
+   `k` best peaks of each canvas (row = col = -1 where there are fewer);
+2. `cells_fn(outputs["box"])` (your `boxes_from_cells`): the box each cell predicts, `(n, G, G, 4)`; read at each
+   peak and clip to the canvas, `[0, G * 8]`;
+3. per canvas, `nms_fn(boxes, scores, iou_threshold)` (your `nms`) on the peaks' boxes and presence scores;
+4. each kept peak is one detection: its class is the most probable at its cell (`outputs["class"]`), its score
+   presence x that probability; drop those scoring below `min_score`.
+
+**Exercise: `detect_digits`** (4 points). Return three lists with one array per canvas: boxes `(m, 4)`
+float32, labels `(m,)` int64, scores `(m,)` float32, best score first (`np.argsort(-scores, kind="stable")`).
+About 15 lines.
 '''),
-    ("code", '''
-TARGETS = evaluation.TARGETS[5]  # what the reference model reaches in 175 s
-test = evaluation.test_dataset(5, n=200 if GRADING else 1000)
-outputs = evaluation.predict(model, test)
-scores = evaluation.score(5, test, outputs)
-for name, value in scores.items():
-    target = f"   target {TARGETS[name]:.3f}" if name in TARGETS else ""
-    print(f"{name:>15}: {value:.3f}{target}")
+    ("solution:detect_digits", '''
+def detect_digits(outputs, peaks_fn, cells_fn, nms_fn, *, k=20, iou_threshold=0.5, min_score=0.01):
+    """Scored, labelled detections from a case-5 model's outputs.
+
+    Args:
+        outputs (dict): presence (n, G, G, 1), box (n, G, G, 4) distances in cells, class (n, G, G, 10).
+        peaks_fn: ``peaks_fn(heat, k=)`` -> rows, cols, scores, each (n, k) (lesson 2's find_peaks).
+        cells_fn: ``cells_fn(distances)`` -> xyxy pixels (n, G, G, 4) (lesson 1's boxes_from_cells).
+        nms_fn: ``nms_fn(boxes, scores, iou_threshold)`` -> kept indices, best first (lesson 3's nms).
+        k (int): peaks per canvas; iou_threshold (float): NMS's; min_score (float): the lowest score kept.
+
+    Returns:
+        (boxes, labels, scores): lists with one array per canvas: float32 (m, 4), int64 (m,), float32 (m,), best
+        score first.
+    """
+    ### BEGIN SOLUTION
+    heat = np.asarray(outputs["presence"])[..., 0]  # [n, G, G]
+    probs = np.asarray(outputs["class"])  # [n, G, G, 10]
+    rows, cols, scores = (np.asarray(a) for a in peaks_fn(heat, k=k))  # [n, k] each
+    cell_boxes = np.asarray(cells_fn(outputs["box"]))  # [n, G, G, 4]
+    boxes, labels, joint = [], [], []
+    for i in range(len(heat)):
+        found = rows[i] >= 0
+        r, c, s = rows[i][found], cols[i][found], scores[i][found]
+        b = np.clip(cell_boxes[i, r, c], 0, heat.shape[1] * 8)  # [m, 4]
+        keep = np.asarray(nms_fn(b, s, iou_threshold), np.int64)
+        p = probs[i, r[keep], c[keep]]  # [kept, 10]
+        score = s[keep] * p.max(axis=-1)
+        good = np.flatnonzero(score >= min_score)
+        good = good[np.argsort(-score[good], kind="stable")]  # best first
+        boxes.append(b[keep][good].astype(np.float32))
+        labels.append(p.argmax(axis=-1)[good].astype(np.int64))
+        joint.append(score[good].astype(np.float32))
+    return boxes, labels, joint
+    ### END SOLUTION
+'''),
+    ("test:detect_digits", '''
+check_exercise("detect_digits", detect_digits)
+### BEGIN HIDDEN TESTS
+check_exercise("detect_digits", detect_digits, secret=True)
+### END HIDDEN TESTS
 '''),
     ("md", '''
-## 6. Your decoder, and NMS in a crowd
+COCO *mAP* (.50:.95), *AP50* and *AP75* on held-out digits with *your* decoder on your parts, beside the
+reference decoder (`mnistloc.decoder`), which adds two things: it averages the boxes and classes of the
+agreeing cells around each peak (refinement), and it reports each peak under every class, scored presence x
+that class's probability (an unsure digit is found under both labels). The *count accuracy* is the share of
+canvases where the number of peaks scoring at least 0.5 is right.
+'''),
+    ("code", '''
+def reference_detect(outputs, peaks_fn, cells_fn, nms_fn, *, k=20, iou_threshold=0.5, min_score=0.01):
+    """mnistloc's decoder on the same parts, without refinement, one label per peak (stands in for yours)."""
+    found = decoder.detect(outputs, k=k, iou_threshold=iou_threshold, refine_boxes=False, peaks_fn=peaks_fn,
+                           cells_fn=cells_fn, nms_fn=nms_fn)
+    return decoder.detections(found, all_labels=False, min_score=min_score)
 
-Now the same outputs through *your* parts: `find_peaks` on the presence map, `boxes_from_cells` at each peak,
-then `nms` per canvas. Every candidate is a 3x3 local maximum; in a crowd two digits' bumps merge and a large
-digit may show two maxima, so NMS has real work: a threshold too low merges touching digits into one, too high
-keeps a digit twice.
+
+decode_fn = yours_or_reference(detect_digits, reference_detect, {"presence": np.zeros((1, 2, 2, 1)),
+                               "box": np.zeros((1, 2, 2, 4)), "class": np.full((1, 2, 2, 10), 0.1)},
+                               peaks_fn, cells_fn, nms_fn)
+TARGETS = evaluation.TARGETS[5]  # what the reference model reaches in 175 s
+scores, test, outputs = evaluation.evaluate(model, 5, n=200 if GRADING else 1000, return_predictions=True)
+mine = metrics.mean_average_precision(*test.box_lists(), *decode_fn(outputs, peaks_fn, cells_fn, nms_fn))
+print(f"{'':>15}  {'your decoder':>12}  {'reference decoder':>17}")
+for name in ("map", "map50", "map75", "count_accuracy"):
+    target = f"   target {TARGETS[name]:.3f}" if name in TARGETS else ""
+    yours = f"{mine[name]:12.3f}" if name in mine else f"{'':12}"
+    print(f"{name:>15}: {yours}  {scores[name]:17.3f}{target}")
+'''),
+    ("md", '''
+## 7. NMS in a crowd
+
+Every candidate is a 3x3 local maximum; in a crowd two digits' bumps merge and a large digit may show two
+maxima, so NMS has real work: a threshold too low merges touching digits into one, too high keeps a digit
+twice. The fullest test canvas before NMS, and after *your* NMS at IoU thresholds 0.2 and 0.7 (peaks scoring
+at least 0.3).
 '''),
     ("code", '''
 def candidates(outputs, k=20):
-    """Every peak with its box, score and class probabilities, before NMS: boxes (n, k, 4), scores (n, k),
-    probs (n, k, 10); a missing peak scores 0."""
+    """Every peak with its box and score, before NMS: boxes (n, k, 4), scores (n, k); a missing peak scores 0."""
     heat = outputs["presence"][..., 0]
     rows, cols, found = peaks_fn(heat, k=k)
     rows, cols = np.maximum(rows, 0), np.maximum(cols, 0)  # padding (-1) scores 0 anyway
     i = np.arange(len(heat))[:, None]
     boxes = np.clip(np.asarray(cells_fn(outputs["box"]))[i, rows, cols], 0, heat.shape[1] * 8)  # [n, k, 4]
-    return boxes, np.asarray(found, np.float32), outputs["class"][i, rows, cols]
+    return boxes, np.asarray(found, np.float32)
 
 
-def your_map(ds, outputs, iou_threshold=0.5):
-    """COCO AP of your decoder: each kept peak under every class, scored presence x class probability."""
-    boxes, peak_scores, probs = candidates(outputs)
-    kept = nms_sweep.nms_keeps(boxes, peak_scores, [iou_threshold], nms_fn=nms_fn)[0]
-    found = {"boxes": boxes, "scores": peak_scores, "probs": probs, "kept": kept}
-    return metrics.mean_average_precision(*ds.box_lists(), *decoder.detections(found))
-
-
-print(f"your decoder: mAP {your_map(test, outputs)['map']:.3f}; the reference decoder "
-      f"(boxes averaged around each peak): {scores['map']:.3f}")
-'''),
-    ("md", '''
-The fullest test canvas before NMS, and after NMS at IoU thresholds 0.2 and 0.7 (peaks scoring at least 0.3).
-'''),
-    ("code", '''
-boxes, peak_scores, _ = candidates(outputs)
+boxes, peak_scores = candidates(outputs)
 i = int(np.argmax(test.count))
 shown = np.flatnonzero(peak_scores[i] >= 0.3)
 for threshold in (0.2, 0.7):
@@ -290,34 +436,34 @@ check_exercise("choose_nms_threshold", choose_nms_threshold, secret=True)
 choose = yours_or_reference(choose_nms_threshold, nms_sweep.choose_nms_threshold, np.ones((1, 1, 1), bool),
                             np.ones((1, 1)), np.ones(1, np.int64), np.ones(1))
 val = canvas.make_dataset(5, 100 if GRADING else 500, seed=55, split="train")  # training digits, fresh canvases
-val_boxes, val_scores, _ = candidates(evaluation.predict(model, val))
+val_boxes, val_scores = candidates(evaluation.predict(model, val))
 thresholds = np.array(nms_sweep.NMS_THRESHOLDS)
-best, accuracy = choose(nms_sweep.nms_keeps(val_boxes, val_scores, thresholds, nms_fn=nms_fn), val_scores, val.count,
-                        thresholds)
+best, accuracy = choose(nms_sweep.nms_keeps(val_boxes, val_scores, thresholds, nms_fn=nms_fn), val_scores,
+                        val.count, thresholds)
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(thresholds, accuracy, "o-")
 ax.axvline(best, color="red", ls="--", label=f"chosen: {best:.1f}")
 ax.set(xlabel="NMS IoU threshold", ylabel="count accuracy (validation)", title="counting a crowd")
 ax.legend()
 plt.show()
-chosen = your_map(test, outputs, best)
-print(f"test mAP with your decoder: {your_map(test, outputs)['map']:.3f} at NMS 0.5, {chosen['map']:.3f} at the "
-      f"chosen {best:.1f}")
+chosen = metrics.mean_average_precision(*test.box_lists(), *decode_fn(outputs, peaks_fn, cells_fn, nms_fn,
+                                                                      iou_threshold=best))
+print(f"test mAP with your decoder: {mine['map']:.3f} at NMS 0.5, {chosen['map']:.3f} at the chosen {best:.1f}")
 '''),
     ("md", '''
-## 7. Which digits are missed?
+## 8. Which digits are missed?
 
-A digit is found when a kept detection covers it by IoU >= 0.5; *your* `match_detections` decides (class
-agnostic here: every kept peak, best first, against every true box). Recall by size: small digits have
-`sqrt(w h)` under 16 pixels, large ones 24 or more (`nms_sweep.size_groups`).
+A digit is found when a detection of your decoder covers it by IoU >= 0.5; *your* `match_detections` decides
+(class agnostic here: every detection scoring at least 0.3, best first, against every true box). Recall by
+size: small digits have `sqrt(w h)` under 16 pixels, large ones 24 or more (`nms_sweep.size_groups`).
 '''),
     ("code", '''
-found = decoder.detect(outputs)
+det_boxes, det_labels, det_scores = decode_fn(outputs, peaks_fn, cells_fn, nms_fn)
 hits, groups = [], []
 for j in range(len(test)):
     truth = test.boxes[j][test.mask[j]]
-    kept = found["kept"][j] & (found["scores"][j] >= 0.3)
-    matched = match_fn(found["boxes"][j][kept], found["scores"][j][kept], truth, 0.5)  # [D] true index or -1
+    sure = det_scores[j] >= 0.3
+    matched = match_fn(det_boxes[j][sure], det_scores[j][sure], truth, 0.5)  # [D] true index or -1
     hits.append(np.isin(np.arange(len(truth)), matched))
     groups.append(nms_sweep.size_groups(truth))
 hits, groups = np.concatenate(hits), np.concatenate(groups)
@@ -330,17 +476,17 @@ ax.set(ylim=(0, 1.15), ylabel="recall at IoU 0.5", title="found digits by size")
 plt.show()
 '''),
     ("md", '''
-And AP50 with *your* `average_precision`, per class, as in lesson 4, beside the reference's.
+And AP50 of your decoder's detections with *your* `average_precision`, per class, as in lesson 4, beside
+`mnistloc.metrics`' on the same detections.
 '''),
     ("code", '''
-det = decoder.detections(found)
 truth = test.box_lists()
 
 
 def class_detections(c, threshold=0.5):
     """Class c over all test canvases: scores (D,), matched (D,) bool, and the number of its true boxes."""
     s, m, num_true = [np.zeros(0)], [np.zeros(0, bool)], 0
-    for tb, tl, pb, pl, ps in zip(*truth, *det):
+    for tb, tl, pb, pl, ps in zip(*truth, det_boxes, det_labels, det_scores):
         t, p, sc = tb[tl == c], pb[pl == c], ps[pl == c]
         num_true += len(t)
         s.append(sc)
@@ -350,10 +496,11 @@ def class_detections(c, threshold=0.5):
 
 present = [c for c in range(10) if any((labels == c).any() for labels in truth[1])]
 aps = {c: ap_fn(*class_detections(c)) for c in present}
-print(f"AP50 with your average_precision: {np.mean(list(aps.values())):.4f}   mnistloc.metrics: {scores['map50']:.4f}")
+print(f"AP50 with your average_precision: {np.mean(list(aps.values())):.4f}   mnistloc.metrics: {mine['map50']:.4f}")
 '''),
     ("md", '''
-The worst test canvases (a wrong count first, then the loosest boxes): what goes wrong in a crowd?
+The worst test canvases (a wrong count first, then the loosest boxes), decoded by the reference decoder: what
+goes wrong in a crowd?
 '''),
     common.TAKE,
     ("code", '''
@@ -362,17 +509,46 @@ viz.sample_grid(take(test, worst), n=8, predictions=evaluation.picture_predictio
 '''),
     *common.question("q_crowd_nms", '''
 **Question** (2 points, graded by hand). Two digits' frames may overlap by IoU up to 0.3 on these canvases.
-What does NMS at an IoU threshold of 0.2 do to such a pair, and what does a threshold of 0.9 do to a single
-large digit? Use your validation curve to say which mistake costs more here.
+Look at the two pictures above, NMS at 0.2 and at 0.7 on the fullest test canvas: what does NMS at 0.2 do to a
+pair of close digits, and what does 0.7 do to a single large digit with two peaks? Count, in those pictures,
+the digits each threshold loses or reports twice, then use your validation curve to say which mistake costs
+more here.
 ''', '''
 At 0.2 the lower-scored digit of a pair whose boxes overlap by more than 0.2 is suppressed: a true digit is
-removed and the count is one short. At 0.9 almost nothing is suppressed: a large digit whose bump has two local
+removed and the count is one short. At 0.7 little is suppressed: a large digit whose bump has two local
 maxima (or a peak next to it) keeps two boxes, counted twice. The curve is lowest at the high end when
 duplicates are common and at the low end when crowded pairs are; its maximum (about 0.3 to 0.5 here) is where
 the two errors balance.
 '''),
     ("md", '''
-## 8. The challenge: a better detector in the same budget
+### Which parts of this detector are yours
+
+Every part the detector above was built, trained, decoded and scored with, and whose it was (a part of yours is
+used when its check passes, or when you put it in `USE_MY_OWN`).
+'''),
+    ("code", '''
+PARTS = {  # the part -> (what the lesson used, mnistloc's reference)
+    "boxes_from_cells (lesson 1)": (cells_fn, decoder.boxes_from_cells),
+    "heatmap_targets (lesson 2)": (heat_fn, targets.heatmap_targets),
+    "box_targets (lesson 2)": (box_fn, targets.box_targets),
+    "find_peaks (lesson 2)": (peaks_fn, decoder.find_peaks),
+    "focal_loss (lesson 2)": (focal, losses.focal_loss),
+    "iou_loss (lesson 3)": (box_iou_loss, losses.iou_loss),
+    "nms (lesson 3)": (nms_fn, decoder.nms),
+    "match_detections (lesson 4)": (match_fn, metrics.match_detections),
+    "average_precision (lesson 4)": (ap_fn, metrics.average_precision),
+    "bump_sigmas": (sigma_fn, targets.size_sigmas),
+    "detector_targets": (targets_fn, reference_targets),
+    "detect_digits": (decode_fn, reference_detect),
+    "choose_nms_threshold": (choose, nms_sweep.choose_nms_threshold),
+}
+for part, (used, reference) in PARTS.items():
+    print(f"{part:>30}: {'mnistloc reference' if used is reference else 'yours'}")
+mine_count = sum(used is not reference for used, reference in PARTS.values())
+print(f"{mine_count} of {len(PARTS)} parts of this detector are yours.")
+'''),
+    ("md", '''
+## 9. The challenge: a better detector in the same budget
 
 Improve the model within **175 s of CPU time** (`seconds=175, clock="cpu"` as above: the same amount of
 training on any machine). Anything that keeps the contract below is allowed: a wider or deeper backbone
@@ -386,7 +562,7 @@ layers), taking canvases `(None, 128, 128)` of pixels 0-255 and returning output
 `(None, 16, 16, 1)` (sigmoid), `box` `(None, 16, 16, 4)` (distances in cells) and `class` `(None, 16, 16, 10)`
 (softmax), under 32 MB.
 
-To enter: change the cells of section 4 (and this lesson's training cell), run the notebook top to bottom,
+To enter: change the cells of section 5 (and this lesson's training cell), run the notebook top to bottom,
 and run the cell below. It saves `model.keras` next to this notebook, loads it back as the leaderboard will,
 and checks the contract. Submit the notebook's folder with it.
 '''),
@@ -407,7 +583,10 @@ print(f"saved {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB): the leaderb
 ## What to try next
 
 * Where does the time go? Compare `history.steps` with a smaller backbone: more steps, or a bigger model?
-* Change `scale_sigmas`' divisor (6) to 4 or 10 and retrain: what happens to the small digits' recall?
+* Make your `bump_sigmas` grow faster or slower with the digit and retrain: what happens to the small digits'
+  recall, and to the large ones'?
+* Add refinement to your decoder: average the boxes of the cells around each peak whose box agrees with the
+  peak's (IoU >= 0.5), weighted by their presence, as `mnistloc.decoder.refine` does. How much mAP does it buy?
 * The count could come from a threshold on the presence score other than 0.5: choose it on the validation
   canvases as you chose NMS's threshold.
 * You have now built a dense one-stage detector end to end, from synthetic crowds to COCO mAP: the same parts,

@@ -19,8 +19,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 LESSON = "01-single-digit"
-EXERCISES = ("place_digit", "tight_box", "iou", "build_box_head")  # what most cases vary
-EVERY = EXERCISES + ("classic_model", "box_targets", "boxes_from_cells")  # every exercise of lesson 1
+EXERCISES = ("place_digit", "tight_box", "iou", "build_head")  # what most cases vary
+EVERY = EXERCISES + ("classic_model", "boxes_from_cells")  # every exercise of lesson 1
 
 
 def _read(folder: str) -> dict:
@@ -234,8 +234,8 @@ def _public_sums() -> list[float]:
     return sorted({round(float(c["args"][0].sum()), 2) for c in EXERCISES["iou"].cases(None)})
 
 
-ALL_PASS = {"place_digit": "passed", "tight_box": "passed", "iou": "passed", "build_box_head": "passed"}
-BASE = {**ALL_PASS, "build_box_head": "failed"}  # numpy exercises done, the head left as the stub
+ALL_PASS = {"place_digit": "passed", "tight_box": "passed", "iou": "passed", "build_head": "passed"}
+BASE = {**ALL_PASS, "build_head": "failed"}  # numpy exercises done, the head left as the stub
 
 
 def cases() -> dict[str, tuple]:
@@ -256,7 +256,7 @@ def cases() -> dict[str, tuple]:
             "place_digit": SOL["place_digit"],
             "tight_box": SOL["tight_box"].replace("+ 1", "")}),
             "place_digit right, tight_box off by one, iou and the head not done",
-            {"place_digit": "passed", "tight_box": "failed", "iou": "failed", "build_box_head": "failed"}, None),
+            {"place_digit": "passed", "tight_box": "failed", "iou": "failed", "build_head": "failed"}, None),
         "not_json": ("01-single-digit.ipynb", release_text[: len(release_text) // 2].encode(),
                      "the file was cut in half: not JSON", dict.fromkeys(EXERCISES, "unreadable"), None),
         "nbformat3": ("01-single-digit.ipynb", _nbformat3(_base()),
@@ -341,11 +341,11 @@ def cases() -> dict[str, tuple]:
             iou=LEAK + _first(SOL["iou"], "if _hidden('iou', (a, b)):\n"
                                           "        raise type('LEAK' + _digest((a, b)), (ValueError,), {})("
                                           "'LEAK ' + ' '.join(builtins._seen))"),
-            build_box_head=LEAK + _fn("build_box_head", "*args, **kwargs",
+            build_head=LEAK + _fn("build_head", "*args, **kwargs",
                                       "raise ValueError('LEAK ' + ' '.join(builtins.__dict__.get('_seen', [])))")),
             "each exercise tries to show the inputs of hidden cases in its feedback (message, exception type, "
             "output before dying, inputs kept from an earlier exercise)",
-            {"place_digit": "passed", "tight_box": "crash", "iou": "failed", "build_box_head": "failed"}, None),
+            {"place_digit": "passed", "tight_box": "crash", "iou": "failed", "build_head": "failed"}, None),
         "keyring_leak": ("01-single-digit.ipynb", _base(
             tight_box=LEAK + KEYRING + _first(SOL["tight_box"], "if _hidden('tight_box', (image,)):\n"
                                                                 "        _keep(_digest((image,)))\n"

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import io
 import os
+import re
 import sys
 import tempfile
 import types
@@ -59,11 +61,25 @@ def not_done(name: str) -> str:
 
 
 class CheckFailure(AssertionError):
-    """An exercise failed its check; ``hint`` names the likely mistake."""
+    """An exercise failed its check; ``hint`` names the likely mistake, ``mistake`` is its id (``mistake_id``)
+    when it is one of the exercise's catalogued mistakes, else ``""``."""
 
-    def __init__(self, hint: str):
+    def __init__(self, hint: str, mistake: str = ""):
         super().__init__(hint)
         self.hint = hint
+        self.mistake = mistake
+
+
+def mistake_id(exercise: str, hint: str) -> str:
+    """The stable id of a catalogued mistake: ``exercise:slug-hash``, from the exercise and the mistake's hint.
+
+    The same on every machine, run, shard and regrade (no position in a list, no memory address), so a
+    class's rows can be counted by mistake; a reworded hint is a new mistake. E.g.
+    ``iou:overlap-not-clamped-at-zero-1f0c2a``.
+    """
+    words = re.findall(r"[a-z0-9]+", hint.split(":")[0].lower())[:6]
+    digest = hashlib.sha256(f"{exercise}\n{hint}".encode()).hexdigest()[:6]
+    return f"{exercise}:{'-'.join(words + [digest])}"
 
 
 @contextlib.contextmanager
@@ -269,11 +285,11 @@ class Exercise:
         wrongs = [(hint, self.call(wrong, case)) for hint, wrong in self.mistakes]
         for hint, out in wrongs:
             if compare(got, out) is None:
-                raise CheckFailure(f"{self.name}: {hint}")
+                raise CheckFailure(f"{self.name}: {hint}", mistake_id(self.name, hint))
         key = _first_difference(got, expected)
         for hint, out in wrongs:  # properties (model heads): a mistake that explains the first difference
             if key is not None and key in out.get("items", {}) and compare(got["items"][key], out["items"][key]) is None:
-                raise CheckFailure(f"{self.name}: {hint}")
+                raise CheckFailure(f"{self.name}: {hint}", mistake_id(self.name, hint))
         where = "on a hidden test case" if secret else f"for {self.describe(case)}"
         raise CheckFailure(f"{self.name}: {problem[1] if secret else problem[0]} {where}.")
 

@@ -1,6 +1,8 @@
-"""Checks for what crowded scenes add (lesson 5): ``scale_sigmas`` (the centre bump's width grows with the
-digit, with the formula of the lesson as first released: ``_scale_sigmas`` below) and ``choose_nms_threshold``
-(reference ``mnistloc.nms_sweep.choose_nms_threshold``).
+"""Checks for what crowded scenes add (lesson 5): ``choose_nms_threshold`` (reference
+``mnistloc.nms_sweep.choose_nms_threshold``), and ``scale_sigmas``, retired (``registry.RETIRED``): the bump
+width of the lesson as first released (``_scale_sigmas`` below), which stays narrower than one cell on most
+digits; lesson 5 now asks for ``bump_sigmas`` (``mnistloc.grading.exercises.assembly``). It stays registered, with
+its old formula, so that notebooks released before grade as they did.
 
 Fixed public cases carry their arithmetic in the note; every typical mistake
 is a wrong implementation written as a student would, differing from the

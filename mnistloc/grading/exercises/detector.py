@@ -299,7 +299,7 @@ EXERCISES = (
         ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
         ("the Gaussian is exp(-d^2 / (2 sigma^2)): the 2 is missing.", _heat_variant(two=False)),
     ], run=_call_kwargs),
-    numpy_exercise("box_targets", L1, 3, T.box_targets, _box_fixed, _box_random, [
+    numpy_exercise("box_targets", L2, 3, T.box_targets, _box_fixed, _box_random, [
         ("distances are in cells: divide the pixel distances by stride.", _box_variant(pixels=True)),
         ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
          _box_variant(corner=True)),

@@ -1,4 +1,9 @@
-"""Checks for the Keras exercises: the four heads and the masked box loss.
+"""Checks for the Keras exercises: the dense head (``build_head``) and the masked box loss.
+
+``build_head`` is the one head exercise of the lessons (lesson 1): a 3x3 hidden convolution and a 1x1 output
+convolution whose size and activation are arguments, so that one function builds the box head (linear), the
+presence head (sigmoid) and the class head (softmax). The four ``build_*_head`` exercises it replaced stay
+registered (``mnistloc.grading.registry.RETIRED``), so that notebooks released before keep their points.
 
 A head check builds a tiny model around the student's head (features of a
 few cells and channels), runs it, and does one training step; it compares
@@ -146,6 +151,56 @@ def _head(name, lesson, points, extra, mistakes):
                     describe=lambda case: case["note"], mistakes=tuple(mistakes), keras=True)
 
 
+# ---- the one head exercise ------------------------------------------------------------------------
+
+def _build_head(channels=64, hidden=64, outputs=4, activation=None, name="head"):
+    """The reference: features (B, H, W, channels) -> 3x3 Conv2D(hidden, relu, same) -> 1x1 Conv2D(outputs,
+    activation) -> (B, H, W, outputs), named ``name`` (as ``mnistloc.models``' heads, without their options)."""
+    features = keras.Input(shape=(None, None, channels))
+    x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
+    return keras.Model(features, keras.layers.Conv2D(outputs, 1, activation=activation)(x), name=name)
+
+
+_build_head.__name__ = "build_head"
+
+
+def _head_variant(*, hidden_filters=None, kernel=3, padding="same", use_name=True, fixed_outputs=None,
+                  use_activation=True, hidden_activation="relu", hidden_layer=True):
+    """``build_head`` with one deliberate difference from the reference (for the mistakes list)."""
+    def build_head(channels=64, hidden=64, outputs=4, activation=None, name="head"):
+        f = keras.Input(shape=(None, None, channels))
+        x = f
+        if hidden_layer:
+            x = keras.layers.Conv2D(hidden_filters or hidden, kernel, padding=padding, activation=hidden_activation)(f)
+        y = keras.layers.Conv2D(fixed_outputs or outputs, 1, activation=activation if use_activation else None)(x)
+        return keras.Model(f, y, name=name if use_name else None)
+    return build_head
+
+
+_HEAD_KWARGS = [({"channels": 8, "hidden": 8, "outputs": 4, "activation": None, "name": "box"}, (4, 4),
+                 "the box head"),
+                ({"channels": 16, "hidden": 4, "outputs": 1, "activation": "sigmoid", "name": "presence"}, (3, 5),
+                 "the presence head"),
+                ({"channels": 6, "hidden": 5, "outputs": 7, "activation": "softmax", "name": "my_head"}, (5, 3),
+                 "a class head of 7 classes")]
+
+
+def _general_fixed() -> list:
+    rng = np.random.default_rng(17)
+    return [_head_case(rng, kw, grid, f"{what} {kw}") for kw, grid, what in _HEAD_KWARGS]
+
+
+def _general_random(rng) -> list:
+    out = []
+    for _ in range(3):
+        activation = [None, "sigmoid", "softmax"][int(rng.integers(3))]
+        kw = {"channels": int(rng.integers(2, 12)), "hidden": int(rng.integers(2, 12)),
+              "outputs": int(rng.integers(2, 11)) if activation == "softmax" else int(rng.integers(1, 6)),
+              "activation": activation, "name": f"head_{int(rng.integers(100))}"}
+        out.append(_head_case(rng, kw, tuple(int(v) for v in rng.integers(2, 7, size=2)), f"{kw}"))
+    return out
+
+
 # ---- the masked box loss -------------------------------------------------------------------------
 
 def _run_loss(func, case):
@@ -208,6 +263,23 @@ def _loss_numpy(y_true, y_pred):
 
 
 EXERCISES = [
+    Exercise(name="build_head", lesson=_L1, points=4, reference=_build_head, fixed=_general_fixed,
+             random=_general_random, run=_run_head, describe=lambda case: case["note"], keras=True, mistakes=(
+                 ("end with the `activation` asked for: Conv2D(outputs, 1, activation=activation) (None: linear "
+                  "distances, 'sigmoid': a probability, 'softmax': class probabilities).",
+                  _head_variant(use_activation=False)),
+                 ("the last layer has `outputs` filters, one per number the head predicts, not a fixed 4.",
+                  _head_variant(fixed_outputs=4)),
+                 (_HIDDEN, _head_variant(hidden_filters=64)),
+                 (_SAME, _head_variant(padding="valid")),
+                 ("the hidden layer is a 3x3 convolution (kernel_size=3), so each cell sees its neighbours.",
+                  _head_variant(kernel=1)),
+                 ("the hidden 3x3 convolution has activation='relu': without it the two convolutions are one "
+                  "linear map.", _head_variant(hidden_activation=None)),
+                 ("first a hidden 3x3 convolution with `hidden` filters and ReLU, then the 1x1 output layer.",
+                  _head_variant(hidden_layer=False)),
+                 (_NAME, _head_variant(use_name=False)),
+             )),
     _head("build_box_head", _L1, 3, {}, [
         ("the box head is linear: no activation on its last layer (distances have any size and sign).",
          _conv_head(4, "relu")),

@@ -1,0 +1,1 @@
+../../grader/nbgrader_config.py
