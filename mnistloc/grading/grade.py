@@ -21,6 +21,7 @@ import dataclasses
 import importlib
 import multiprocessing
 import os
+import stat
 import sys
 import threading
 import time
@@ -86,7 +87,7 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
             f"files: {caps['files']}")
         tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
         bar = _progress_bar(len({t.student for t in tasks}), progress)
-        with confine.own_keras_home(), bar:  # the results folder hidden too: an earlier run's grades and feedback
+        with confine.own_keras_home(), bar:  # hidden: the results folder too (an earlier run's grades and feedback)
             rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb,
                                hide=[course, *([out] if out.exists() else [])], on_student=bar.update)
         if shard is not None:

@@ -77,7 +77,7 @@ def blocked(ex: Exercise, status: str, reason: str, *, mistake: str = "", hidden
     if status not in STATUSES or status == "passed":
         raise ValueError(f"`status` should be one of {STATUSES[1:]}. Got status={status!r}.")
     hint = reason if reason.startswith(f"{ex.name}: ") else f"{ex.name}: {reason}"
-    return Result(ex.name, 0, ex.points, status, printable(hint), mistake, hidden)  # no terminal escape anywhere
+    return Result(ex.name, 0, ex.points, status, printable(hint), mistake, hidden)  # no terminal escape in any output
 
 
 def judge(ex: Exercise, trials: Iterable[tuple[dict, bool, Outcome]]) -> Result:
