@@ -282,7 +282,9 @@ def _run_check(args) -> int:
             hint = ex["hint"].removeprefix(f"{ex['name']}: ")
             print(f"  {mark}{ex['name']:<22} {ex['points']}/{ex['max_points']}  {hint}".rstrip())
         for name in questions_of(report["lesson"]):
-            print(f"     {name:<22} {QUESTIONS[name].points} points, a written question: graded by your instructor")
+            points = QUESTIONS[name].points
+            print(f"     {name:<22} {points} point{'s' if points != 1 else ''}, a written question: graded by your "
+                  f"instructor")
         print(f"score {report['score']}/{report['max_score']}")
     return 0 if report["score"] == report["max_score"] else 1
 

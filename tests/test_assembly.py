@@ -143,7 +143,28 @@ def _presence_only(outputs, peaks_fn, cells_fn, nms_fn, **kw):
     return detect_loop(flat, peaks_fn, cells_fn, nms_fn, **kw)
 
 
-@pytest.mark.parametrize("name, wrong, phrase", [
+def _targets_weight_ones(*args, **kw):
+    """A student who writes 1 wherever a cell learns a box, in the box and the class channels."""
+    out = targets_loop(*args, **kw)
+    for name in ("box", "class"):
+        out[name][..., 0] = (out[name][..., 0] > 0).astype(np.float32)
+    return out
+
+
+def _targets_sum(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, *, size=128):
+    """A student who adds the bumps where they meet (np.sum over the slots) instead of keeping the larger."""
+    out = targets_loop(boxes, classes, mask, heatmap_fn, box_fn, sigma_fn, size=size)
+    sig = np.asarray(sigma_fn(boxes))
+    total = sum(heatmap_fn(boxes[:, s:s + 1], mask[:, s:s + 1], size=size, stride=8, sigma=1.0) ** (1 / sig[:, s, None,
+                None] ** 2) * mask[:, s, None, None] for s in range(boxes.shape[1]))
+    cells = out["box"][..., 0] > 0
+    out["presence"] = total[..., None].astype(np.float32)
+    for name in ("box", "class"):
+        out[name][..., 0] = np.where(cells, total, 0).astype(np.float32)
+    return out
+
+
+STUDENT_WRONG = [  # (exercise, a student's wrong implementation, a phrase the hint must contain)
     ("bump_sigmas", lambda boxes, stride=8: bump_loop(boxes, stride=1), "divide its size in pixels by `stride`"),
     ("bump_sigmas", lambda boxes, stride=8: bump_loop(boxes, stride=8), "not a fixed 8"),
     ("bump_sigmas", lambda boxes, stride=8: np.ones(np.shape(boxes)[:-1], np.float32), "must grow with the digit"),
@@ -152,7 +173,12 @@ def _presence_only(outputs, peaks_fn, cells_fn, nms_fn, **kw):
     ("detect_digits", _wrong_detect(no_nms=True), "run nms_fn"),
     ("detect_digits", _wrong_detect(fixed_iou=True), "not a fixed 0.5"),
     ("detect_digits", _presence_only, "presence x the probability"),
-])
+    ("detector_targets", _targets_weight_ones, "the heat there, not 1"),
+    ("detector_targets", _targets_sum, "not their sum"),
+]
+
+
+@pytest.mark.parametrize("name, wrong, phrase", STUDENT_WRONG)
 def test_a_students_mistake_gets_the_hint_that_names_it(name, wrong, phrase):
     result = check(name, wrong)
     assert not result.passed and phrase in result.hint, result.hint

@@ -10,7 +10,7 @@ import pytest
 from course import LESSON_IDS, grade_id, release, solution
 
 from mnistloc.checks import EXERCISES
-from mnistloc.grading.registry import exercises_of
+from mnistloc.grading.registry import exercises_of, questions_of
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,9 @@ def test_unmodified_lessons_get_zero_with_a_hint_each(lesson, tmp_path):
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert lines[-1] == f"score 0/{_points(lesson)}"
-    assert sum("not done yet" in line for line in lines) == len(lines) - 2
+    written = [line for line in lines if "a written question: graded by your instructor" in line]
+    assert len(written) == len(questions_of(lesson))
+    assert sum("not done yet" in line for line in lines) == len(lines) - 2 - len(written)
 
 
 def test_a_wrong_answer_gets_a_hint_naming_its_mistake_and_the_others_their_points(tmp_path):

@@ -330,13 +330,40 @@ WRONG = [  # (exercise, wrong implementation, a phrase the hint must contain)
 ]
 
 
+def head_valid_padding(channels=64, hidden=64, outputs=4, activation=None, name="head"):
+    features = keras.Input(shape=(None, None, channels))
+    x = keras.layers.Conv2D(hidden, 3, activation="relu")(features)  # padding left at "valid": the map shrinks
+    return keras.Model(features, keras.layers.Conv2D(outputs, 1, activation=activation)(x), name=name)
+
+
+def head_no_relu(channels=64, hidden=64, outputs=4, activation=None, name="head"):
+    features = keras.Input(shape=(None, None, channels))
+    x = keras.layers.Conv2D(hidden, 3, padding="same")(features)  # no ReLU: two convolutions, one linear map
+    return keras.Model(features, keras.layers.Conv2D(outputs, 1, activation=activation)(x), name=name)
+
+
+def head_always_linear(channels=64, hidden=64, outputs=4, activation=None, name="head"):
+    features = keras.Input(shape=(None, None, channels))
+    x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu")(features)
+    return keras.Model(features, keras.layers.Conv2D(outputs, 1)(x), name=name)  # `activation` never used
+
+
+WRONG += [
+    ("build_head", head_valid_padding, "padding"),
+    ("build_head", head_no_relu, "relu"),
+    ("build_head", head_always_linear, "activation"),
+]
+
+
 def test_at_least_three_wrong_implementations_per_exercise():
     """Student-written mistakes (here, in tests/test_detector_checks.py and tests/test_nms_sweep.py); every exercise's registered
     mistakes are exercised by tests/test_judge.py."""
-    from test_nms_sweep import STUDENT_WRONG as CROWD_WRONG  # lesson 5's, tested there
+    from test_assembly import STUDENT_WRONG as CAPSTONE_WRONG  # lesson 5's capstone, tested there
     from test_detector_checks import STUDENT_WRONG  # the detector exercises' own, tested there
+    from test_nms_sweep import STUDENT_WRONG as CROWD_WRONG  # lesson 5's, tested there
 
-    counts = {name: sum(w[0] == name for w in WRONG + STUDENT_WRONG + CROWD_WRONG) for name in EXERCISES}
+    wrong = WRONG + STUDENT_WRONG + CROWD_WRONG + CAPSTONE_WRONG
+    counts = {name: sum(w[0] == name for w in wrong) for name in EXERCISES}
     assert min(counts.values()) >= 3, counts
 
 
