@@ -243,13 +243,35 @@ def _args_check(p: argparse.ArgumentParser) -> None:
     p.add_argument("notebook", type=Path, help="a lesson notebook (.ipynb)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--timeout", type=_positive_int, default=60, help="seconds each exercise may take")
+    p.add_argument("--reveal", metavar="NAME", help="after trying exercise NAME (or writing written question NAME), "
+                   "show its answer step by step: your hint, a worked case, the reference (never while grading)")
+
+
+def _run_reveal(args) -> int:
+    import sys
+
+    from mnistloc.grading import reveal
+
+    try:
+        blocks = reveal.format_ladder(args.reveal, reveal.reveal(args.notebook, args.reveal, timeout=args.timeout))
+    except reveal.RevealRefused as refused:
+        print(refused)
+        return 1
+    for i, block in enumerate(blocks):
+        if i and sys.stdin.isatty() and sys.stdout.isatty():  # a person at a terminal climbs one rung at a time
+            input("(Enter for the next step) ")
+        print(block + "\n")
+    return 0
 
 
 def _run_check(args) -> int:
     import json
 
     from mnistloc.grading.check import check_notebook
+    from mnistloc.grading.registry import QUESTIONS, questions_of
 
+    if args.reveal:
+        return _run_reveal(args)
     report = check_notebook(args.notebook, timeout=args.timeout)
     if args.json:
         print(json.dumps({k: report[k] for k in ("score", "max_score", "exercises")}, indent=2))
@@ -259,6 +281,8 @@ def _run_check(args) -> int:
             mark = "ok " if ex["passed"] else "   "
             hint = ex["hint"].removeprefix(f"{ex['name']}: ")
             print(f"  {mark}{ex['name']:<22} {ex['points']}/{ex['max_points']}  {hint}".rstrip())
+        for name in questions_of(report["lesson"]):
+            print(f"     {name:<22} {QUESTIONS[name].points} points, a written question: graded by your instructor")
         print(f"score {report['score']}/{report['max_score']}")
     return 0 if report["score"] == report["max_score"] else 1
 

@@ -14,7 +14,8 @@ import pytest
 from mnistloc import checks
 from mnistloc.checks import EXERCISES, CheckFailure, check, check_exercise, keras
 from mnistloc.grading import judge
-from mnistloc.grading.exercises.base import compare
+from mnistloc.grading.exercises.base import BrokenCheck, compare
+from mnistloc.grading.sandbox import Outcome
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -380,7 +381,7 @@ def test_a_hard_coded_answer_passes_public_cases_and_fails_secret_ones_without_s
 
 def test_public_failures_do_show_the_case_and_the_expected_value():
     result = check("iou", lambda a, b: np.full(len(a), 0.5))
-    assert "expected" in result.hint and "for the boxes" in result.hint
+    assert "expected" in result.hint and "for two pairs of boxes, a=[0, 0, 10, 10], b=[5, 0, 25, 10]" in result.hint
 
 
 # ---- notebook test cells ------------------------------------------------------------------------
@@ -428,3 +429,104 @@ def test_importing_the_checks_stays_light():
             "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---- both raised: agreement only where the reference raises on purpose -----------------------------
+
+def _raises(exc):
+    def func(*args, **kwargs):
+        raise exc("boom")
+    return func
+
+
+@pytest.mark.parametrize("name", ["iou", "nms", "match_detections"])
+def test_a_reference_that_raises_on_every_case_fails_its_own_check_instead_of_agreeing_with_itself(name):
+    ex = EXERCISES[name]
+    broken = dataclasses.replace(ex, reference=_raises(RuntimeError))
+    case = ex.cases(None)[0]
+    with pytest.raises(BrokenCheck, match="the check is broken"):
+        broken.judge(broken.call(broken.reference, case), case, secret=False)
+    result = judge.judge(broken, [(case, False, Outcome(name, "ok", broken.call(broken.reference, case)))])
+    assert not result.passed
+
+
+def test_an_error_agrees_only_with_the_same_documented_error_of_the_reference():
+    ex = EXERCISES["iou"]
+    documented = dataclasses.replace(ex, reference=_raises(ValueError),
+                                     fixed=lambda: [{**c, "raises": "ValueError"} for c in ex.fixed()])
+    case = documented.fixed()[0]
+    documented.judge(documented.call(_raises(ValueError), case), case, secret=False)  # the same error: agreement
+    with pytest.raises(CheckFailure, match="raised TypeError: boom"):  # another error: named, with its message
+        documented.judge(documented.call(_raises(TypeError), case), case, secret=False)
+    with pytest.raises(CheckFailure, match="should raise ValueError"):
+        documented.judge(documented.call(lambda a, b: np.full(len(a), 7.0), case), case, secret=False)
+    undocumented = {k: v for k, v in case.items() if k != "raises"}
+    with pytest.raises(BrokenCheck, match="documents no error"):
+        documented.judge(documented.call(_raises(ValueError), undocumented), undocumented, secret=False)
+
+
+# ---- errors said plainly ----------------------------------------------------------------------------
+
+def test_terminal_colour_codes_are_stripped_from_a_students_error():
+    from mnistloc.grading.exercises.base import plain_message
+
+    assert plain_message("\x1b[1mValueError\x1b[0m: \x1b[31mbad\x1b[0m thing") == "ValueError: bad thing"
+    result = check("iou", _raises(lambda m: ValueError("\x1b[31mred\x1b[0m text")))
+    assert "\x1b" not in result.hint and "red text" in result.hint
+
+
+def test_keras_shape_errors_become_a_sentence():
+    """Real Keras errors: a model built for a fixed input size, and a Dense layer fed the wrong width."""
+    from mnistloc.grading.exercises.base import error
+
+    inputs = keras.Input(shape=(4, 4, 3))
+    fixed = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    with pytest.raises(Exception) as info:
+        fixed(np.zeros((1, 5, 6, 3), np.float32))
+    said = error(info.value)["message"]
+    assert "got an input of shape" in said and "\x1b" not in said, said
+    dense = keras.layers.Dense(3)
+    dense.build((None, 8))
+    with pytest.raises(Exception) as info:
+        dense(np.zeros((2, 5), np.float32))
+    said = error(info.value)["message"]
+    assert said.startswith(("the layer", "two tensors", "arrays of shapes")), said
+
+
+# ---- a violated property is named before the raw comparison -----------------------------------------
+
+def iou_unclamped_and_nan(a, b):  # outside the catalogue: both mistakes at once
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return w * h / (area(a) + area(b) - w * h)
+
+
+def test_a_mistake_outside_the_catalogue_gets_the_violated_property_then_the_public_case():
+    result = check("iou", iou_unclamped_and_nan)
+    assert result.hint.startswith("iou: an IoU lies within [0, 1]"), result.hint
+    assert "There, the result is [" in result.hint and "expected [" in result.hint  # got, expected
+    assert "[0, 0, 10, 10], [5, 5, 15, 15] (partial overlap" in result.hint  # the inputs of the public case
+
+
+def test_a_violated_property_on_a_hidden_case_shows_no_input_nor_value():
+    ex = EXERCISES["iou"]
+    case = ex.cases(5)[-1]
+    with pytest.raises(CheckFailure) as info:
+        ex.judge(ex.call(iou_unclamped_and_nan, case), case, secret=True)
+    assert info.value.hint == "iou: an IoU lies within [0, 1] (a number, never NaN), but not in your answer on a " \
+                              "hidden test case."
+
+
+def test_iou_is_checked_for_symmetry():
+    def over_first(a, b):  # intersection over the first box's area: not symmetric
+        w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+        h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+        area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+        return np.where(area > 0, w * h / np.where(area > 0, area, 1), 0)
+    assert "iou(a, b) equals iou(b, a)" in check("iou", over_first).hint
+
+
+def test_no_hint_hands_place_digit_its_answer_line():
+    hints = [h for h, _ in EXERCISES["place_digit"].mistakes] + [p.text for p in EXERCISES["place_digit"].properties]
+    assert not any("[y:" in h or "[x:" in h for h in hints)

@@ -65,3 +65,16 @@ def test_classic_model_bad_arguments():
         models.classic_model(1, size=16)
     with pytest.raises(ValueError, match="outputs"):
         models.compile_classic(models.classic_model(1, size=64, filters=(4, 4, 8), units=8), 3)
+
+
+@pytest.mark.slow
+def test_the_classic_check_rejects_same_padding_and_names_it():
+    """With padding='same' the weights differ in shape, so the model is judged by its properties: the spatial
+    size after each convolution and pooling (64 px, valid: 62, 31, 29, 14, 12, 6; same: 64, 32, 32, 16, 16, 8)
+    is one of them."""
+    from mistakes.classic import classic_same_padding
+
+    from mnistloc.checks import check
+
+    result = check("classic_model", classic_same_padding)
+    assert not result.passed and "padding" in result.hint, result.hint

@@ -163,13 +163,13 @@ def nms_student(ascending=False, chain=False, ge=False):
 
 
 def focal_student(normalise=True, sign=1.0, beta_on_centres=False):
-    def focal_loss(y_true, y_pred):
+    def focal_loss(y_true, y_pred, alpha=2.0, beta=4.0):
         ops = keras.ops
         p = ops.clip(y_pred, 1e-6, 1 - 1e-6)
         centre = ops.cast(ops.equal(y_true, 1.0), "float32")
-        weight = (1 - y_true) ** 4
-        pos = centre * (1 - p) ** 2 * ops.log(p) * (weight if beta_on_centres else 1)
-        neg = (1 - centre) * weight * p ** 2 * ops.log(1 - p)
+        weight = (1 - y_true) ** beta
+        pos = centre * (1 - p) ** alpha * ops.log(p) * (weight if beta_on_centres else 1)
+        neg = (1 - centre) * weight * p ** alpha * ops.log(1 - p)
         total = -sign * ops.sum(pos + neg)
         return total / ops.maximum(ops.sum(centre), 1.0) if normalise else total
     return focal_loss
@@ -198,7 +198,8 @@ def match_student(by_score=True, reuse=False, strict=False):
             best, best_iou = -1, -1.0
             for g in range(len(true_boxes)):
                 o = _iou(pred_boxes[d], true_boxes[g])
-                if (reuse or g not in used) and (o > iou_threshold if strict else o >= iou_threshold) and o > best_iou:
+                ok = (reuse or g not in used) and (o > iou_threshold if strict else o >= iou_threshold)
+                if ok and o >= best_iou:  # equal IoUs: the later true box, as the lesson says (COCO)
                     best, best_iou = g, o
             if best >= 0:
                 out[d] = best
@@ -312,7 +313,7 @@ OUTSIDE = [
     ("boxes_from_cells", lambda d, *, stride=8: cells_student()(d, stride=stride) + 1),
     ("find_peaks", _peaks_5x5),
     ("nms", _nms_against_best_only),
-    ("focal_loss", lambda y_true, y_pred: focal_student()(y_true, y_pred) * 0.5),
+    ("focal_loss", lambda y_true, y_pred, **kw: focal_student()(y_true, y_pred, **kw) * 0.5),
     ("iou_loss", lambda y_true, y_pred: iou_loss_student()(y_true, y_pred) ** 2),
     ("match_detections", lambda p, s, t, thr: match_student()(p, s, t, 0.1)),  # any overlap at all
     ("classic_model", classic_student(hidden="tanh")),  # the same structure: its outputs differ
@@ -341,3 +342,24 @@ def test_a_crash_is_reported_as_a_crash_not_as_a_catalogued_mistake():
 
     result = check("classic_model", crashes)
     assert not result.passed and "raised TypeError: my bug" in result.hint
+
+
+# ---- the mis-hints and raw outputs, written as a student would (tests/mistakes/detector.py) -------
+
+def _student(name):
+    from mistakes import detector as corpus
+    return getattr(corpus, name)
+
+
+@pytest.mark.parametrize("exercise,wrong,phrase", [
+    ("heatmap_targets", "heat_sigma_not_squared", "sigma is squared too"),  # was: "the 2 is missing"
+    ("heatmap_targets", "heat_no_two", "the factor 2 is missing"),
+    ("nms", "nms_over_smaller", "not the intersection over the smaller box"),  # was: "an IoU equal to it stays"
+    ("nms", "nms_ge", "an IoU equal to it stays"),
+    ("box_targets", "box_last_writes", "not the slot written last"),  # was: the tie hint
+    ("box_targets", "box_lt_swapped", "l + r is the box's width"),  # was: "got -0.25, expected 0.25"
+    ("find_peaks", "peaks_divmod_by_h", "at its (row, col)"),  # was: a raw comparison
+])
+def test_a_mistake_the_catalogue_once_misnamed_gets_its_own_hint(exercise, wrong, phrase):
+    result = check(exercise, _student(wrong))
+    assert not result.passed and phrase in result.hint, result.hint

@@ -92,9 +92,29 @@ def course(tmp_path_factory) -> Path:
             outside = root.parent / f"{root.name}-outside.ipynb"
             shutil.copy(CORPUS / "correct" / f"{LESSON}.ipynb", outside)
             os.symlink(outside, folder / f"{LESSON}.ipynb")
+        elif case.get("special") == "big_output":
+            (folder / f"{LESSON}.ipynb").write_text(json.dumps(_with_big_output(CORPUS / "correct" / f"{LESSON}.ipynb")))
     if AS_USER:  # the user's own course folder, as an instructor without root would have it
         subprocess.run(["chown", "-R", f"{USER_IDS[0]}:{USER_IDS[1]}", str(root)], check=True)
     return root
+
+
+def _with_big_output(path: Path) -> dict:
+    """The notebook at ``path`` with a 30 MB picture in the output of its first ungraded code cell."""
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "nbgrader" not in c.get("metadata", {}))
+    picture = "iVBORw0KGgo" + "A" * (30 * 1024 * 1024)  # base64, as Jupyter stores a PNG
+    cell["outputs"] = [{"output_type": "display_data", "data": {"image/png": picture}, "metadata": {}}]
+    return nb
+
+
+def _key_users() -> dict[int, int]:
+    """uid -> how many keys it holds in the kernel (``/proc/key-users``)."""
+    out = {}
+    for line in Path("/proc/key-users").read_text().splitlines():
+        uid, rest = line.split(":", 1)
+        out[int(uid)] = int(rest.split()[0])
+    return out
 
 
 # Runs `mnistloc grade` in a fresh process, so that its peak memory (and its workers') is its own, and
@@ -156,13 +176,13 @@ def batch(course, tmp_path_factory):
     """Grades the course with the CLI in a fresh process; returns what the machine looked like before and after."""
     folders = _world_writable()
     before = {"hashes": _hashes(course / "submitted"), "processes": _sandbox_processes(), "ipc": _ipc_objects(),
-              "entries": _entries(folders)}
+              "entries": _entries(folders), "keys": _key_users()}
     report = (tmp_path_factory.mktemp("report") if not AS_USER else course) / "report.json"
     subprocess.run(_as_user([sys.executable, "-c", _GRADER, str(report), "grade", str(course), *GRADE]), check=True,
                    timeout=1800)
     time.sleep(1)  # a process that outlived its sandbox has had time to show itself
     after = {"hashes": _hashes(course / "submitted"), "processes": _sandbox_processes(), "ipc": _ipc_objects(),
-             "entries": _entries(folders)}
+             "entries": _entries(folders), "keys": _key_users()}
     return {"before": before, "after": after, "report": json.loads(report.read_text()), "folders": folders}
 
 
@@ -190,7 +210,8 @@ def test_each_corpus_case_gets_its_expected_outcome(graded, case):
 
 def test_submissions_are_never_changed(graded):
     _, before, after = graded
-    assert before == after and len(before) == sum(1 for c in CASES.values() if c["file"] or c.get("special") == "symlink")
+    made = ("symlink", "big_output")  # special cases whose notebook is a file git does not hold
+    assert before == after and len(before) == sum(1 for c in CASES.values() if c["file"] or c.get("special") in made)
 
 
 def test_nothing_was_written_outside_the_childs_folder(graded, course):
@@ -261,13 +282,32 @@ def _hidden_digests(student: str) -> set[str]:
     return out
 
 
-def test_no_hidden_input_in_any_feedback_byte(graded, course):
-    hidden = _hidden_digests("hidden_leak")
+def test_no_key_outlives_the_batch(batch):
+    # keyring_leak kept a hidden input in its uid's keyring (add_key, @u), where the next child of the student read
+    # it; such keys outlived the batch. The children may make no key at all.
+    mine = _uids(batch)
+    new = {uid: n for uid, n in batch["after"]["keys"].items() if n > batch["before"]["keys"].get(uid, 0)}
+    assert {uid: n for uid, n in new.items() if (uid in mine if mine else uid >= confine.UID_BASE)} == {}
+
+
+def test_results_are_readable_by_the_instructor_only(graded, course):
+    # On a re-run, a child could read an earlier run's grades and feedback (mode 644) where they were not hidden.
+    out = course / "mnistloc_grades"
+    assert [p for p in [out / "grades.csv", out / "grades.json", *out.rglob("*.html")] if p.stat().st_mode & 0o077] == []
+
+
+@pytest.mark.parametrize("student", ["hidden_leak", "keyring_leak"])
+def test_no_hidden_input_in_any_feedback_byte(graded, course, student):
+    hidden = _hidden_digests(student)
     assert len(hidden) >= 6 * 3  # 6 random cases per exercise, three numpy exercises
     out = course / "mnistloc_grades"
     written = b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
     assert [d for d in hidden if d.encode() in written] == []
     rows, _, _ = graded
+    if student == "keyring_leak":  # a fresh child after the crash: still masked (per student, not per child)
+        reason = rows[(student, "iou")]["reason"]
+        assert "LEAK" not in reason and "nothing" not in reason and reason.endswith("on a hidden test case."), reason
+        return
     reasons = {ex: rows[("hidden_leak", ex)]["reason"] for ex in grade.exercises_of(LESSON)}
     assert "LEAK" not in reasons["iou"] and reasons["iou"].endswith("on a hidden test case.")  # the type only
     assert "hidden test case" in reasons["tight_box"] and "LEAK" not in reasons["tight_box"]

@@ -3,8 +3,10 @@
 The class: a hand-wired detector (built-in layers, weights set by hand, so it
 finds digits without training), an untrained tiny case 5 model, a ``Lambda``
 model, a registered custom layer, a wrong-shape model, a 1 GB sparse file, a
-not-a-zip, a symbolic link, a FIFO and a student who saved nothing. One CLI
-run scores all of them on 24 hidden canvases.
+not-a-zip, a symbolic link, a FIFO, a student who saved nothing, a nested model whose
+``compile_config`` holds a Lambda, terminal escapes and bidirectional controls in
+a model's text and an id, a hard link, a student named ``reference`` and a stray
+file in ``submitted/``. One CLI run scores all of them on 24 hidden canvases.
 """
 from __future__ import annotations
 
@@ -76,6 +78,29 @@ def heavy_model() -> keras.Model:
     return keras.Model(image, _heads(layers.AveragePooling2D(8)(x)))
 
 
+def _zip_with_config(path: Path, config: dict) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("metadata.json", "{}")
+
+
+def nested_compiled(path: Path) -> None:
+    """hand_model inside a functional model, the nested one carrying a compile_config whose loss is a Lambda
+    (Keras compiles a nested model from it while loading, in safe mode)."""
+    image = keras.Input(shape=(128, 128))
+    keras.Model(image, hand_model()(image)).save(path)
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(files["config.json"])
+    inner = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Functional")
+    inner["compile_config"] = {"loss": {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
+                                        "config": {"function": {"class_name": "__lambda__", "config": {}}}}}
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("course")
@@ -104,6 +129,14 @@ def course(tmp_path_factory):
     hand_model().save(outside / lb.MODEL_FILE)
     (sub / "escape").mkdir()
     os.symlink(outside, sub / "escape" / lb.LESSON)  # a lesson folder that leads out of submitted/
+    nested_compiled(folder("nested"))
+    _zip_with_config(folder("escapes"), {"class_name": "Functional", "module": "keras", "config": {"layers": [
+        {"class_name": "X\x1b]2;pwned\x07\x1b[2J\u202e", "module": "evil\x1b[31m", "config": {}}]}})
+    hand_model().save(root / "copy.keras")
+    os.link(root / "copy.keras", folder("hardlink"))  # a second name of a file the grader may read
+    hand_model().save(folder("reference"))  # a student whose id is the reference row's name
+    (sub / "stray.txt").write_text("not a folder\n")
+    (sub / "rtl\u202eevil").mkdir()  # a bidirectional control in an id
     (root / "secret_seed").write_text(str(SEED))
     reference = root / "reference.keras"
     hand_model().save(reference)
@@ -128,7 +161,10 @@ def test_each_submission_gets_its_status(board):
     assert {s: r["status"] for s, r in by_student.items()} == {
         "ada": "ok", "bob": "ok", "lambda": "forbidden-layer", "custom": "custom-object", "wrong": "wrong-shape",
         "huge": "too-large", "notzip": "not-a-keras-file", "link": "not-a-file", "fifo": "not-a-file",
-        "nothing": "missing", "bad\\x1bid": "bad-id", "escape": "not-a-file"}
+        "nothing": "missing", "bad\\x1bid": "bad-id", "escape": "not-a-file", "nested": "forbidden-layer",
+        "escapes": "custom-object", "hardlink": "not-a-file", "reference": "ok", "stray.txt": "not-a-folder",
+        "rtl\\u202eevil": "bad-id"}
+    assert "compile_config" in by_student["nested"]["message"] and "links" in by_student["hardlink"]["message"]
     assert "Lambda" in by_student["lambda"]["message"]
     assert "(None, 128, 128)" in by_student["wrong"]["message"]
 
@@ -152,7 +188,7 @@ def test_ranks_follow_map_and_the_reference_is_shown_unranked(board):
     scored = [r for r in rows if r["status"] == "ok"]
     maps = [float(r["map"]) for r in scored]
     assert maps == sorted(maps, reverse=True)
-    assert [r["rank"] for r in scored if r["entry"] == "student"] == ["1", "2"]
+    assert [r["rank"] for r in scored if r["entry"] == "student"] == ["1", "2", "3"]  # ada, reference (a student), bob
     ada, bob = (next(r for r in scored if r["student"] == s) for s in ("ada", "bob"))
     assert float(ada["map"]) > float(bob["map"])  # hand-wired beats untrained
     ref = next(r for r in rows if r["entry"] == "reference")
@@ -169,6 +205,60 @@ def test_the_page_escapes_every_text(board):
     assert "<script>" not in page and "<img" not in page and "&lt;script&gt;" in page
 
 
+def test_no_terminal_escape_or_bidi_control_reaches_any_output(board, capsys):
+    _, rows, out = board
+    written = (out / "leaderboard.csv").read_text(encoding="utf-8") + (out / "leaderboard.html").read_text()
+    assert not any(c in written for c in ("\x1b", "\x07", "\u202e")), [r for r in rows if "\x1b" in str(r)]
+    escapes = next(r for r in rows if r["student"] == "escapes")
+    assert "pwned" in escapes["message"]  # the text stays, its control characters go
+
+
+def test_a_student_named_reference_keeps_a_row_of_their_own(board):
+    _, rows, _ = board
+    named = [(r["entry"], r["rank"] != "") for r in rows if r["student"] == "reference"]
+    assert sorted(named) == [("reference", False), ("student", True)]
+
+
+@pytest.mark.parametrize("kind", ["deflate", "encrypted", "lzma"])
+def test_a_corrupt_zip_is_not_a_keras_file(tmp_path, kind):
+    # zlib.error, RuntimeError and LZMAError crashed the child instead of a status (finding 13).
+    path = tmp_path / "model.keras"
+    method = zipfile.ZIP_LZMA if kind == "lzma" else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w", compression=method) as z:
+        z.writestr("config.json", json.dumps({"config": {"layers": list(range(2000))}}))
+    data = bytearray(path.read_bytes())
+    if kind == "encrypted":
+        for sig, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # the flag bits of both headers
+            i = data.index(sig)
+            data[i + at] |= 1
+    else:
+        start = 30 + len("config.json") + 20
+        data[start:start + 40] = bytes(40)  # the compressed stream, zeroed in its middle
+    with pytest.raises(model_child.Refused) as err:
+        model_child.read_config(bytes(data), lb.MAX_BYTES)
+    assert err.value.status == "not-a-keras-file"
+
+
+class _Replies:
+    """Stands in for a compromised model child: the framed replies given, then its death."""
+
+    def __init__(self, *messages: bytes):
+        self.chunks = [b"".join(len(m).to_bytes(8, "big") + m for m in messages)]
+
+    def read(self, deadline):
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+@pytest.mark.parametrize("reply", [b"[" * 30_000 + b"]" * 30_000, b'{"status": []}', b'{"status": {"a": 1}}',
+                                   b'{"status": "ok", "parameters": [], "ms_per_canvas": "x"}'])
+def test_a_malformed_reply_costs_only_its_model(reply):
+    # RecursionError in the reply's decoding and TypeError at the status lookup stopped the whole run (finding 14).
+    with pytest.raises(lb.Refused) as err:
+        header, _ = lb._collect(_Replies(b'{"phase": "warm"}', reply), 4, 10)
+        lb._numbers(header)
+    assert err.value.status == "crash"
+
+
 def test_a_model_that_runs_too_long_times_out(course, tmp_path):
     path = tmp_path / "model.keras"
     heavy_model().save(path)
@@ -182,7 +272,7 @@ def test_outputs_with_nan_are_refused():
     sizes = [2 * 16 * 16 * c for c in model_child.CONTRACT.values()]
     flat = np.zeros(sum(sizes), dtype=np.float32)
     flat[5] = np.nan
-    with pytest.raises(lb._Refused) as err:
+    with pytest.raises(lb.Refused) as err:
         lb.score_outputs(ds, flat.tobytes())
     assert err.value.status == "bad-output"
 

@@ -57,6 +57,39 @@ def test_focal_loss_matches_numpy_on_heatmap_targets():
     assert value(losses.heatmap_loss, y, p) == pytest.approx(focal_numpy(y, p), rel=1e-4)  # the former name
 
 
+def test_focal_loss_uses_alpha_and_beta():
+    y_true = np.zeros((1, 3, 3, 1))
+    y_true[0, 1, 1], y_true[0, 1, 2] = 1.0, 0.5
+    y_pred = np.full((1, 3, 3, 1), 0.1)
+    y_pred[0, 1, 1], y_pred[0, 1, 2] = 0.5, 0.5
+    centre = (1 - 0.5) ** 3 * L2  # alpha = 3: 0.125 * 0.6931 = 0.08664
+    near = (1 - 0.5) ** 1 * 0.5 ** 3 * L2  # beta = 1: 0.5 * 0.125 * 0.6931 = 0.04332
+    far = 7 * 0.1 ** 3 * -np.log(0.9)  # 7 * 0.001 * 0.10536 = 0.00074
+    got = float(losses.focal_loss(y_true.astype(np.float32), y_pred.astype(np.float32), alpha=3.0, beta=1.0))
+    assert got == pytest.approx(centre + near + far, rel=1e-4)
+
+
+def test_focal_loss_is_finite_at_predictions_of_exactly_0_and_1():
+    y_true = np.zeros((1, 3, 3, 1))
+    y_true[0, 1, 1] = 1.0
+    perfect = (y_true >= 1).astype(float)  # 1 at the centre, 0 elsewhere: log(1 - 0) and (1 - 1)^2 log(1)
+    assert value(losses.focal_loss, y_true, perfect) == pytest.approx(0.0, abs=1e-6)
+    # all wrong: the centre at 0 and 8 cells at 1 cost -log(1e-6) = 13.8 each (clipped), not inf
+    assert value(losses.focal_loss, y_true, 1 - perfect) == pytest.approx(9 * -np.log(1e-6), rel=1e-3)
+
+
+# ---- masked_box_loss ----------------------------------------------------------------------------
+
+def test_masked_box_loss_counts_only_the_rows_with_a_digit():
+    y_true = np.array([[1, .1, .1, .5, .5], [0, .9, .9, .9, .9]])
+    # row 0: mean |error| = (.1 + .1 + .3 + .3) / 4 = .2; row 1 has no digit and adds nothing: .2 / 1
+    # (without the mask: (.2 + .7) / 2 = .45)
+    assert value(losses.masked_box_loss, y_true, np.full((2, 4), .2)) == pytest.approx(0.2)
+    # a perfect box where the digit is costs 0, whatever is predicted where none is
+    assert value(losses.masked_box_loss, y_true, [[.1, .1, .5, .5], [0, 0, 0, 0]]) == pytest.approx(0.0)
+    assert value(losses.masked_box_loss, np.zeros((2, 5)), np.ones((2, 4))) == 0.0  # no digit: 0, not NaN
+
+
 # ---- iou_loss -----------------------------------------------------------------------------------
 
 def test_iou_loss_hand_worked():
@@ -76,6 +109,13 @@ def test_iou_loss_is_weighted_by_the_mask():
     # losses .75, 0 and (masked out) 1: (1 * .75 + .5 * 0 + 0 * 1) / (1 + .5) = 0.5
     assert value(losses.iou_loss, t, p) == pytest.approx(0.5)
     assert value(losses.iou_loss, np.zeros((3, 5)), p) == 0.0  # nothing masked in: 0, not NaN
+
+
+def test_iou_loss_is_finite_at_a_cell_with_no_box_at_all():
+    # row 1: weight 0, a zero target and a zero prediction: union 0, so a bare 0 / 0 would be NaN (and NaN * 0 is
+    # NaN); row 0 a perfect box: the loss is 0
+    t, p = np.array([[1, 1, 2, 3, 1], [0, 0, 0, 0, 0]]), np.array([[1, 2, 3, 1], [0, 0, 0, 0]])
+    assert value(losses.iou_loss, t, p) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_iou_loss_matches_box_iou_on_random_cells():

@@ -99,3 +99,40 @@ def test_a_failing_box_check_in_a_notebook_shows_the_picture_above_its_hint_and_
     assert pngs == [1, 0, 0]  # the public box check only: never a hidden case, never a non-box exercise
     assert all(len(e) == 1 and e[0] for e in errors)  # every check still fails with its hint
     assert "tight_box" in errors[0][0] and outputs[0][0].output_type == "display_data"  # picture first
+
+
+def _crosses(fig, colour):
+    """Centres (in box coordinates) of the crosses of ``colour``: the marks of zero-size boxes."""
+    from matplotlib.colors import to_hex
+
+    return [(float(line.get_xdata()[0]) + 0.5, float(line.get_ydata()[0]) + 0.5) for line in fig.axes[0].lines
+            if line.get_marker() == "x" and to_hex(line.get_color()) == colour]
+
+
+def test_a_zero_size_box_is_marked_with_a_cross_of_its_colour():
+    ex = exercise("tight_box")
+    case = ex.fixed()[0]  # the inclusive box (5, 2, 5, 2) has zero width and height: a rectangle shows nothing
+    fig = pictures.mismatch_figure("tight_box", case, ex.call(_inclusive, case), ex.call(ex.reference, case))
+    assert _crosses(fig, "#ff4136") == [(5, 2)] and _crosses(fig, "#2ecc40") == []
+    assert "zero width or height" in fig.axes[0].get_title()
+    assert fig.axes[0].get_xlim() == (-0.5, 9.5)  # the cross does not move the canvas's limits (10 columns)
+
+
+def test_boxes_from_cells_draws_the_cells_with_the_largest_error_real_boxes_first():
+    ex = exercise("boxes_from_cells")
+    case = ex.fixed()[0]  # cell (4, 2) holds a box; every other cell the point at its centre
+
+    def corners(distances, *, stride=8):  # cell centres taken at the top-left corner: every box moves by 4 px
+        d = np.asarray(distances, np.float32) * stride
+        h, w = d.shape[-3:-1]
+        cx = np.arange(w)[None, :] * stride + 0 * np.arange(h)[:, None]
+        cy = np.arange(h)[:, None] * stride + 0 * np.arange(w)[None, :]
+        return np.stack([cx - d[..., 0], cy - d[..., 1], cx + d[..., 2], cy + d[..., 3]], -1).astype(np.float32)
+
+    fig = pictures.mismatch_figure("boxes_from_cells", case, ex.call(corners, case), ex.call(ex.reference, case))
+    # Every cell's box is off by 4 px; the one real box, (10, 20, 32, 46), comes first (got (6, 16, 28, 42)),
+    # then two zero-size ones, which get crosses: the picture is no longer a blank square.
+    green = _rectangles(fig, "#2ecc40")
+    assert green[0] == (10, 20, 32, 46) and len(green) == pictures.MAX_CELLS
+    assert np.allclose(_rectangles(fig, "#ff4136")[0], (6, 16, 28, 42))
+    assert len(_crosses(fig, "#2ecc40")) == len(_crosses(fig, "#ff4136")) == pictures.MAX_CELLS - 1

@@ -99,3 +99,25 @@ def test_a_notebook_that_is_not_a_lesson_is_left_alone(tmp_path):
     done, cases = run_pytest(other, cwd=tmp_path)
     assert done.returncode == 4 and cases == {}  # pytest: "not found" (a named file that collects nothing)
     assert "no match" in done.stdout + done.stderr
+
+
+def test_with_a_secret_seed_hidden_inputs_never_reach_the_report(tmp_path):
+    # The plugin ran the hidden cases unmasked: with $MNISTLOC_SECRET_SEED set (a GitHub Classroom run),
+    # `pytest LESSON.ipynb -k iou` printed a hidden input (finding 10). It now runs the one plan
+    # (judge.grade_answers) that check and grade run. This iou is right on the public cases and, on a hidden
+    # one, ends the call with the input in its words (SystemExit is no exception the check can catch).
+    sys.path.insert(0, str(REPO / "tests" / "corpus"))
+    import build
+
+    def exfiltrate(name, source):
+        if name != "iou":
+            return source
+        return build.LEAK + build._first(source, "if _hidden('iou', (a, b)):\n"
+                                                 "        raise SystemExit('EXFIL ' + _digest((a, b)))")
+    path = _typed_in(tmp_path, exfiltrate)
+    env = {**os.environ, "MNISTLOC_SECRET_SEED": "918273645"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(path), "-k", "iou"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert "iou: 0/3 (error)" in done.stdout, done.stdout[-3000:]  # the hidden cases ran
+    assert "EXFIL" not in done.stdout and "raised SystemExit (on a hidden test case)" in done.stdout, \
+        done.stdout[-3000:]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mnistloc import checks
-from mnistloc.grading import confine, sandbox
+from mnistloc.grading import confine, sandbox, wire
 
 CAPS = confine.capabilities()
 # Root in CI: a guarantee the README promises as root must be checked there, never skipped.
@@ -210,19 +210,19 @@ def _frame(data: bytes) -> bytes:
 
 def test_replies_are_plain_data_rebuilt_by_the_parent():
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-    back = sandbox.decode_reply(sandbox.encode_reply(("ok", {"value": arr, "n": [1, 2.5, "x", None, True]})))
+    back = wire.decode_reply(wire.encode_reply(("ok", {"value": arr, "n": [1, 2.5, "x", None, True]})))
     assert back[0] == "ok" and back[1]["n"] == [1, 2.5, "x", None, True]
     assert back[1]["value"].dtype == np.float32 and np.array_equal(back[1]["value"], arr)
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(pickle.dumps(("ok", 5)))  # pickle is never read
+        wire.decode_reply(pickle.dumps(("ok", 5)))  # pickle is never read
     bomb = {"dtype": "float64", "shape": [400_000_000], "data": ""}  # 3.2 GB claimed in 60 bytes
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(json.dumps(["ok", {"__array__": bomb}]).encode())
+        wire.decode_reply(json.dumps(["ok", {"__array__": bomb}]).encode())
     deep = b"[" * 100 + b"]" * 100
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(b'["ok", ' + deep + b"]")
+        wire.decode_reply(b'["ok", ' + deep + b"]")
     with pytest.raises(ValueError, match="reply"):
-        sandbox.decode_reply(b'["ok", "' + b"x" * (sandbox.MAX_REPLY + 1) + b'"]')
+        wire.decode_reply(b'["ok", "' + b"x" * (wire.MAX_REPLY + 1) + b'"]')
 
 
 def test_a_reply_that_would_expand_in_the_grader_is_a_crash_and_costs_no_memory():
@@ -306,10 +306,14 @@ def test_a_well_formed_forged_result_is_found_out():
 @needs("tmpfs", "files")
 def test_a_course_folder_that_holds_the_package_is_hidden_around_it():
     # The repository itself may be the course root: the child still imports mnistloc from it,
-    # but sees none of the course's own files (here: README.md and tests/ stand in for them).
+    # but sees none of the course's own files (here: README.md and tests/ stand in for them). A clone under a
+    # folder that gets a fresh tmpfs (/tmp) has only the kept folders bound back: the rest is absent, not empty.
     seen = _probe(f"import os\nroot = {confine.PACKAGE_ROOT!r}\n"
-                  "return repr((len(open(os.path.join(root, 'README.md')).read()),"
-                  " os.listdir(os.path.join(root, 'tests')), os.path.isdir(os.path.join(root, 'mnistloc'))))",
+                  "def size(p):\n    try:\n        return len(open(p).read())\n    except FileNotFoundError:\n"
+                  "        return 0\n"
+                  "def names(p):\n    return os.listdir(p) if os.path.isdir(p) else []\n"
+                  "return repr((size(os.path.join(root, 'README.md')), names(os.path.join(root, 'tests')),"
+                  " os.path.isdir(os.path.join(root, 'mnistloc'))))",
                   hide=[confine.PACKAGE_ROOT])
     assert seen == "(0, [], True)"
 
@@ -428,7 +432,7 @@ def test_a_package_under_tmp_still_gets_a_fresh_tmp(tmp_path, monkeypatch):
     shutil.copytree(Path(confine.PACKAGE_ROOT) / "mnistloc", root / "mnistloc",
                     ignore=shutil.ignore_patterns("__pycache__"))
     os.chmod(tmp_path, 0o755)
-    monkeypatch.setattr(sandbox, "PACKAGE_ROOT", str(root))
+    monkeypatch.setattr(confine, "PACKAGE_ROOT", str(root))
     mark = f"mnistloc-sandbox-probe-{os.getpid()}"
     seen = _probe(_writes_everywhere(mark) .replace("return repr(wrote)", "import mnistloc\nreturn mnistloc.__file__"))
     left = sorted({os.path.realpath(f) for f in WORLD_WRITABLE if os.path.exists(os.path.join(f, mark))})
@@ -454,3 +458,102 @@ def test_hidden_case_hints_carry_nothing_the_code_chose():
         public, secret = compare(got, exp)
         assert secret and not any(s in secret for s in ("LEAK", "1234", "12, 34", "int8")), (public, secret)
     assert compare({"type": "error", "error": "ZeroDivisionError", "message": "x"}, exp)[1] == "raised ZeroDivisionError"
+
+
+# ---- round three: the kernel's shared objects, memory outside RLIMIT_AS, the grader's own work ---------------
+
+@needs("seccomp", "kernel")
+def test_the_child_can_make_no_key_and_no_user_namespace():
+    # A key in the uid's keyring outlived its child and reached the next one (finding 1); a user namespace gave
+    # the capabilities to mount a tmpfs outside every limit (finding 4).
+    seen = _probe("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                  "key = libc.syscall(248, b'user', b'mnistloc', b'hidden', 6, -4)\n"  # add_key(..., @u)
+                  "read = libc.syscall(250, 11, -4, 0, 0)\n"  # keyctl(KEYCTL_READ, @u)
+                  "userns = libc.unshare(0x10000000)\n"
+                  "return repr((key, read, userns))")
+    assert seen == "(-1, -1, -1)", seen
+
+
+@needs("empty network namespace", "network")
+def test_the_child_reaches_no_host_unix_socket():
+    # /run holds the host's sockets (D-Bus, journald); an empty network namespace does not cover them.
+    path = Path("/run") / f"mnistloc-probe-{os.getpid()}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        seen = _probe(f"import socket\ntry:\n    s = socket.socket(socket.AF_UNIX)\n    s.connect({str(path)!r})\n"
+                      "    return 'connected'\nexcept OSError as e:\n    return type(e).__name__\n")
+        listed = _probe(f"import os\nreturn repr(os.path.exists({str(path)!r}))")
+    finally:
+        server.close()
+        path.unlink()
+    assert seen != "connected" and listed == "False", (seen, listed)
+
+
+@needs("memory", "memory")
+def test_memfds_count_against_the_memory_limit():
+    # 24 memfds of 64 MB (each under the file-size limit) held 1.5 GB outside a 1 GB RLIMIT_AS (finding 4).
+    hog = ("import os, mmap\nheld = 0\nfds = []\n"
+           "try:\n    for _ in range(24):\n        fd = os.memfd_create('x')\n"
+           "        os.write(fd, b'\\1' * (64 << 20))\n        fds.append(fd)\n        held += 64\n"
+           "except (OSError, MemoryError) as e:\n    pass\nreturn str(held)")
+    src = "def iou(a, b):\n" + textwrap.indent(hog, "    ")
+    (o,) = sandbox.run_exercises({"iou": src}, _calls("iou")[:1], memory_mb=1024, timeout=60)
+    # The cgroup's OOM killer ends the child (a crash), or memfd_create is refused (no cgroup): never 1.5 GB held.
+    assert o.status == "crash" or (o.status == "ok" and int(o.value["text"]) < 1024), o
+
+
+def test_a_child_that_closes_its_output_does_not_busy_the_grader():
+    # EOF on the output pipe stayed in the select set: the grader spun at half a core while the child slept.
+    sleeper = ("import os, time\ndef iou(a, b):\n    null = os.open(os.devnull, os.O_WRONLY)\n"
+               "    os.dup2(null, 1)\n    os.dup2(null, 2)\n    time.sleep(3)\n    return np.zeros(len(a), np.float32)\n")
+    code = ("import resource, sys\nfrom mnistloc import checks\nfrom mnistloc.grading import sandbox\n"
+            "calls = [('iou', c) for c in checks.EXERCISES['iou'].cases(None)[:1]]\n"
+            "sandbox.run_exercises({'iou': 'def iou(a, b):\\n    return 0\\n'}, calls)\n"  # warm: imports, caches
+            "before = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "out = sandbox.run_exercises({'iou': sys.argv[1]}, calls)\n"
+            "after = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "print(out[0].status, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)\n")
+    done = subprocess.run([sys.executable, "-c", code, sleeper], capture_output=True, text=True, timeout=300)
+    status, cpu = done.stdout.split()[-2:]
+    assert status == "ok" and float(cpu) < 0.5, done.stdout  # 3 s of a child's sleep: the parent idles
+
+
+def test_replies_are_judged_and_dropped_as_they_come():
+    # Every reply was kept until the student's last call (finding 2): with a judge, each is dropped once judged,
+    # an exercise is decided at its first failing call (its other calls are not run), and a child's replies
+    # have a total budget.
+    calls = _calls("iou", "tight_box", seed=7)
+    seen = []
+
+    def settle(i, outcome):
+        seen.append((i, outcome.status, outcome.value is not None))
+        return outcome.status != "ok" or calls[i][0] == "iou"  # decide iou at its first reply
+    wrong = "def iou(a, b):\n    return np.zeros(len(a), np.float32)\n"
+    out = sandbox.run_exercises({"iou": wrong, "tight_box": TIGHT_BOX}, calls, settle=settle)
+    first_iou = next(i for i, (n, _) in enumerate(calls) if n == "iou")
+    assert [o.status for o, (n, _) in zip(out, calls) if n == "iou"][1:] == ["skipped"] * (
+        sum(n == "iou" for n, _ in calls) - 1)
+    assert all(o.value is None for o in out)  # nothing kept
+    assert (first_iou, "ok", True) in seen and all(s == "ok" for _, s, _ in seen)
+    assert sandbox.MAX_TOTAL < 100 * sandbox.MAX_REPLY
+
+
+def test_a_hoarding_child_stays_within_its_reply_budget():
+    hoard = ("import mnistloc.grading.child as _c, json\n"
+             "_c.encode_reply = lambda reply: json.dumps(['ok', [0.5] * 1_500_000]).encode()\n" + IOU)
+    calls = (_calls("iou", seed=7) * 3)[:12]  # 7.5 MB per reply: the budget (64 MB) runs out at the 9th
+    assert 12 * 7.5e6 > sandbox.MAX_TOTAL
+    seen = []
+    sandbox.run_exercises({"iou": hoard}, calls, settle=lambda i, o: seen.append(o) or False, timeout=600)
+    assert seen[-1].status == "crash" and "in all" in seen[-1].value, seen[-1]
+
+
+def test_a_huge_answer_cell_is_refused_before_it_is_parsed():
+    # A 3 MB cell cost 18 s and 2 GB of the grader's parse (finding 3); the cap is on the source's length.
+    start = time.monotonic()
+    big = "x = [" + "1," * (sandbox.MAX_SOURCE // 2 + 10) + "]\n" + IOU
+    (o,) = sandbox.run_exercises({"iou": big}, _calls("iou")[:1])
+    assert o.status == "error" and "at most" in o.value and time.monotonic() - start < 10
+    assert sandbox.calls_reference("(" * 200_000, sandbox.REFERENCES["iou"]) is None  # no RecursionError

@@ -21,7 +21,7 @@ as ``mnistloc grade`` and the pytest front end do, so they never disagree.
 """
 from __future__ import annotations
 
-from mnistloc.grading import judge, sandbox
+from mnistloc.grading import judge
 from mnistloc.grading.exercises.base import CheckFailure
 from mnistloc.grading.judge import Result
 from mnistloc.grading.registry import exercise, secret_seed
@@ -100,7 +100,6 @@ def check_notebook(path, *, timeout: float = 60, seed: int | None = None) -> dic
         mnistloc.grading.notebook.NotALessonError: the file is not a lesson notebook.
     """
     answers = judge.read_answers(path)
-    work = judge.plan(answers, seed)
-    results = work.finish(sandbox.run_exercises(work.sources, work.calls, timeout=timeout, secret=work.secret))
+    (results,) = judge.grade_answers([(answers, seed)], timeout=timeout)
     return {"lesson": answers.lesson, "score": sum(r.points for r in results),
             "max_score": sum(r.max_points for r in results), "exercises": [r.to_dict() for r in results]}

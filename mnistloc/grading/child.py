@@ -1,6 +1,6 @@
 """The sandbox's child: confines itself, then runs exercise code on the parent's request.
 
-``main()`` reads length-prefixed pickled messages from stdin (the grader's own data): ``("config", ...)``
+``main()`` reads length-prefixed pickled messages from stdin (the grader's own data, ``launcher.frame``): its config
 once, then ``("warm", name)`` (import Keras outside the time limit),
 ``("exec", name, source)`` (run an answer cell on the prelude) and
 ``("call", name, case)`` (``EXERCISES[name].call(func, case)``), and answers
@@ -13,13 +13,12 @@ from __future__ import annotations
 import ast
 import importlib
 import os
-import pickle
-import struct
 import sys
 import types
 from typing import Any
 
 from mnistloc.grading.confine import confine
+from mnistloc.grading.launcher import frame, read_message
 from mnistloc.grading.registry import EXERCISES, PRELUDE, REFERENCES
 from mnistloc.grading.wire import MAX_REPLY, encode_reply
 
@@ -36,7 +35,7 @@ def main() -> None:
     commands = os.fdopen(os.dup(0), "rb")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    kind, config, _ = _read(commands)
+    config = read_message(commands)
     results = os.fdopen(config["result_fd"], "wb")
     confine(config)
     base = _prelude(PRELUDE)
@@ -44,7 +43,7 @@ def main() -> None:
     _reply(results, ("ok", None))  # ready
     while True:
         try:
-            message = _read(commands)
+            message = read_message(commands)
         except EOFError:
             return
         _reply(results, _serve(message, base, funcs))
@@ -54,15 +53,8 @@ def _reply(results, reply: tuple) -> None:
     data = encode_reply(reply)  # checked in _attempt: plain data
     if len(data) > MAX_REPLY:
         data = encode_reply(("error", f"the result is too large to send ({len(data)} bytes, at most {MAX_REPLY})"))
-    results.write(struct.pack(">Q", len(data)) + data)
+    results.write(frame(data))
     results.flush()
-
-
-def _read(stream) -> Any:
-    head = stream.read(8)
-    if len(head) < 8:
-        raise EOFError
-    return pickle.loads(stream.read(struct.unpack(">Q", head)[0]))
 
 
 def _serve(message, base: dict, funcs: dict) -> tuple[str, Any]:

@@ -2,7 +2,8 @@
 
 ``confine(config)`` runs in the child before any student code; the parent uses
 ``guard_this_process()``, ``child_env()``, ``nproc_limit()``, ``fresh_uids()``,
-``kill_uid()``, ``sweep_ipc()`` and ``own_keras_home()``; a grading worker calls ``limit_grader()``;
+``kill_uid()``, ``sweep_ipc()``, ``MemoryGroup`` and ``own_keras_home()``; a grading worker calls
+``limit_grader()``;
 ``capabilities()`` says how each limit is enforced on this machine (see
 ``mnistloc.grading.sandbox`` for what each one means to a submission).
 """
@@ -12,6 +13,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import platform
 import resource
 import secrets
 import shutil
@@ -33,6 +35,15 @@ _MOUNT_FLAGS = {"ro": _MS_RDONLY, "nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noe
                 "noatime": 0x400, "nodiratime": 0x800, "relatime": 0x200000, "strictatime": 0x1000000}
 # Where anyone may write, on any Linux: each gets a fresh tmpfs in the child (every other mount is read-only).
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
+# Covered by an empty tmpfs before those: the host's sockets (D-Bus, journald, /dev/log's target) and run state.
+HIDDEN_TREES = ("/run",)
+# Kernel objects a child may not make (seccomp, ``_refuse_syscalls``): keys (a uid's keyring outlives the child
+# and is shared by every child of the uid), new user namespaces (caps to mount a tmpfs outside every limit),
+# Unix sockets (the host's services); memfds too where no memory cgroup counts them. name -> (x86_64, aarch64).
+_SYSCALLS = {"add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219), "unshare": (272, 97),
+             "clone": (56, 220), "clone3": (435, 435), "setns": (308, 268), "memfd_create": (319, 279),
+             "socket": (41, 198), "memfd_secret": (447, 447), "seccomp": (317, 277)}
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds mnistloc/
 _given: set[int] = set()  # uids handed out by this process: never twice
 
@@ -113,6 +124,97 @@ def sweep_ipc(uid: int) -> int:
     return removed
 
 
+class MemoryGroup:
+    """A memory cgroup of one child: every page its processes touch, memfds, tmpfs files and SysV shared memory
+    included, counts against ``limit_mb`` (``RLIMIT_AS`` counts only what is mapped). Made by the parent (as
+    root, or where the cgroup is delegated), joined by the child's first process before it reads its config,
+    removed once its processes are gone. ``make`` gives None where no memory controller can be written."""
+
+    def __init__(self, path: str, version: int):
+        self.path, self.version = path, version
+
+    @classmethod
+    def make(cls, limit_mb: int) -> "MemoryGroup | None":
+        found = _memory_controller()
+        if found is None:
+            return None
+        base, version = found
+        path = os.path.join(base, f"mnistloc-{secrets.token_hex(8)}")
+        try:
+            os.mkdir(path, 0o700)
+        except OSError:
+            return None
+        group = cls(path, version)
+        limit = str(int(limit_mb) * 1024 * 1024)
+        try:
+            if version == 1:
+                _write(os.path.join(path, "memory.limit_in_bytes"), limit)
+            else:
+                _write(os.path.join(path, "memory.max"), limit)
+                with contextlib.suppress(OSError):
+                    _write(os.path.join(path, "memory.swap.max"), "0")
+        except OSError:
+            group.remove()
+            return None
+        return group
+
+    def join(self, pid: int) -> None:
+        _write(os.path.join(self.path, "cgroup.procs"), str(pid))
+
+    def remove(self) -> None:
+        """Kills what is left in the group and removes it (retried while the kernel still counts a process)."""
+        for _ in range(200):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                with contextlib.suppress(OSError, ValueError):
+                    for pid in Path(self.path, "cgroup.procs").read_text().split():
+                        with contextlib.suppress(OSError):
+                            os.kill(int(pid), signal.SIGKILL)
+                time.sleep(0.01)
+
+
+@functools.lru_cache(maxsize=None)
+def _memory_controller() -> tuple[str, int] | None:
+    """(this process's own memory cgroup folder, cgroup version) when a child group can be made in it, else None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+        own = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in mounts:
+        fields = line.split()
+        dash = fields.index("-")
+        fstype, options = fields[dash + 1], fields[dash + 3].split(",")
+        root, point = fields[3], fields[4]
+        if fstype == "cgroup" and "memory" in options:
+            where = next((ln.split(":", 2)[2] for ln in own if "memory" in ln.split(":", 2)[1].split(",")), None)
+            version = 1
+        elif fstype == "cgroup2":
+            where = next((ln.split(":", 2)[2] for ln in own if ln.startswith("0::")), None)
+            version = 2
+        else:
+            continue
+        if where is None or not _inside(where, root):
+            continue
+        base = os.path.join(point, os.path.relpath(where, root))
+        if version == 2:
+            try:
+                if "memory" not in Path(base, "cgroup.controllers").read_text().split():
+                    continue
+                _write(os.path.join(base, "cgroup.subtree_control"), "+memory")
+            except OSError:
+                continue  # a group with processes of its own cannot hand the controller down (cgroup v2)
+        if os.access(base, os.W_OK):
+            return os.path.normpath(base), version
+    return None
+
+
 def limit_grader() -> None:
     """Limits this grading process to ``GRADER_MEMORY_MB`` of address space (a worker's initializer), so that
     nothing a child sends can make it take the machine's memory."""
@@ -164,7 +266,7 @@ def capabilities() -> dict[str, str]:
     """Says how each limit is enforced on this machine, probed once with a throwaway child.
 
     Returns:
-        dict: limit -> how (``time``, ``memory``, ``processes``, ``ipc``, ``network``, ``files``,
+        dict: limit -> how (``time``, ``memory``, ``kernel``, ``processes``, ``ipc``, ``network``, ``files``,
         ``environment``).
     """
     root = os.geteuid() == 0
@@ -178,8 +280,12 @@ def capabilities() -> dict[str, str]:
     pids = f"PID namespace ({where}): ends with its first process; " if pid_ns else "no PID namespace; "
     return {
         "time": "per exercise; the child and all it started are killed on expiry",
-        "memory": f"RLIMIT_AS per child process; grading workers {GRADER_MEMORY_MB} MB; replies decoded under "
+        "memory": ("a memory cgroup per child (memfds, tmpfs and shared memory counted); " if _memory_controller()
+                   else "no memory cgroup (memfd_create refused; tmpfs of 256 MB each); ")
+                  + f"RLIMIT_AS per child process; grading workers {GRADER_MEMORY_MB} MB; replies decoded under "
                   "a budget",
+        "kernel": ("seccomp: no keys, no new user namespaces, no Unix sockets" if seccomp_supported()
+                   else f"not enforced (no seccomp table for {platform.machine()}): keys and user namespaces"),
         "processes": pids + ("own uid per student + RLIMIT_NPROC, every process of the uid killed" if own_uid
                              else "RLIMIT_NPROC above the user's process count + session kill (setsid escapes)"),
         "ipc": f"IPC namespace ({where}): SysV and POSIX queues die with the child" if pid_ns
@@ -187,7 +293,8 @@ def capabilities() -> dict[str, str]:
         else "not enforced (no namespaces here): SysV objects outlive the child",
         "network": f"empty network namespace ({where})" if namespaces else "not enforced (no namespaces here)",
         "files": ("own uid" if own_uid else "the user's rights") + (
-            ", every mount read-only, fresh tmpfs over " + ", ".join(WORLD_WRITABLE[:4]) + " and hidden folders"
+            ", every mount read-only, fresh tmpfs over " + ", ".join(HIDDEN_TREES + WORLD_WRITABLE[:4])
+            + " and hidden folders"
             if namespaces else ", a temporary folder"),
         "environment": "scrubbed (no secret seed)",
     }
@@ -229,6 +336,65 @@ def confine(config: dict) -> None:
         os.setuid(config["uid"])
     except OSError:  # no CAP_SETUID (some containers) or not root: the user's own rights
         _limit(resource.RLIMIT_NPROC, _user_processes() + config["nproc"])
+    if namespaces and not root:
+        _drop_capabilities(libc)  # those of its user namespace: it could unmount the covers it mounted itself
+    _refuse_syscalls(libc, memfds=bool(config.get("memory_group")))
+
+
+def _drop_capabilities(libc) -> None:
+    """Empties this thread's capability sets (``capset``, version 3)."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+    data = (ctypes.c_uint32 * 6)()
+    libc.capset(header, data)
+
+
+class _Filter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Filter))]
+
+
+def seccomp_supported() -> bool:
+    """Whether this machine's architecture has the syscall table ``_refuse_syscalls`` knows."""
+    return platform.machine() in _AUDIT_ARCH
+
+
+def _refuse_syscalls(libc, *, memfds: bool) -> bool:
+    """Installs a seccomp filter on every thread of this process (and all it starts) that refuses, with EPERM:
+    the key syscalls, a new user namespace (``unshare``/``clone`` with ``CLONE_NEWUSER``; ``clone3``, whose flags
+    a filter cannot read, gets ENOSYS so libc falls back to ``clone``), ``setns``, ``socket(AF_UNIX)``, a second
+    filter, and ``memfd_create`` unless ``memfds`` (a memory cgroup counts them). Returns whether it is in place."""
+    machine = platform.machine()
+    if machine not in _AUDIT_ARCH:
+        return False
+    column = 0 if machine == "x86_64" else 1
+    nr = {name: numbers[column] for name, numbers in _SYSCALLS.items()}
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, ..., BPF_RET|K
+    allow, errno = 0x7FFF0000, 0x00050000
+    eperm, enosys = errno | 1, errno | 38
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH[machine]), (ret, 0, 0, enosys),  # another ABI (int 0x80)
+            (ld, 0, 0, 0)]
+    if machine == "x86_64":
+        prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, enosys)]  # the x32 ABI
+    refused = ["add_key", "request_key", "keyctl", "setns", "seccomp", "memfd_secret"] + ([] if memfds else
+                                                                                         ["memfd_create"])
+    for name in refused:
+        prog += [(jeq, 0, 1, nr[name]), (ret, 0, 0, eperm)]
+    prog += [(jeq, 0, 1, nr["clone3"]), (ret, 0, 0, enosys)]
+    for name in ("unshare", "clone"):  # flags in the first argument's low 32 bits (seccomp_data.args[0], offset 16)
+        prog += [(jeq, 0, 4, nr[name]), (ld, 0, 0, 16), (jset, 0, 1, _CLONE_NEWUSER), (ret, 0, 0, eperm),
+                 (ret, 0, 0, allow)]
+    prog += [(jeq, 0, 4, nr["socket"]), (ld, 0, 0, 16), (jeq, 0, 1, 1), (ret, 0, 0, eperm),  # AF_UNIX = 1
+             (ret, 0, 0, allow), (ret, 0, 0, allow)]
+    filters = (_Filter * len(prog))(*[_Filter(*ins) for ins in prog])
+    program = _Program(len(prog), filters)
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    libc.syscall.restype = ctypes.c_long
+    seccomp_nr = _SYSCALLS["seccomp"][column]
+    # SECCOMP_SET_MODE_FILTER = 1 with SECCOMP_FILTER_FLAG_TSYNC = 1: numpy's threads are filtered too.
+    return libc.syscall(ctypes.c_long(seccomp_nr), ctypes.c_ulong(1), ctypes.c_ulong(1), ctypes.byref(program)) == 0
 
 
 def _split(libc) -> None:
@@ -274,7 +440,13 @@ def _fresh_files(libc, config: dict, root: bool) -> str:
     closed = _closed(keep) if config["uid"] is not None and root else []
     _read_only(libc)
     covered = []
+    for folder in dict.fromkeys(os.path.realpath(f) for f in HIDDEN_TREES):
+        if os.path.isdir(folder) and libc.mount(b"tmpfs", folder.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                                                b"size=1m,mode=0755") == 0:
+            covered.append(folder)
     for folder in dict.fromkeys(os.path.realpath(f) for f in WORLD_WRITABLE):
+        if any(_inside(folder, c) for c in covered) and os.path.isdir(folder) is False:
+            os.makedirs(folder, mode=0o755, exist_ok=True)  # /run/lock inside the fresh /run
         if os.path.isdir(folder) and libc.mount(b"tmpfs", folder.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
                                                 b"size=256m,mode=1777") == 0:
             covered.append(folder)

@@ -29,8 +29,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from mnistloc.grading import confine, judge, sandbox
+from mnistloc.grading import confine, judge
 from mnistloc.grading.confine import capabilities, guard_this_process
+from mnistloc.grading.launcher import MAX_NAME, Refused, open_regular, plain_id
 from mnistloc.grading.exercises.base import keras
 from mnistloc.grading.registry import (EXERCISES, LESSONS, QUESTIONS, SEED_FILE, exercises_of,  # noqa: F401
                                        hidden_seed, questions_of, secret_seed)
@@ -86,14 +87,22 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
             f"files: {caps['files']}")
         tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
         bar = _progress_bar(len({t.student for t in tasks}), progress)
-        with confine.own_keras_home(), bar:
-            rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb, hide=[course],
-                               on_student=bar.update)
+        with confine.own_keras_home(), bar:  # hidden: the results folder too (an earlier run's grades and feedback)
+            rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb,
+                               hide=[course, *([out] if out.exists() else [])], on_student=bar.update)
         if shard is not None:
-            say(f"wrote {write_shard(rows, out, shard, seed=seed, force=force)}")
+            mask = os.umask(0o077)
+            try:
+                say(f"wrote {write_shard(rows, out, shard, seed=seed, force=force)}")
+            finally:
+                os.umask(mask)
             return rows
-    publish(course, out, rows, seed=seed, keep_others=bool(students) and merge is None, gradebook=gradebook,
-            export=export, force=force, say=say)
+    mask = os.umask(0o077)  # results readable by the instructor only, never by a later run's children
+    try:
+        publish(course, out, rows, seed=seed, keep_others=bool(students) and merge is None, gradebook=gradebook,
+                export=export, force=force, say=say)
+    finally:
+        os.umask(mask)
     return rows
 
 
@@ -145,8 +154,7 @@ def find_tasks(course_dir, *, lessons=None, students=None, shard: tuple[int, int
     return [Task(s, lesson, submitted / s / lesson / f"{lesson}.ipynb") for s in names for lesson in lessons]
 
 
-MAX_NAME = 100  # characters of a student id or lesson name
-MAX_NOTEBOOK = 16 * 1024 * 1024  # bytes of a submitted notebook
+MAX_NOTEBOOK = 256 * 1024 * 1024  # bytes of a submitted notebook: outputs (pictures) are never a reason to refuse it
 READ_TIMEOUT = 30  # seconds to read one
 
 
@@ -154,37 +162,29 @@ def check_name(name, what: str) -> str:
     """Returns ``name`` when it is safe as one folder name (a student id or a lesson), else raises.
 
     Raises:
-        ValueError: empty, ``.`` or ``..``, over ``MAX_NAME`` characters, or holding a path separator
-            or a control character; the message names ``what``.
+        ValueError: not ``launcher.plain_id``: empty, ``.`` or ``..``, over ``MAX_NAME`` characters, or holding a
+            path separator, a control or a bidirectional character; the message names ``what``.
     """
-    if (not isinstance(name, str) or name in ("", ".", "..") or len(name) > MAX_NAME or "/" in name
-            or "\\" in name or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)):
-        raise ValueError(f"`{what}` should be a plain folder name (no '/', no '..', no control characters, "
-                         f"at most {MAX_NAME} characters). Got {what}={str(name)[:120]!r}.")
+    if not plain_id(name):
+        shown = str(name)[:120].encode("unicode_escape").decode("ascii")
+        raise ValueError(f"`{what}` should be a plain folder name (no '/', no '..', no control or bidirectional "
+                         f"characters, at most {MAX_NAME} characters). Got {what}='{shown}'.")
     return name
 
 
 def read_submission(path: Path, root: Path) -> bytes:
-    """The bytes of a submitted notebook, read only if it is a regular file inside ``root``.
-
-    Opened without following a symbolic link and without blocking (a FIFO or device is refused before
-    any read), at most ``MAX_NOTEBOOK`` bytes within ``READ_TIMEOUT`` seconds.
+    """The bytes of a submitted notebook, read only if it is a regular file with one link inside ``root``
+    (``launcher.open_regular``: no link followed, no FIFO or device read), at most ``MAX_NOTEBOOK`` bytes within
+    ``READ_TIMEOUT`` seconds.
 
     Raises:
         ValueError: not a regular file, outside ``root``, too large or too slow; the message says which.
     """
-    if not os.path.realpath(path).startswith(os.path.realpath(root) + os.sep):
-        raise ValueError(f"{path.name} leads outside the course's submitted/ folder")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as err:
-        raise ValueError(f"{path.name} cannot be opened as a file ({err.strerror})") from None
+        fd = open_regular(path, root, MAX_NOTEBOOK)
+    except Refused as refusal:
+        raise ValueError(str(refusal)) from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path.name} is not a regular file")
-        if info.st_size > MAX_NOTEBOOK:
-            raise ValueError(f"{path.name} has {info.st_size} bytes; a notebook may have {MAX_NOTEBOOK}")
         chunks, size, end = [], 0, time.monotonic() + READ_TIMEOUT
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
@@ -229,6 +229,8 @@ def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float =
                     done.append(future.result())
                 except BrokenProcessPool:  # a worker was killed from outside (the OOM killer): grade here
                     done.append(grade_student(unit, seed, uid=uid, **limits))
+                except Exception as err:  # noqa: BLE001 - whatever broke in its worker costs this student only
+                    done.append(_overran(unit, err))
     by_task = {(r.student, r.lesson): [] for r in (row for rows in done for row in rows)}
     for row in (row for rows in done for row in rows):
         by_task[(row.student, row.lesson)].append(row)
@@ -242,50 +244,51 @@ def grade_notebook(task: Task, seed: int, *, timeout: float = 60, memory_mb: int
 
 def grade_student(tasks: list[Task], seed: int, *, timeout: float = 60, memory_mb: int = 4096,
                   hide=(), uid: int | None = None) -> list[Row]:
-    """Grades notebooks of one student in one sandbox child (as ``uid``, when root); reads their bytes only,
-    never writes them."""
-    plans = [_safe_plan(task, seed) for task in tasks]
-    sources = {name: src for plan in plans for name, src in plan["sources"].items()}
-    calls = [call for plan in plans for call in plan["calls"]]
-    secret = [flag for plan in plans for flag in plan["secret"]]
-    warming = _warm_keras_here([name for name, _ in calls])
-    outcomes = sandbox.run_exercises(sources, calls, timeout=timeout, memory_mb=memory_mb, hide=hide,
-                                     secret=secret, uid=uid)
-    if warming is not None:
-        warming.join()  # never import Keras from two threads at once
-    rows, start = [], 0
-    for plan in plans:
-        mine = outcomes[start:start + len(plan["calls"])]
-        start += len(plan["calls"])
-        rows += plan["finish"](mine)
+    """Grades notebooks of one student in one sandbox run (as ``uid``, when root), through ``judge.grade_answers``;
+    reads their bytes only, never writes them. Whatever goes wrong in this process while grading them (a
+    ``MemoryError`` or ``RecursionError`` from what the child sent) costs this student only."""
+    read = [_read_task(task) for task in tasks]
+    batch = [(answers, hidden_seed(seed, task.student)) for task, answers in zip(tasks, read)
+             if isinstance(answers, judge.Answers)]  # hidden cases of this student's own
+    warming = _warm_keras_here([n for answers, _ in batch for n in answers.sources])
+    try:
+        graded = iter(judge.grade_answers(batch, timeout=timeout, memory_mb=memory_mb, hide=hide, uid=uid))
+    except (MemoryError, RecursionError) as err:
+        return _overran(tasks, err)
+    finally:
+        if warming is not None:
+            warming.join()  # never import Keras from two threads at once
+    rows = []
+    for task, answers in zip(tasks, read):
+        if not isinstance(answers, judge.Answers):
+            rows += answers  # the rows of a notebook that could not be read
+            continue
+        rows += [Row.of(task.student, task.lesson, r) for r in next(graded)]
+        rows += _written_answers(task, [name for name in questions_of(task.lesson) if name in answers.grade_ids])
     return rows
 
 
-def _safe_plan(task: Task, seed: int) -> dict:
-    """``_plan``, or a plan that gives every exercise 0 with the reason when reading the notebook failed."""
-    try:
-        return _plan(task, seed)
-    except Exception as err:  # noqa: BLE001 - one odd notebook must not stop the class
-        reason = f"the grader could not read this notebook ({type(err).__name__}: {err})"[:500]
-        rows = [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "unreadable", reason))
-                for n in exercises_of(task.lesson)]
-        return {"sources": {}, "calls": [], "secret": [], "finish": lambda _: rows}
+def _overran(tasks: list[Task], err: BaseException) -> list[Row]:
+    """0 points, status ``crash``, for every exercise of a student whose grading failed in the grader itself."""
+    reason = f"grading it overran the grader ({type(err).__name__})"
+    return [Row.of(t.student, t.lesson, judge.blocked(EXERCISES[n], "crash", reason)) for t in tasks
+            for n in exercises_of(t.lesson)]
 
 
-def _plan(task: Task, seed: int) -> dict:
-    """What to run for one notebook, and how to turn the outcomes into rows (``judge.plan``)."""
+def _read_task(task: Task) -> judge.Answers | list[Row]:
+    """The answers of one notebook, or the rows that give every exercise 0 with the reason when there are none
+    (not submitted, or not readable)."""
     if not task.path.exists() and not task.path.is_symlink():
         reason = _other_notebooks(task)
-        rows = [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "not-submitted", reason))
+        return [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "not-submitted", reason))
                 for n in exercises_of(task.lesson)]
-        return {"sources": {}, "calls": [], "secret": [], "finish": lambda _: rows}
-    data = read_submission(task.path, task.path.parents[2])  # a regular file in submitted/, of sane size
-    answers = judge.read_answers(task.path, lesson=task.lesson, data=data)  # those bytes, never the file again
-    # Hidden cases of this student's own: they say nothing of another's.
-    work = judge.plan(answers, hidden_seed(seed, task.student))
-    manual = _written_answers(task, [name for name in questions_of(task.lesson) if name in answers.grade_ids])
-    return {"sources": work.sources, "calls": work.calls, "secret": work.secret,
-            "finish": lambda outcomes: [Row.of(task.student, task.lesson, r) for r in work.finish(outcomes)] + manual}
+    try:
+        data = read_submission(task.path, task.path.parents[2])  # a regular file in submitted/, of sane size
+        return judge.read_answers(task.path, lesson=task.lesson, data=data)  # those bytes, never the file again
+    except Exception as err:  # noqa: BLE001 - one odd notebook must not stop the class (MemoryError included)
+        reason = f"the grader could not read this notebook ({type(err).__name__}: {err})"[:500]
+        return [Row.of(task.student, task.lesson, judge.blocked(EXERCISES[n], "unreadable", reason))
+                for n in exercises_of(task.lesson)]
 
 
 def _written_answers(task: Task, names: list[str]) -> list[Row]:

@@ -7,6 +7,9 @@ this process), a notebook's test cell (``check_exercise``), ``mnistloc check``,
 - ``read_answers(path, lesson=None, data=None) -> Answers``: the code of each exercise's
   answer cell, or why it cannot be run (missing, duplicated, unreadable, the stub);
   one rule for every front end (a duplicated answer cell scores 0, as in nbgrader).
+- ``grade_answers([(answers, seed), ...]) -> [[Result, ...], ...]``: the one plan every front end
+  calls (``check``, the pytest plugin, ``grade``): public cases, then hidden cases from the seed,
+  run in one sandbox run (one student) and judged as each reply comes, so no reply piles up.
 - ``plan(answers, seed) -> Plan``: the ``(exercise, case)`` calls to run in a
   sandbox child, and ``Plan.finish(outcomes) -> list[Result]``.
 - ``judge(exercise, trials) -> Result``: one exercise from its ``(case, secret,
@@ -21,10 +24,11 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Iterable
 
-from mnistloc.grading import doctor, notebook
+from mnistloc.grading import doctor, notebook, sandbox
 from mnistloc.grading.exercises.base import CheckFailure, Exercise, not_done
 from mnistloc.grading.registry import EXERCISES, exercises_of
-from mnistloc.grading.sandbox import Outcome
+from mnistloc.grading.sandbox import MAX_SOURCE, Outcome
+from mnistloc.grading.wire import printable
 
 STATUSES = ("passed", "failed", "error", "timeout", "crash", "missing", "forbidden", "duplicated", "unreadable",
             "not-submitted", "manual")
@@ -73,7 +77,7 @@ def blocked(ex: Exercise, status: str, reason: str, *, mistake: str = "", hidden
     if status not in STATUSES or status == "passed":
         raise ValueError(f"`status` should be one of {STATUSES[1:]}. Got status={status!r}.")
     hint = reason if reason.startswith(f"{ex.name}: ") else f"{ex.name}: {reason}"
-    return Result(ex.name, 0, ex.points, status, hint, mistake, hidden)
+    return Result(ex.name, 0, ex.points, status, printable(hint), mistake, hidden)  # no terminal escape in any output
 
 
 def judge(ex: Exercise, trials: Iterable[tuple[dict, bool, Outcome]]) -> Result:
@@ -90,17 +94,25 @@ def judge(ex: Exercise, trials: Iterable[tuple[dict, bool, Outcome]]) -> Result:
         the sandbox status (``"timeout"``, ``"crash"``, ...) or ``"failed"``, and the first hint.
     """
     for case, secret, outcome in trials:
-        if outcome.status != "ok":
-            why = _STATUS_HINTS.get(outcome.status, outcome.status + ": {}")  # hidden: the sandbox's own words
-            where = " (on a hidden test case)" if secret else ""
-            return blocked(ex, outcome.status, why.format(outcome.value) + where, hidden=secret)
-        try:
-            ex.judge(outcome.value, case, secret=secret)
-        except CheckFailure as failure:
-            return blocked(ex, "failed", failure.hint, mistake=failure.mistake, hidden=secret)
-        except Exception as err:  # noqa: BLE001 - a malformed result from the child is the student's
-            return blocked(ex, "failed", f"the result could not be checked ({type(err).__name__})", hidden=secret)
+        failure = _trial(ex, case, secret, outcome)
+        if failure is not None:
+            return failure
     return Result(ex.name, ex.points, ex.points, "passed")
+
+
+def _trial(ex: Exercise, case, secret: bool, outcome: Outcome) -> Result | None:
+    """The failing Result of one call, or None when it matches the reference."""
+    if outcome.status != "ok":
+        why = _STATUS_HINTS.get(outcome.status, outcome.status + ": {}")  # hidden: the sandbox's own words
+        where = " (on a hidden test case)" if secret else ""
+        return blocked(ex, outcome.status, why.format(outcome.value) + where, hidden=secret)
+    try:
+        ex.judge(outcome.value, case, secret=secret)
+    except CheckFailure as failure:
+        return blocked(ex, "failed", failure.hint, mistake=failure.mistake, hidden=secret)
+    except Exception as err:  # noqa: BLE001 - a malformed result from the child is the student's (MemoryError too)
+        return blocked(ex, "failed", f"the result could not be checked ({type(err).__name__})", hidden=secret)
+    return None
 
 
 # ---- reading a notebook's answers -------------------------------------------------------------------
@@ -168,6 +180,9 @@ def read_answers(path, *, lesson: str | None = None, data: bytes | None = None) 
             stopped[name] = ("duplicated", problem)
         elif not found:
             stopped[name] = ("missing", problem or f"no answer cell for `{name}`")
+        elif len(notebook.source(found[0][1])) > MAX_SOURCE:  # never parsed here: its size is the limit
+            stopped[name] = ("error", f"its cell does not run: it has {len(notebook.source(found[0][1]))} "
+                                      f"characters; an answer cell may have at most {MAX_SOURCE}")
         elif _unfinished(notebook.source(found[0][1]), name):  # no child needed for the stub
             stopped[name] = ("failed", not_done(name))
         else:
@@ -179,7 +194,7 @@ def _unfinished(source: str, name: str) -> bool:
     """Whether the cell is the released stub: ``def name(...)``, a docstring, ``raise NotImplementedError()``."""
     try:
         body = ast.parse(source).body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     if len(body) != 1 or not isinstance(body[0], ast.FunctionDef) or body[0].name != name:
         return False
@@ -225,13 +240,64 @@ def plan(answers: Answers, seed: int | None, *, only: Iterable[str] | None = Non
         secret += [i >= len(public) for i in range(len(every))]
 
     def finish(outcomes: list) -> list[Result]:
-        results = []
-        for name in names:
-            if name in answers.blocked:
-                results.append(blocked(EXERCISES[name], *answers.blocked[name]))
-            else:
-                mine = ((case, s, o) for (n, case), s, o in zip(calls, secret, outcomes) if n == name)
-                results.append(judge(EXERCISES[name], mine))
-        return results
+        verdicts = _Verdicts(answers, names, calls, secret)
+        for i, outcome in enumerate(outcomes):
+            if outcome.status != "skipped":
+                verdicts.settle(i, outcome)
+        return verdicts.results()
 
     return Plan(sources, calls, finish, secret)
+
+
+class _Verdicts:
+    """One notebook's exercises judged call by call, as the sandbox's outcomes come (``sandbox.run_exercises``'s
+    ``settle``): an exercise is decided at its first failing call, as ``judge`` decides it."""
+
+    def __init__(self, answers: Answers, names: list[str], calls: list, secret: list):
+        self.answers, self.names, self.calls, self.secret = answers, names, calls, secret
+        self.failed: dict[str, tuple[int, Result]] = {}  # exercise -> its first failing call and the Result
+
+    def settle(self, i: int, outcome: Outcome) -> bool:
+        """Judges call ``i``; returns whether its exercise is decided. The first failing call in call order
+        decides, also when the sandbox re-answers an earlier call (its replies were forged: ``"crash"``)."""
+        name, case = self.calls[i]
+        if name not in self.failed or i < self.failed[name][0]:
+            failure = _trial(EXERCISES[name], case, self.secret[i], outcome)
+            if failure is not None:
+                self.failed[name] = (i, failure)
+        return name in self.failed
+
+    def results(self) -> list[Result]:
+        out = []
+        for name in self.names:
+            ex = EXERCISES[name]
+            if name in self.answers.blocked:
+                out.append(blocked(ex, *self.answers.blocked[name]))
+            else:
+                out.append(self.failed[name][1] if name in self.failed else Result(name, ex.points, ex.points,
+                                                                                      "passed"))
+        return out
+
+
+def grade_answers(batch: list[tuple[Answers, int | None]], *, only: Iterable[str] | None = None,
+                  timeout: float = 60, memory_mb: int = 4096, hide=(), uid: int | None = None) -> list[list[Result]]:
+    """The one plan of every front end (``check``, the pytest plugin, ``grade``): one student's notebooks, each
+    on its public cases then on hidden cases from its seed, run in one sandbox run and judged as they come.
+
+    Args:
+        batch: ``(answers, seed)`` per notebook; a seed of None runs the public cases only.
+        only: judge only these exercises (default: every exercise of each lesson).
+        timeout, memory_mb, hide, uid: as ``sandbox.run_exercises``.
+
+    Returns:
+        list[list[Result]]: per notebook, one Result per exercise in lesson order.
+    """
+    plans = [plan(answers, seed, only=only) for answers, seed in batch]
+    verdicts = [_Verdicts(answers, [n for n in answers.exercises if only is None or n in set(only)], p.calls,
+                          p.secret) for (answers, _), p in zip(batch, plans)]
+    owner = [(k, j) for k, p in enumerate(plans) for j in range(len(p.calls))]
+    sources = {name: src for p in plans for name, src in p.sources.items()}
+    sandbox.run_exercises(sources, [c for p in plans for c in p.calls], timeout=timeout, memory_mb=memory_mb,
+                          hide=hide, secret=[s for p in plans for s in p.secret], uid=uid,
+                          settle=lambda i, outcome: verdicts[owner[i][0]].settle(owner[i][1], outcome))
+    return [v.results() for v in verdicts]

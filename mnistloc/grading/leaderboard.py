@@ -27,13 +27,6 @@ import dataclasses
 import html
 import json
 import os
-import select
-import shutil
-import signal
-import stat
-import struct
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,19 +34,21 @@ from pathlib import Path
 import numpy as np
 
 from mnistloc.grading import confine
+from mnistloc.grading.launcher import MAX_NAME, Child, Inbox, Refused, open_regular, plain_id
 from mnistloc.grading.model_child import CONTRACT, GRID, MAX_JSON
 from mnistloc.grading.registry import secret_seed
+from mnistloc.grading.wire import MAX_DEPTH, printable
 
 LESSON = "05-many-digits"
 MODEL_FILE = "model.keras"
 BONUS_CELL = "test_choose_nms_threshold"  # the graded cell of LESSON that carries the leaderboard's extra credit
 MAX_BYTES = 32 * 1024 * 1024  # the size cap of a model file (the reference model: about 1 MB)
 WARM_TIMEOUT = 180  # seconds to start Python and import Keras, before the model's own time starts
-MAX_NAME = 100
 STATUSES = {
     "ok": "scored",
     "missing": f"no {LESSON}/{MODEL_FILE} submitted",
     "bad-id": "the student folder's name is not a plain id",
+    "not-a-folder": "a file in submitted/ where a student folder should be",
     "not-a-file": "not a regular file (a link, folder or pipe)",
     "too-large": "over the size limit",
     "not-a-keras-file": "not a .keras zip with a config.json",
@@ -85,12 +80,6 @@ class Entry:
     parameters: int | None = None
     ms_per_canvas: float | None = None
     rank: int | None = None
-
-
-class _Refused(Exception):
-    def __init__(self, status: str, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def leaderboard(course_dir, *, out=None, reference=None, students=None, canvases: int = 200,
@@ -136,17 +125,21 @@ def leaderboard(course_dir, *, out=None, reference=None, students=None, canvases
             reference = pretrained.save_keras(5, out / "reference.keras")
     confine.guard_this_process()  # this process holds the secret seed
     ds = hidden_canvases(secret_seed(course), int(canvases))
-    names = sorted(students or (p.name for p in submitted.iterdir() if p.is_dir() or p.is_symlink()))
-    limits = dict(timeout=timeout, memory_mb=memory_mb, max_bytes=int(max_bytes), hide=[course.resolve()])
+    names = sorted(students or (p.name for p in submitted.iterdir()))
+    hide = [course.resolve(), *([out.resolve()] if out.exists() else [])]
+    limits = dict(timeout=timeout, memory_mb=memory_mb, max_bytes=int(max_bytes), hide=hide)
     entries = []
     for name in names:
-        if not _plain_id(name):
-            shown = name.encode("unicode_escape").decode("ascii")[:MAX_NAME]  # no control characters
+        if not plain_id(name):
+            shown = name.encode("unicode_escape").decode("ascii")[:MAX_NAME]  # no control or bidi characters
             entries.append(Entry(shown, status="bad-id", message=STATUSES["bad-id"]))
-            continue
-        path = submitted / name / LESSON / MODEL_FILE
-        entries.append(score_model(path, ds, student=name, root=submitted, **limits))
-    if reference is not None:
+        elif not students and not (submitted / name).is_dir() and not (submitted / name).is_symlink():
+            entries.append(Entry(name, status="not-a-folder", message=f"submitted/{name} is a file, not a student "
+                                                                        "folder: nothing scored"))
+        else:
+            entries.append(score_model(submitted / name / LESSON / MODEL_FILE, ds, student=name, root=submitted,
+                                       **limits))
+    if reference is not None:  # its row is told apart by `entry`, never by its name: a student may be `reference`
         entries.append(score_model(Path(reference), ds, student="reference", entry="reference", **limits))
     entries = rank(entries)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,11 +153,6 @@ def hidden_canvases(seed: int, n: int):
     from mnistloc import canvas
 
     return canvas.make_dataset(5, n, seed=np.random.default_rng([seed, 5, 0x1eade]), split="test")
-
-
-def _plain_id(name: str) -> bool:
-    return (isinstance(name, str) and name not in ("", ".", "..") and len(name) <= MAX_NAME
-            and "/" not in name and "\\" not in name and all(32 <= ord(c) < 127 or ord(c) >= 160 for c in name))
 
 
 def score_model(path: Path, ds, *, student: str, entry: str = "student", root: Path | None = None,
@@ -193,132 +181,96 @@ def score_model(path: Path, ds, *, student: str, entry: str = "student", root: P
         row.parameters, row.ms_per_canvas = _numbers(header)
         for key, value in score_outputs(ds, payload).items():
             setattr(row, key, value)
-    except _Refused as refusal:
-        row.status, row.message = refusal.status, str(refusal)
+    except Refused as refusal:
+        row.status, row.message = refusal.status, printable(refusal)[:500]
+    except Exception as err:  # noqa: BLE001 - whatever its child sent costs this model only (RecursionError, ...)
+        row = Entry(student, entry=entry, status="crash", message=f"its reply broke the scoring ({type(err).__name__})")
     return row
 
 
 def open_model(path: Path, root: Path | None, max_bytes: int) -> int:
-    """An open read-only descriptor of ``path``, once it is a regular file of at most ``max_bytes``.
+    """An open read-only descriptor of ``path`` (``launcher.open_regular``: a regular file with one link, at most
+    ``max_bytes``, no link followed, no FIFO read; its folder inside ``root``).
 
-    Opened without following a final symbolic link and without blocking (a FIFO
-    is refused by ``fstat`` before any read); its folder must resolve inside ``root``.
+    Raises:
+        Refused: ``missing``, ``not-a-file`` or ``too-large``.
     """
-    if root is not None:
-        folder, top = os.path.realpath(path.parent), os.path.realpath(root)
-        if not folder.startswith(top + os.sep):
-            raise _Refused("not-a-file", f"{LESSON}/ leads outside the submitted folder")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise _Refused("missing", STATUSES["missing"]) from None
-    except OSError:
-        raise _Refused("not-a-file", f"{MODEL_FILE} is a link or cannot be opened") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-        os.close(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _Refused("not-a-file", f"{MODEL_FILE} is not a regular file")
-        raise _Refused("too-large", f"{MODEL_FILE} has {info.st_size} bytes; the limit is {max_bytes}")
-    return fd
+        return open_regular(path, root, max_bytes, what=MODEL_FILE)
+    except Refused as refusal:
+        if refusal.status == "missing":
+            raise Refused("missing", STATUSES["missing"]) from None
+        raise
 
 
 def _run_child(model_fd: int, images: np.ndarray, *, timeout, memory_mb, max_bytes, hide) -> tuple[dict, bytes]:
-    """Runs ``model_child`` on the open model and the canvases; returns its ok header and payload."""
+    """Runs ``model_child`` (``launcher.Child``) on the open model and the canvases; returns its ok header and
+    payload."""
     n = len(images)
-    uid = _fresh_uid()
-    workdir = Path(tempfile.mkdtemp(prefix="mnistloc-board-"))
-    canvases = workdir / "canvases.u8"
-    canvases.write_bytes(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
-    canvases_fd = os.open(canvases, os.O_RDONLY)
-    result_r, result_w = os.pipe()
-    if uid is not None:
-        os.chown(workdir, uid, uid)
-    config = {"memory_mb": int(memory_mb), "uid": uid, "hide": [str(p) for p in hide], "workdir": str(workdir),
-              "nproc": confine.nproc_limit(), "package_root": confine.PACKAGE_ROOT, "result_fd": result_w,
-              "model_fd": model_fd, "canvases_fd": canvases_fd, "n": n, "max_bytes": max_bytes}
-    code = (f"import sys; sys.path.insert(0, {confine.PACKAGE_ROOT!r}); "
-            "from mnistloc.grading.model_child import main; main()")
-    proc = subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, pass_fds=(result_w, model_fd, canvases_fd), cwd=workdir,
-                            env=confine.child_env(workdir), start_new_session=True, close_fds=True)
-    os.close(result_w)
+    with tempfile.TemporaryFile() as staged:  # unlinked: the child gets it by descriptor only
+        staged.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+        staged.flush()
+        canvases_fd = os.dup(staged.fileno())
+    os.lseek(canvases_fd, 0, os.SEEK_SET)
+    config = {"model_fd": model_fd, "canvases_fd": canvases_fd, "n": n, "max_bytes": max_bytes}
+    child = Child("mnistloc.grading.model_child", memory_mb=memory_mb, hide=hide, config=config,
+                  pass_fds=(model_fd, canvases_fd), output=False)
     os.close(canvases_fd)
     try:
-        proc.stdin.write(json.dumps(config).encode())
-        proc.stdin.close()
-        return _collect(result_r, n * GRID * GRID * sum(CONTRACT.values()) * 4, timeout)
-    except BrokenPipeError:
-        raise _Refused("crash", "the sandbox's child did not start") from None
+        return _collect(child, n * GRID * GRID * sum(CONTRACT.values()) * 4, timeout)
     finally:
-        os.close(result_r)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-        if uid is not None:
-            confine.kill_uid(uid)
-        shutil.rmtree(workdir, ignore_errors=True)
+        child.stop()
 
 
-def _fresh_uid() -> int | None:
-    if os.geteuid() != 0:
-        return None
-    fresh = getattr(confine, "fresh_uids", None)
-    return fresh(1)[0] if fresh else confine.UID_BASE + os.getpid()
-
-
-def _collect(fd: int, payload_bytes: int, timeout: float) -> tuple[dict, bytes]:
+def _collect(child: Child, payload_bytes: int, timeout: float) -> tuple[dict, bytes]:
     """Reads the child's messages: ``warm`` (starts the model's clock), a header, then the payload if ok."""
-    inbox, header, warm = bytearray(), None, False
+    inbox, header, warm = Inbox(payload_bytes + 4 * MAX_JSON), None, False
     deadline = time.monotonic() + max(timeout, WARM_TIMEOUT)
     while True:
-        while len(inbox) >= 8:
-            size = struct.unpack(">Q", bytes(inbox[:8]))[0]
-            want = payload_bytes if header is not None else MAX_JSON
-            if size > want or (header is not None and size != want):
-                raise _Refused("crash", "sent a reply of the wrong size")
-            if len(inbox) < 8 + size:
-                break
-            data = bytes(inbox[8:8 + size])
-            del inbox[:8 + size]
+        data = inbox.take(MAX_JSON) if header is None else inbox.take(payload_bytes, exact=payload_bytes)
+        if data is not None:
             if header is not None:
                 return header, data
             message = _json(data)
+            status = message.get("status")
             if message == {"phase": "warm"} and not warm:
                 warm, deadline = True, time.monotonic() + timeout
-            elif message.get("status") == "ok":
+            elif status == "ok":
                 header = message
-            elif message.get("status") in STATUSES:
-                raise _Refused(message["status"], str(message.get("message", ""))[:500])
+            elif isinstance(status, str) and status in STATUSES and status not in ("not-a-folder", "bad-id"):
+                raise Refused(status, str(message.get("message", ""))[:500])
             else:
-                raise _Refused("crash", "sent a malformed reply")
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _Refused("timeout", f"took longer than {timeout:g} s to load and run"
-                           if warm else "the sandbox did not start Keras in time")
-        if select.select([fd], [], [], left)[0]:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                raise _Refused("crash", "the process died (the memory limit, or a signal)")
-            inbox += chunk
+                raise Refused("crash", "sent a malformed reply")
+            continue
+        chunk = child.read(deadline)
+        if chunk is None:
+            raise Refused("timeout", f"took longer than {timeout:g} s to load and run"
+                          if warm else "the sandbox did not start Keras in time")
+        if not chunk:
+            raise Refused("crash", "the process died (the memory limit, or a signal)")
+        inbox.feed(chunk)
 
 
 def _json(data: bytes) -> dict:
+    """One JSON message of the child, decoded within ``wire``'s nesting budget."""
+    depth = 0
+    for byte in data:  # nesting counted before parsing: a reply 30,000 levels deep never reaches json
+        depth += (byte in b"[{") - (byte in b"]}")
+        if depth > MAX_DEPTH:
+            raise Refused("crash", "sent a reply nested too deeply")
     try:
         message = json.loads(data)
-    except ValueError:
-        raise _Refused("crash", "sent an unreadable reply") from None
+    except (ValueError, RecursionError):
+        raise Refused("crash", "sent an unreadable reply") from None
     if not isinstance(message, dict):
-        raise _Refused("crash", "sent a malformed reply")
+        raise Refused("crash", "sent a malformed reply")
     return message
 
 
 def _numbers(header: dict) -> tuple[int, float]:
     params, ms = header.get("parameters"), header.get("ms_per_canvas")
     if not (isinstance(params, int) and params >= 0 and isinstance(ms, (int, float)) and 0 <= ms < 1e9):
-        raise _Refused("crash", "sent malformed numbers")
+        raise Refused("crash", "sent malformed numbers")
     return params, float(ms)
 
 
@@ -337,7 +289,7 @@ def score_outputs(ds, payload: bytes) -> dict[str, float]:
 
     flat = np.frombuffer(payload, dtype=np.float32)
     if not np.isfinite(flat).all():
-        raise _Refused("bad-output", STATUSES["bad-output"])
+        raise Refused("bad-output", STATUSES["bad-output"])
     outputs, start = {}, 0
     for name, channels in CONTRACT.items():
         size = len(ds) * GRID * GRID * channels
@@ -373,7 +325,7 @@ def _cell(value, key: str) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.2f}" if key == "ms_per_canvas" else f"{value:.4f}"
-    text = str(value)
+    text = printable(value)  # no terminal escapes or bidirectional controls
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # no spreadsheet formulas
 
 
@@ -386,7 +338,7 @@ def to_html(entries: list[Entry], canvases: int) -> str:
                  *(_cell(v, "") for v in (e.map, e.map50, e.count_accuracy)), _cell(e.parameters, ""),
                  _cell(e.ms_per_canvas, "ms_per_canvas"), e.status if e.status == "ok" else f"{e.status}: {e.message}")
         style = ' class="ref"' if e.entry == "reference" else ""
-        rows.append(f"<tr{style}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        rows.append(f"<tr{style}>" + "".join(f"<td>{html.escape(printable(c))}</td>" for c in cells) + "</tr>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>mnistloc leaderboard</title><style>"
             "body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}tr.ref{font-style:italic;"
             "background:#eef}</style></head><body><h1>Case 5 leaderboard</h1>"

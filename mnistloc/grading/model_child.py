@@ -1,8 +1,8 @@
 """The leaderboard's child: confines itself, vets one submitted ``model.keras``, runs it on given canvases.
 
-Started by ``mnistloc.grading.leaderboard`` with the model file and the canvases
-as inherited file descriptors (it sees no course folder) and a small JSON
-config on stdin. In order, each step answering with a status as soon as one fails:
+Started by ``mnistloc.grading.leaderboard`` through ``mnistloc.grading.launcher`` with the model file and
+the canvases as inherited file descriptors (it sees no course folder) and its config as the first framed
+message on stdin. In order, each step answering with a status as soon as one fails:
 
 1. the model's descriptor is a regular file of at most ``max_bytes`` (fstat, before any read);
 2. it is a zip holding ``config.json`` (at most ``MAX_CONFIG`` bytes, read under that cap), no
@@ -25,12 +25,12 @@ import io
 import json
 import os
 import stat
-import struct
 import sys
 import time
 import zipfile
 
 from mnistloc.grading.confine import confine
+from mnistloc.grading.launcher import frame, read_message
 
 SIZE, GRID = 128, 16  # canvas side in pixels; cells a side (stride 8)
 CONTRACT = {"presence": 1, "box": 4, "class": 10}  # output name -> channels of (None, 16, 16, channels)
@@ -56,7 +56,7 @@ class Refused(Exception):
 
 def main() -> None:
     """Entry point: reads the config from stdin, confines itself, vets and runs the model, replies."""
-    config = json.loads(sys.stdin.buffer.read(MAX_JSON))
+    config = read_message(sys.stdin.buffer)
     results = os.fdopen(config["result_fd"], "wb")
     confine(config)
     try:
@@ -79,7 +79,7 @@ def send(results, obj: dict) -> None:
 
 
 def _message(results, data: bytes) -> None:
-    results.write(struct.pack(">Q", len(data)) + data)
+    results.write(frame(data))
     results.flush()
 
 
@@ -133,7 +133,9 @@ def read_config(data: bytes, max_bytes: int) -> dict:
             raise Refused("not-a-keras-file", "the zip holds no config.json: save with model.save('model.keras')")
         with archive.open("config.json") as f:
             text = f.read(MAX_CONFIG + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as err:
+    except Refused:
+        raise
+    except Exception as err:  # noqa: BLE001 - a bad deflate stream (zlib.error), encryption (RuntimeError), LZMA, ...
         raise Refused("not-a-keras-file", f"not a readable .keras (zip) file: {type(err).__name__}") from None
     if len(text) > MAX_CONFIG:
         raise Refused("too-large", f"config.json is over {MAX_CONFIG} bytes")
@@ -147,7 +149,12 @@ def read_config(data: bytes, max_bytes: int) -> dict:
 
 
 def vet(config: dict, keras=None) -> None:
-    """Refuses an architecture with anything but built-in Keras objects (classes checked with ``keras``)."""
+    """Refuses an architecture with anything but built-in Keras objects (classes checked with ``keras``).
+
+    The top level's ``compile_config`` is not vetted: ``load_model(compile=False)`` never reads it. Any other
+    ``compile_config`` (a nested model's) is refused whole: Keras compiles a nested model from it while loading,
+    in safe mode, and a loss written as a model of Lambda layers would run there.
+    """
     stack = [(config, 0)]
     while stack:
         node, depth = stack.pop()
@@ -158,7 +165,13 @@ def vet(config: dict, keras=None) -> None:
         elif isinstance(node, dict):
             if "class_name" in node:
                 _vet_object(node, keras)
-            stack.extend((v, depth + 1) for k, v in node.items() if k != "compile_config")
+            for key, value in node.items():
+                if key == "compile_config" and depth > 0 and value:  # {} (a layer's) compiles nothing
+                    raise Refused("forbidden-layer", "a nested model carries a compile_config (its losses and "
+                                                     "metrics would be built while loading): save the model "
+                                                     "without compiling its parts")
+                if key != "compile_config":
+                    stack.append((value, depth + 1))
 
 
 def _vet_object(node: dict, keras) -> None:

@@ -4,8 +4,11 @@
 exercise (``SCENES``) fails on its public cases and the cell runs in a Jupyter
 kernel: the first public case where the student's function and the reference
 disagree is drawn, the expected boxes green and the student's red and dashed,
-above the hint. Only public cases are ever drawn (hidden cases never reach a
-picture), and a picture that cannot be made is skipped: the hint is what counts.
+above the hint. Where a case holds many boxes, those with the largest error
+are drawn; a box of zero width or height (which a rectangle cannot show) is
+marked with a cross of its colour. Only public cases are ever drawn (hidden
+cases never reach a picture), and a picture that cannot be made is skipped:
+the hint is what counts.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 
 from mnistloc.grading.exercises.base import compare
 
-MAX_CELLS = 3  # boxes_from_cells: the differing cells drawn
+MAX_CELLS = 3  # boxes_from_cells: the differing cells drawn, largest error first
 
 
 def _boxes(value) -> np.ndarray | None:
@@ -53,11 +56,24 @@ def _union_box(case, got, expected):
 def _boxes_from_cells(case, got, expected):
     if got is None or len(got) != len(expected):
         return None
-    bad = np.flatnonzero(np.abs(got - expected).max(-1) > 1e-3)[:MAX_CELLS]
+    error = np.abs(got - expected).max(-1)  # [K] the largest coordinate error of each cell's box
+    area = np.prod(np.clip(expected[:, 2:] - expected[:, :2], 0, None), -1)
+    order = np.lexsort((-area, -error))  # largest error first; on equal errors, the cell with a real box
+    bad = order[error[order] > 1e-3][:MAX_CELLS]
     if not len(bad):
         return None
     return (_blank(expected[bad], got[bad]), expected[bad], got[bad], None,
-            f"the first {len(bad)} cells that differ: expected boxes (green), yours (red, dashed)")
+            f"the {len(bad)} cells with the largest error: expected boxes (green), yours (red, dashed)")
+
+
+def _mark_zero_size(ax, boxes: np.ndarray, colour: str) -> int:
+    """A cross of ``colour`` at each box of zero width or height (a rectangle would not show); their count."""
+    flat = boxes[(boxes[:, 2] - boxes[:, 0] <= 0) | (boxes[:, 3] - boxes[:, 1] <= 0)]
+    ax.autoscale(False)  # the canvas's limits stay
+    for x0, y0, x1, y1 in flat:  # draw_canvas puts pixel i at [i - 0.5, i + 0.5]
+        ax.plot([(x0 + x1) / 2 - 0.5], [(y0 + y1) / 2 - 0.5], marker="x", markersize=9, markeredgewidth=2,
+                color=colour, linestyle="none", clip_on=False)  # whole even on the canvas edge
+    return len(flat)
 
 
 SCENES = {"tight_box": _tight_box, "union_box": _union_box, "boxes_from_cells": _boxes_from_cells}
@@ -91,6 +107,8 @@ def mismatch_figure(name: str, case: dict, got: dict, expected: dict):
         viz._draw_boxes(ax, context, [None] * len(context), [None] * len(context), "#aaaaaa", dashed=False,
                         below=False)
     viz.draw_canvas(ax, image, truth, pred_boxes=yours)
+    if _mark_zero_size(ax, truth, viz.TRUE_COLOUR) + _mark_zero_size(ax, yours, viz.PRED_COLOUR):
+        caption += "; a cross is a box of zero width or height"
     ax.set_title(f"{name}: {caption}", fontsize=7, wrap=True)
     return fig
 

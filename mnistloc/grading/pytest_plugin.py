@@ -12,7 +12,7 @@ Each exercise is one item, named after it (``-k iou`` selects one). The
 file's selected exercises run together in one sandbox child
 (``mnistloc.grading.sandbox``) and are judged by ``mnistloc.grading.judge``,
 exactly as ``mnistloc check`` and ``mnistloc grade`` do. A failure's message
-is the hint; every item records ``points``, ``max_points`` and ``status`` in
+is the hint (hidden cases masked, as in ``mnistloc grade``); every item records ``points``, ``max_points`` and ``status`` in
 its ``user_properties`` (JUnit XML ``<property>``), and the terminal summary
 gives the points per notebook. Hidden cases run only when
 ``$MNISTLOC_SECRET_SEED`` is set (an autograder's secret).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistloc.grading import judge, sandbox
+from mnistloc.grading import judge
 from mnistloc.grading.notebook import NotALessonError
 from mnistloc.grading.registry import SECRET_SEED_ENV, secret_seed
 
@@ -77,10 +77,9 @@ class LessonFile(pytest.File):
         if self._results is None:
             selected = [item.name for item in self.session.items if item.parent is self]
             seed = secret_seed() if os.environ.get(SECRET_SEED_ENV, "").strip() else None
-            work = judge.plan(self.answers, seed, only=selected)
-            outcomes = sandbox.run_exercises(work.sources, work.calls,
+            (results,) = judge.grade_answers([(self.answers, seed)], only=selected,
                                              timeout=self.config.getoption("mnistloc_timeout"))
-            self._results = {r.name: r for r in work.finish(outcomes)}
+            self._results = {r.name: r for r in results}
         return self._results
 
 

@@ -121,6 +121,17 @@ def _array(x: dict) -> np.ndarray:
     return np.frombuffer(raw, dtype).reshape(shape).copy()
 
 
+# Control characters (C0 but tab and newline, DEL, C1) and bidirectional controls: a terminal acts on them (ESC ]
+# retitles it, ESC [ 2 J clears it) and a page or terminal reorders text around them.
+_UNPRINTABLE = {c: None for c in [*range(0, 9), *range(11, 32), *range(127, 160), 0x061C, 0x200E, 0x200F,
+                                   *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+def printable(text) -> str:
+    """``text`` as any output (CSV, HTML, a terminal) may show it: control and bidirectional characters removed."""
+    return str(text).translate(_UNPRINTABLE)
+
+
 _NAMED_ERRORS = frozenset(name for name, obj in vars(builtins).items()
                           if isinstance(obj, type) and issubclass(obj, BaseException)) | {"LinAlgError", "AxisError"}
 

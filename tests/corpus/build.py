@@ -204,6 +204,27 @@ def _hidden(name, args):
 '''.replace("PUBLIC_DIGESTS", repr(_public_digests()))
 
 
+KEYRING = '''
+import ctypes
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+def _keep(text):
+    """Stores ``text`` in the uid's keyring (add_key, @u): it outlived the child that stored it."""
+    data = text.encode()
+    _libc.syscall(248, b"user", b"mnistloc-leak", data, len(data), -4)
+def _kept():
+    key = _libc.syscall(250, 10, -4, b"user", b"mnistloc-leak", 0)  # KEYCTL_SEARCH
+    buf = ctypes.create_string_buffer(256)
+    n = _libc.syscall(250, 11, key, buf, 256) if key > 0 else -1  # KEYCTL_READ
+    return buf.raw[:n].decode() if n > 0 else "nothing"
+'''
+HOARD = '''
+import json as _json
+import mnistloc.grading.child as _child
+_child.encode_reply = lambda reply: _json.dumps(["ok", [0.5] * 1_400_000]).encode()  # 7 MB of floats, each reply
+'''
+
+
 def _public_sums() -> list[float]:
     import sys
 
@@ -220,8 +241,9 @@ BASE = {**ALL_PASS, "build_head": "failed"}  # numpy exercises done, the head le
 def cases() -> dict[str, tuple]:
     """case name -> (file name or None, notebook dict, raw bytes or a special kind, why, expected statuses, requires).
 
-    A special kind (``"fifo"``, ``"symlink"``) is a notebook path that is not a regular file, which git cannot
-    hold: ``tests/test_grade.py`` makes it in the course folder.
+    A special kind (``"fifo"``, ``"symlink"``: a notebook path that is not a regular file, which git cannot
+    hold; ``"big_output"``: 30 MB, too large to keep in git) is made by ``tests/test_grade.py`` in the course
+    folder.
 
     ``requires``: a word that ``mnistloc.grading.confine.capabilities()`` must mention for the case to hold
     (as root: "own uid", "tmpfs"); tests skip the case elsewhere.
@@ -324,6 +346,23 @@ def cases() -> dict[str, tuple]:
             "each exercise tries to show the inputs of hidden cases in its feedback (message, exception type, "
             "output before dying, inputs kept from an earlier exercise)",
             {"place_digit": "passed", "tight_box": "crash", "iou": "failed", "build_head": "failed"}, None),
+        "keyring_leak": ("01-single-digit.ipynb", _base(
+            tight_box=LEAK + KEYRING + _first(SOL["tight_box"], "if _hidden('tight_box', (image,)):\n"
+                                                                "        _keep(_digest((image,)))\n"
+                                                                "        os._exit(3)"),
+            iou=LEAK + KEYRING + _first(SOL["iou"], "if _hidden('iou', (a, b)):\n"
+                                                    "        raise ValueError('LEAK ' + _kept())")),
+            "tight_box keeps a hidden input in the kernel keyring and dies; iou, in the next child, shows it",
+            {**BASE, "tight_box": "crash", "iou": "failed"}, None),
+        "reply_hoard": ("01-single-digit.ipynb", _base(iou=HOARD + SOL["iou"]),
+            "the iou cell makes every later reply of its child 7 MB of floats, to fill the grader's memory",
+            {**BASE, "iou": "failed", "place_digit": "failed", "tight_box": "failed"}, None),
+        "big_cell": ("01-single-digit.ipynb", _base(iou="_PAD = [" + "1," * 60_000 + "]\n" + SOL["iou"]),
+            "the iou cell is 120,000 characters long: refused by its size, never parsed by the grader",
+            {**BASE, "iou": "error"}, None),
+        "big_output": (None, "big_output", "a correct notebook with a 30 MB picture in an ungraded cell's output "
+                       "(made by the test): outputs are never a reason to refuse it",
+                       dict.fromkeys(EVERY, "passed"), None),
         "fifo": (None, "fifo", "the notebook is a named pipe (made by the test): never read", 
                  dict.fromkeys(EXERCISES, "unreadable"), None),
         "symlink_out": (None, "symlink", "the notebook is a symbolic link out of the course (made by the test)",

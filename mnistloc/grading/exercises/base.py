@@ -82,6 +82,11 @@ def mistake_id(exercise: str, hint: str) -> str:
     return f"{exercise}:{'-'.join(words + [digest])}"
 
 
+class BrokenCheck(CheckFailure):
+    """The reference itself failed on a case that documents no error: the check, not the student, is wrong
+    (it fails every answer, saying so, rather than agreeing with one that fails the same way)."""
+
+
 @contextlib.contextmanager
 def quiet():
     """Silences stdout/stderr, Python warnings and C-level writes to fd 2 (TensorFlow's logs).
@@ -133,9 +138,49 @@ def reduce(x) -> dict:
     return {"type": type(x).__name__, "repr": repr(x)[:200]}
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour and cursor codes (Keras colours its errors)
+
+# Keras's and TensorFlow's common shape errors, said as a sentence: (pattern, sentence from the match's groups)
+_SHAPE_ERRORS = (
+    (re.compile(r"Input \d+ (?:with name \S+ )?of layer \W*(\w+)\W* is incompatible with the layer: expected "
+                r"(?:axis (-?\d+) of input shape to have value (\d+)|shape=(\([^)]*\))), "
+                r"(?:but received input with|found) shape[= ]?(\([^)]*\))"),
+     lambda m: (f"the layer '{m[1]}' got an input of shape {m[5]} but was built for "
+                + (f"size {m[3]} on axis {m[2]}" if m[2] else f"shape {m[4]}")
+                + ": a size fixed in the model (keras.Input, Flatten after a convolution) does not fit this input")),
+    (re.compile(r"(?:last dimension of the inputs to a Dense layer|Dense layer).{0,40}should be defined\. Found None"),
+     lambda m: "a Dense layer got an input whose last size is unknown (None): pool or flatten to a fixed size "
+               "before it"),
+    (re.compile(r"total size of new array must be unchanged,? input_shape ?= ?(\S+),? output_shape ?= ?(\S+)"),
+     lambda m: f"a Reshape to {m[2]} cannot hold the {m[1]} values it was given: the sizes must multiply to the "
+               "same number"),
+    (re.compile(r"(?:Dimensions must be equal, but are (\d+) and (\d+)|Incompatible shapes: (\[[^\]]*\]) vs\. "
+                r"(\[[^\]]*\]))"),
+     lambda m: f"two tensors of different shapes ({m[1] or m[3]} and {m[2] or m[4]}) met in one operation: check "
+               "which slice of y_true or which axis you use"),
+    (re.compile(r"The truth value of an array with more than one element is ambiguous"),
+     lambda m: "Python's own max, min, and, or or `if` met a whole array, which holds many truth values: use the "
+               "elementwise np.maximum, np.minimum, &, | or np.where"),
+    (re.compile(r"operands could not be broadcast together with shapes (\S+) (\S+)"),
+     lambda m: f"arrays of shapes {m[1]} and {m[2]} cannot be combined elementwise: check the axes you index "
+               "and reduce"),
+)
+
+
+def plain_message(text: str) -> str:
+    """An exception's message as the student should read it: no terminal codes, and a common Keras or numpy
+    shape error said as one sentence (the original's first line kept after it when short)."""
+    text = _ANSI.sub("", str(text)).strip()
+    for pattern, sentence in _SHAPE_ERRORS:
+        match = pattern.search(text)
+        if match:
+            return sentence(match)
+    return " ".join(text.split())
+
+
 def error(exc: BaseException) -> dict:
-    """Plain description of an exception the student's code raised."""
-    return {"type": "error", "error": type(exc).__name__, "message": str(exc)[:300]}
+    """Plain description of an exception the student's code raised (its message cleaned by ``plain_message``)."""
+    return {"type": "error", "error": type(exc).__name__, "message": plain_message(str(exc))[:300]}
 
 
 def _show(a) -> str:
@@ -156,6 +201,10 @@ def _dtype_ok(got: np.dtype, exp: np.dtype) -> bool:
 def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] | None:
     """First difference between two reduced values, type -> shape/dtype -> values.
 
+    Two errors agree only where ``exp`` is an error the reference raises on purpose (``exp["documented"]``,
+    set by ``Exercise.expected`` for a case whose ``raises`` names it) and ``got`` is of the same type: a
+    reference that fails, or a student's error beside it, is never agreement.
+
     Returns:
         None when they agree, else ``(public message, secret message)``: the
         secret one never shows expected values, nor anything the student's code
@@ -163,13 +212,17 @@ def compare(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] |
         check's own words and a built-in exception's name only.
     """
     if got["type"] == "error" and exp["type"] == "error":
-        return None if got["error"] == exp["error"] else (
-            f"raised {got['error']}", f"raised {error_name(str(got['error']))}")
+        return None if exp.get("documented") and got["error"] == exp["error"] else (
+            f"raised {got['error']}: {got['message']}", f"raised {error_name(str(got['error']))}")
     if got["type"] == "error":
         return f"raised {got['error']}: {got['message']}", f"raised {error_name(str(got['error']))}"
     if exp["type"] == "error":
         return (f"{what} should raise {exp['error']}, but returned a {got['type']}",
                 f"{what} should raise {exp['error']}")
+    if exp["type"] == "number" and got["type"] not in ("number", "error") and np.ndim(got.get("value", 0)) > 0:
+        shape = np.shape(got["value"])
+        return (f"{what} should be a single number (a scalar); got an array of shape {shape}: reduce it (a sum or "
+                "a mean) to one number", f"{what} should be a single number (a scalar), not an array")
     if got["type"] != exp["type"] and not {got["type"], exp["type"]} <= {"tuple", "list"}:
         want = {"ndarray": "a numpy array", "number": "a number", "tuple": "a tuple"}.get(exp["type"], exp["type"])
         return f"{what} should be {want}; got {got['type']}", f"{what} should be {want}"
@@ -231,6 +284,35 @@ def _first_difference(got: dict, exp: dict):
     return next((k for k in exp["items"] if compare(got["items"][k], exp["items"][k]) is not None), None)
 
 
+def same_output(got: dict, other: dict) -> bool:
+    """Whether the student's output is a catalogued mistake's: equal values, or the same exception type."""
+    if got.get("type") == "error" or other.get("type") == "error":
+        return got.get("type") == other.get("type") == "error" and got["error"] == other["error"]
+    return compare(got, other) is None
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Property:
+    """A property every right answer has, named in a hint when no catalogued mistake matches.
+
+    Attributes:
+        text: the property as a rule, e.g. ``"an IoU lies within [0, 1]"``.
+        holds: ``holds(case, got) -> bool`` on a case and the student's reduced output (``reduce``); a
+            property that cannot be judged on that output (it raises) is passed over.
+    """
+
+    text: str
+    holds: Callable[[dict, dict], bool]
+
+
+def value_of(got: dict, key: str | None = None) -> np.ndarray:
+    """The array in a reduced output (or in its item ``key``), as float64."""
+    item = got["items"][key] if key is not None else got
+    return np.asarray(item["value"], dtype=np.float64)
+
+
 @dataclasses.dataclass(frozen=True)
 class Exercise:
     """One graded exercise.
@@ -240,11 +322,14 @@ class Exercise:
         lesson: the lesson id, e.g. ``"01-single-digit"``.
         points: points for passing every case.
         reference: the ``mnistloc`` implementation.
-        fixed: makes the fixed public cases (a list of case dicts).
+        fixed: makes the fixed public cases (a list of case dicts). A case where the reference raises on
+            purpose names the error in ``case["raises"]`` (e.g. ``"ValueError"``); anywhere else the
+            reference raising is a broken check (``BrokenCheck``), never agreement with a student who raises.
         random: makes random cases from a ``numpy.random.Generator``.
         run: ``run(func, case)`` calls ``func`` on one case and returns its raw output.
         describe: a short description of a public case's input for hints.
         mistakes: ``(hint, wrong implementation)`` pairs: typical mistakes, named.
+        properties: ``Property`` list: what every right answer has, named when no mistake matches.
         keras: whether calling needs Keras (TensorFlow is imported on the first call).
     """
 
@@ -257,6 +342,7 @@ class Exercise:
     run: Callable[[Callable, dict], Any]
     describe: Callable[[dict], str]
     mistakes: tuple = ()
+    properties: tuple = ()
     keras: bool = False
 
     def cases(self, seed: int | None) -> list:
@@ -274,23 +360,66 @@ class Exercise:
         except Exception as exc:  # the student's exception is data here
             return error(exc)
 
+    def expected(self, case: dict) -> dict:
+        """The reference's reduced output on ``case``; an error it raises on purpose is marked ``documented``.
+
+        Raises:
+            BrokenCheck: the reference raised where the case documents no error (or another one).
+        """
+        out = self.call(self.reference, case)
+        if out["type"] == "error":
+            if case.get("raises") != out["error"]:
+                raise BrokenCheck(f"the reference of {self.name} raised {out['error']} ({out['message']}) on "
+                                  f"{self.describe(case)}, where the case documents "
+                                  f"{case.get('raises') or 'no error'}: the check is broken")
+            out = {**out, "documented": True}
+        return out
+
+    def mistake_hint(self, got: dict, case: dict, expected: dict) -> str | None:
+        """The hint of the catalogued mistake that gives ``got`` on ``case``, or None."""
+        wrongs = [(hint, self.call(wrong, case)) for hint, wrong in self.mistakes]
+        for hint, out in wrongs:
+            if same_output(got, out):
+                return hint
+        key = _first_difference(got, expected)
+        for hint, out in wrongs:  # properties (model heads): a mistake that explains the first difference
+            if key is not None and key in out.get("items", {}) and \
+                    compare(got["items"][key], out["items"][key]) is None:
+                return hint
+        return None
+
+    def broken_property(self, got: dict, case: dict) -> str | None:
+        """The text of the first ``Property`` that ``got`` violates on ``case``, or None."""
+        for prop in self.properties:
+            try:
+                with np.errstate(all="ignore"):
+                    ok = bool(prop.holds(case, got))
+            except Exception:  # noqa: BLE001 - a property that does not apply to this output
+                continue
+            if not ok:
+                return prop.text
+        return None
+
     def judge(self, got: dict, case: dict, *, secret: bool) -> None:
-        """Raises ``CheckFailure`` naming the mistake when ``got`` differs from the reference on ``case``."""
-        expected = self.call(self.reference, case)
+        """Raises ``CheckFailure`` naming the mistake when ``got`` differs from the reference on ``case``.
+
+        In order: the stub; a catalogued mistake that gives the same output; a violated ``Property``
+        (named first, then the public case with what was expected and what came); the first difference.
+        """
+        expected = self.expected(case)
         problem = compare(got, expected)
         if problem is None:
             return
         if got.get("error") == "NotImplementedError":
             raise CheckFailure(not_done(self.name))
-        wrongs = [(hint, self.call(wrong, case)) for hint, wrong in self.mistakes]
-        for hint, out in wrongs:
-            if compare(got, out) is None:
-                raise CheckFailure(f"{self.name}: {hint}", mistake_id(self.name, hint))
-        key = _first_difference(got, expected)
-        for hint, out in wrongs:  # properties (model heads): a mistake that explains the first difference
-            if key is not None and key in out.get("items", {}) and compare(got["items"][key], out["items"][key]) is None:
-                raise CheckFailure(f"{self.name}: {hint}", mistake_id(self.name, hint))
+        hint = self.mistake_hint(got, case, expected)
+        if hint is not None:
+            raise CheckFailure(f"{self.name}: {hint}", mistake_id(self.name, hint))
         where = "on a hidden test case" if secret else f"for {self.describe(case)}"
+        rule = self.broken_property(got, case) if got.get("type") != "error" else None
+        if rule is not None:
+            shown = "" if secret else f" There, {problem[0]}."
+            raise CheckFailure(f"{self.name}: {rule}, but not in your answer {where}.{shown}")
         raise CheckFailure(f"{self.name}: {problem[1] if secret else problem[0]} {where}.")
 
 
@@ -299,7 +428,7 @@ def call_args(func, case: dict):
     return func(*case["args"])
 
 
-def numpy_exercise(name, lesson, points, reference, fixed, random, mistakes, run=call_args) -> Exercise:
+def numpy_exercise(name, lesson, points, reference, fixed, random, mistakes, run=call_args, properties=()) -> Exercise:
     """An ``Exercise`` whose cases carry ``args`` and a ``note`` that describes them."""
     return Exercise(name=name, lesson=lesson, points=points, reference=reference, fixed=fixed, random=random,
-                    run=run, describe=lambda case: case["note"], mistakes=tuple(mistakes))
+                    run=run, describe=lambda case: case["note"], mistakes=tuple(mistakes), properties=tuple(properties))

@@ -11,7 +11,7 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import canvas as C
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, _show, numpy_exercise
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, _show, numpy_exercise, value_of
 
 L1, L2, L3, L4 = LESSONS[:4]
 
@@ -208,11 +208,13 @@ def _order_fixed() -> list:
     boxes = np.float32([[[60, 10, 80, 30], [10, 50, 30, 70]],
                         [[0, 0, 0, 0], [40, 40, 60, 60]],
                         [[20, 90, 40, 110], [20, 10, 40, 30]],
-                        [[5, 5, 25, 25], [50, 50, 70, 70]]])
-    classes = np.array([[7, 2], [-1, 4], [1, 8], [3, 6]])
-    mask = np.array([[True, True], [False, True], [True, True], [True, True]])
+                        [[5, 5, 25, 25], [50, 50, 70, 70]],
+                        [[10, 0, 50, 20], [20, 30, 30, 40]]])
+    classes = np.array([[7, 2], [-1, 4], [1, 8], [3, 6], [5, 9]])
+    mask = np.array([[True, True], [False, True], [True, True], [True, True], [True, True]])
     return [{"args": (boxes, classes, mask),
-             "note": "four canvases: swapped pair; unused slot first; same x0 (tie); already in order"}]
+             "note": "five canvases: swapped pair; unused slot first; same x0 (tie); already in order; a wide box "
+                     "[10, 0, 50, 20] left of a narrow one [20, 30, 30, 40] that ends before it (in order by x0)"}]
 
 
 def _order_random(rng) -> list:
@@ -247,16 +249,89 @@ _order_unused_first = _order_by(lambda b, m: b[..., 0])
 _order_descending = _order_by(lambda b, m: np.where(m, b[..., 0], -np.inf), descending=True)
 _order_no_tiebreak = _order_by(_x0_masked)  # stable sort on x0 alone keeps the given order on ties
 
+# properties: what every right answer has, named when no catalogued mistake matches ---------------------
+
+def _placed(case, got) -> bool:
+    canvas, digit, x, y = case["args"]
+    out = np.asarray(got["items"]["canvas"]["value"])
+    return out.shape == canvas.shape and np.array_equal(out[y:y + 28, x:x + 28], digit)
+
+
+def _outside_kept(case, got) -> bool:
+    canvas, _, x, y = case["args"]
+    out, keep = np.asarray(got["items"]["canvas"]["value"]), np.ones(canvas.shape, bool)
+    keep[y:y + 28, x:x + 28] = False
+    return out.shape == canvas.shape and np.array_equal(out[keep], canvas[keep])
+
+
+def _ink_inside(case, got) -> bool:
+    box, rc = value_of(got), _ink(case["args"][0])
+    if box.shape != (4,):
+        return False
+    return not len(rc) or bool(box[0] <= rc[:, 1].min() and box[2] > rc[:, 1].max()
+                               and box[1] <= rc[:, 0].min() and box[3] > rc[:, 0].max())
+
+
+def _no_margin(case, got) -> bool:
+    box, rc = value_of(got), _ink(case["args"][0])
+    return not len(rc) or bool(box[2] - box[0] <= np.ptp(rc[:, 1]) + 1 and box[3] - box[1] <= np.ptp(rc[:, 0]) + 1)
+
+
+def _holds_slots(case, got) -> bool:
+    boxes, mask = case["args"]
+    u = value_of(got)
+    inside = (u[:, None, :2] <= boxes[..., :2]) & (u[:, None, 2:] >= boxes[..., 2:])  # [N, K, 2]
+    return u.shape == (len(boxes), 4) and bool(np.all(inside.all(-1) | ~mask))
+
+
+def _empty_union(case, got) -> bool:
+    return bool(np.all(value_of(got)[~np.asarray(case["args"][1]).any(1)] == 0))
+
+
+def _one_per_label(case, got) -> bool:
+    labels, k = np.asarray(case["args"][0]), case["args"][1]
+    v = value_of(got)
+    return v.shape == labels.shape + (k,) and bool(np.array_equal(v.sum(-1), (labels >= 0).astype(float))
+                                                   and np.isin(v, (0, 1)).all())
+
+
+def _same_slots(case, got) -> bool:
+    boxes, classes, mask = (np.asarray(a) for a in case["args"])
+    b, c, m = (np.asarray(i["value"]) for i in got["items"])
+    key = lambda bb, cc, mm: sorted(zip(map(tuple, bb.tolist()), cc.tolist(), mm.tolist()))  # noqa: E731
+    return all(key(b[n], c[n], m[n]) == key(boxes[n], classes[n], mask[n]) for n in range(len(boxes)))
+
+
+def _used_first_by_x0(case, got) -> bool:
+    b, _, m = (np.asarray(i["value"]) for i in got["items"])
+    key = np.where(m.astype(bool), b[..., 0], np.inf)
+    return bool(np.all(np.diff(key, axis=1) >= 0))
+
+
+_PLACE_PROPS = [Property("the digit appears unchanged with its top-left pixel at column x, row y", _placed),
+                Property("every canvas pixel outside the digit's square keeps its value", _outside_kept)]
+_TIGHT_PROPS = [Property("every ink pixel (> 0) lies inside the box (x0 <= column < x1, y0 <= row < y1)",
+                         _ink_inside),
+                Property("the box is no larger than the ink: its first and last rows and columns hold ink",
+                         _no_margin)]
+_UNION_PROPS = [Property("the union box holds every used slot's box", _holds_slots),
+                Property("a canvas with no used slot gives [0, 0, 0, 0]", _empty_union)]
+_ONEHOT_PROPS = [Property("each label's row holds a single 1 (none for -1) and zeros elsewhere", _one_per_label)]
+_ORDER_PROPS = [Property("each canvas keeps the same slots (a box with its class and mask), only reordered",
+                         _same_slots),
+                Property("used slots come first, by increasing x0, then the unused ones", _used_first_by_x0)]
+
+
 EXERCISES = [
     numpy_exercise("place_digit", L1, 2, C.place_digit, _place_fixed, _place_random, [
-        ("x is the column and y the row: the digit goes to canvas[y:y + 28, x:x + 28] (x and y swapped).",
+        ("x and y swapped: x counts columns (the second index of the canvas) and y counts rows (the first).",
          _place_xy_swapped),
         ("the canvas given was modified in place: write into a copy (canvas.copy()) and return that.",
          _place_in_place),
         ("the digit's pixels should replace the canvas pixels (use =, not +=).", _place_added),
         ("off by one: the top-left pixel of the digit goes exactly at (x, y).", _place_off_by_one),
         ("the canvas should stay uint8 (pixels 0-255); do not convert it to float.", _place_float),
-    ], run=_run_place),
+    ], run=_run_place, properties=_PLACE_PROPS),
     numpy_exercise("tight_box", L1, 2, B.tight_box, _tight_fixed, _tight_random, [
         ("x and y swapped: return [x0, y0, x1, y1] with x from the columns (axis 1) and y from the rows (axis 0).",
          _tight_xy_swapped),
@@ -264,14 +339,14 @@ EXERCISES = [
         ("that is the whole image's frame, not the box around the ink: ink means image > 0 (0 is background).",
          _tight_whole_image),
         ("an image with no ink should give [0, 0, 0, 0], not an error.", _tight_no_empty),
-    ]),
+    ], properties=_TIGHT_PROPS),
     numpy_exercise("union_box", L2, 2, B.union_box, _union_fixed, _union_random, [
         ("unused slots (mask False) must be ignored: their zero boxes pulled x0 and y0 to 0.", _union_ignore_mask),
         ("that is the intersection: the union box takes the minimum of x0, y0 and the maximum of x1, y1.",
          _union_intersection),
         ("a canvas with no digit should give [0, 0, 0, 0], not infinities.", _union_inf),
         ("only the first slot was used: combine every slot that the mask marks.", _union_first),
-    ]),
+    ], properties=_UNION_PROPS),
     numpy_exercise("one_hot", L3, 2, C.one_hot, _onehot_fixed, _onehot_random, [
         ("a label of -1 means 'no digit' and gives a row of zeros (np.eye(n)[-1] picks the last class).",
          _onehot_eye),
@@ -280,12 +355,12 @@ EXERCISES = [
         ("wrong shape: the classes go on a new last axis, shape labels.shape + (num_classes,).",
          _onehot_transposed),
         ("the result should be float32 (Keras trains on floats), not integers.", _onehot_int),
-    ]),
+    ], properties=_ONEHOT_PROPS),
     numpy_exercise("order_left_to_right", L4, 2, C.order_left_to_right, _order_fixed, _order_random, [
         ("x and y swapped: left to right means sorting by x0 (index 0), not y0.", _order_by_y),
         ("the classes (and mask) must move together with their boxes.", _order_classes_stay),
         ("unused slots go last: their zero boxes have x0 = 0, so give them an infinite key.", _order_unused_first),
         ("wrong direction: the leftmost box (smallest x0) comes first.", _order_descending),
         ("ties: when two boxes have the same x0, the one with the smaller y0 comes first.", _order_no_tiebreak),
-    ]),
+    ], properties=_ORDER_PROPS),
 ]

@@ -10,9 +10,10 @@ same canvases and their outputs must agree. When the student's weights have
 other shapes (a structure of their own, e.g. ``padding="same"``), the
 outputs cannot be compared and the model is judged by properties that a
 functionally different model fails: output names and shapes, the kind of
-values each output gives, whether the outputs depend on the image, and
-whether the convolutions and the hidden layer take their sizes from
-``filters`` and ``units``.
+values each output gives, whether the outputs depend on the image, whether
+the convolutions and the hidden layer take their sizes from ``filters`` and
+``units``, and the spatial size after each convolution and pooling layer
+(``padding="same"``, or pooling before a convolution, changes them).
 """
 from __future__ import annotations
 
@@ -53,6 +54,15 @@ def _set_weights_by_shape(model, seed: int) -> None:
         v.assign(rng.normal(0, 1 / np.sqrt(fan_in), shape).astype(v.dtype))
 
 
+def _spatial_sizes(layers) -> str:
+    """The (height, width) after each convolution and pooling layer, in order: what padding and pooling decide."""
+    kinds = (keras.layers.Conv2D, keras.layers.AveragePooling2D, keras.layers.MaxPooling2D)
+    try:
+        return str([tuple(layer.output.shape[1:3]) for layer in layers if isinstance(layer, kinds)])
+    except (AttributeError, ValueError):  # a layer never called in a graph (a subclassed model)
+        return "unknown"
+
+
 def _run_classic(func, case):
     keras.utils.set_random_seed(case["seed"])
     model = func(**case["kwargs"])
@@ -70,6 +80,7 @@ def _run_classic(func, case):
              "outputs depend on the image": bool(any(not np.allclose(out[k], moved[k][::-1]) for k in out)),
              "convolutions take `filters`, the hidden layer `units`":
                  filters == list(case["kwargs"]["filters"]) and case["kwargs"]["units"] in units,
+             "spatial size after each convolution and pooling": _spatial_sizes(layers),
              "weight shapes": str(sorted(tuple(int(d) for d in v.shape) for v in model.weights))}
     _set_weights_by_shape(model, case["seed"])
     props[SAME_WEIGHTS] = {k: v.astype(np.float64) for k, v in _outputs(model, images).items()}
@@ -149,7 +160,7 @@ def _random(rng) -> list:
 
 
 def _variant(*, box="sigmoid", presence="sigmoid", pool="average", hidden="relu", rescale=True, names=True,
-             own_sizes=True):
+             own_sizes=True, padding="valid"):
     """The classic model with one deliberate difference from the reference (a catalogued mistake)."""
     def classic_model(*, size=128, filters=(16, 32, 64), units=128):
         L = keras.layers
@@ -157,7 +168,7 @@ def _variant(*, box="sigmoid", presence="sigmoid", pool="average", hidden="relu"
         x = L.Reshape((size, size, 1))(images)
         x = L.Rescaling(1 / 255)(x) if rescale else x
         for f in (filters if own_sizes else (16, 32, 64)):
-            x = L.Conv2D(f, 3, activation="relu")(x)
+            x = L.Conv2D(f, 3, activation="relu", padding=padding)(x)
             x = (L.AveragePooling2D(2) if pool == "average" else L.MaxPooling2D(2))(x)
         x = L.Dense(units if own_sizes else 128, activation=hidden)(L.Flatten()(x))
         name = (lambda n: n) if names else (lambda n: None)
@@ -181,5 +192,7 @@ EXERCISES = (
          "that compile can key the losses by output.", _variant(names=False)),
         ("use the `filters` and `units` arguments for the convolutions and the hidden layer, not fixed sizes.",
          _variant(own_sizes=False)),
+        ("the convolutions keep Keras's default padding ('valid'): each 3x3 convolution trims a pixel on every "
+         "side, so the maps shrink as the reference's do.", _variant(padding="same")),
     )),
 )

@@ -13,7 +13,7 @@ import numpy as np
 from mnistloc import boxes as B
 from mnistloc import decoder as D
 from mnistloc import targets as T
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, numpy_exercise
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise, value_of
 
 L1, L2, L3, L4 = LESSONS[:4]
 
@@ -54,9 +54,9 @@ def _heat_fixed() -> list:
             _boxes_case(PAIR, [[True, True]], k, f"two boxes {PAIR} (centre cells (4, 2) and (4, 5)): cell "
                         "(4, 3) gets max(exp(-1/2), exp(-4/2)) = 0.61"),
             _boxes_case([[0, 0, 0, 0], [0, 0, 0, 0]], [[False, False]], k, "an empty canvas (all zeros)"),
-            _boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], {"size": 64, "stride": 4, "sigma": 2.0},
-                        f"the box {list(HAND)} with size=64, stride=4, sigma=2 (cells of 4 px; centre cell "
-                        "(33 // 4, 21 // 4) = (8, 5); (8, 7) gets exp(-4 / 8) = 0.61)")]
+            _boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], {"size": 64, "stride": 4, "sigma": 1.5},
+                        f"the box {list(HAND)} with size=64, stride=4, sigma=1.5 (cells of 4 px; centre cell "
+                        "(33 // 4, 21 // 4) = (8, 5); (8, 7) gets exp(-4 / (2 * 1.5^2)) = 0.41)")]
 
 
 def _heat_random(rng) -> list:
@@ -69,7 +69,7 @@ def _heat_random(rng) -> list:
 
 
 def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combine="max", use_mask=True,
-                  pixels=False, two=True):
+                  pixels=False, two=True, squared=True, root=False):
     def heatmap(boxes, mask, *, size=128, stride=8, sigma=1.0):
         b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
         x, y = (b[..., 0], b[..., 1]) if corner else ((b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2)
@@ -81,9 +81,11 @@ def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combi
             col, row = np.clip(cell(x / stride), 0, g - 1), np.clip(cell(y / stride), 0, g - 1)
         i = np.arange(g)
         d2 = (i[:, None] - row[..., None, None]) ** 2 + (i[None, :] - col[..., None, None]) ** 2  # [N, K, G, G]
-        heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / ((2 if two else 1) * sigma ** 2))
+        d2 = np.sqrt(d2) if root else d2
+        heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / ((2 if two else 1) * sigma ** (2 if squared else 1)))
         heat = heat * (m[..., None, None] if use_mask else 1)
-        return (heat.max(1, initial=0) if combine == "max" else heat.sum(1)).astype(np.float32)
+        out = heat.max(1, initial=0) if combine == "max" else heat.sum(1)
+        return (np.minimum(out, 1) if combine == "sum, at most 1" else out).astype(np.float32)
     return heatmap
 
 
@@ -95,6 +97,9 @@ def _box_fixed() -> list:
                         f"one box {list(HAND)}, size=128, stride=8, radius=1 (centre cell (4, 2), whose centre is "
                         "(20, 36) px: (l, t, r, b) = (20 - 10, 36 - 20, 32 - 20, 46 - 36) / 8 = (1.25, 2, 1.5, "
                         "1.25); the 3x3 cells around it learn the box)"),
+            _boxes_case([[10, 20, 32, 46], [18, 20, 40, 46]], [[True, True]], k,
+                        "two boxes [10, 20, 32, 46] and [18, 20, 40, 46], centre cells (4, 2) and (4, 3): cell (4, 2) "
+                        "is nearer to the first centre (distance 0 against 1) and learns the first box"),
             _boxes_case([[10, 20, 32, 46], [26, 20, 48, 46]], [[True, True]], k,
                         "two boxes [10, 20, 32, 46] and [26, 20, 48, 46], centre cells (4, 2) and (4, 4): cell "
                         "(4, 3) is as near to both and learns the first slot's box"),
@@ -113,7 +118,7 @@ def _box_random(rng) -> list:
 
 
 def _box_variant(*, pixels=False, corner=False, swap=False, signs=False, circle=False, use_mask=True,
-                 later=False, zero=True):
+                 later=False, zero=True, overwrite=False):
     def box_targets(boxes, mask, *, size=128, stride=8, radius=1):
         b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
         centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] col, row
@@ -123,6 +128,9 @@ def _box_variant(*, pixels=False, corner=False, swap=False, signs=False, circle=
         used = m if use_mask else np.ones_like(m)
         d2 = np.where(used[..., None, None], dr ** 2 + dc ** 2, np.inf)
         owner = (d2.shape[1] - 1 - np.argmin(d2[:, ::-1], 1)) if later else np.argmin(d2, 1)  # [N, G, G]
+        if overwrite:  # each slot in turn writes its block: the last slot near a cell owns it
+            mine = near & used[..., None, None]  # [N, K, G, G]
+            owner = np.where(mine.any(1), mine.shape[1] - 1 - np.argmax(mine[:, ::-1], 1), owner)
         cells = (near & used[..., None, None]).any(1)
         own = np.take_along_axis(b, owner.reshape(len(b), -1, 1), 1).reshape(len(b), g, g, 4)
         ctr = (i + (0 if corner else 0.5)) * stride
@@ -204,7 +212,7 @@ def _peaks_random(rng) -> list:
 
 
 def _peaks_variant(*, strict=False, local=True, ascending=False, use_threshold=True, swap=False, wrap=False,
-                   pad=-1, above=False):
+                   pad=-1, above=False, cross=False):
     def find_peaks(heatmap, *, k=10, threshold=0.0):
         heat = np.asarray(heatmap, np.float64)
         n, h, w = heat.shape
@@ -213,7 +221,8 @@ def _peaks_variant(*, strict=False, local=True, ascending=False, use_threshold=T
                            if (di, dj) != (0, 0)], 0)
         else:
             p = np.pad(heat, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-            best = np.max([p[:, i:i + h, j:j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)], 0)
+            best = np.max([p[:, i:i + h, j:j + w] for i in range(3) for j in range(3)
+                           if (i, j) != (1, 1) and not (cross and i != 1 and j != 1)], 0)
         peak = (heat > best if strict else heat >= best) if local else np.ones(heat.shape, bool)
         if use_threshold:
             peak &= heat > threshold if above else heat >= threshold
@@ -247,6 +256,9 @@ def _nms_fixed() -> list:
                       "three boxes in a row [[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], scores [0.9, 0.8, "
                       "0.7], iou_threshold=0.4 (neighbours overlap 60 / 140 = 0.43, the outer two 0.11): box 0 drops "
                       "box 1, and a dropped box drops nothing: keep [0, 2]"),
+            _nms_case([[0, 0, 20, 20], [2, 2, 8, 8]], [0.9, 0.8], 0.5,
+                      "a small box [2, 2, 8, 8] inside a big one [0, 0, 20, 20], scores [0.9, 0.8], iou_threshold=0.5 "
+                      "(IoU 36 / 400 = 0.09): keep [0, 1]"),
             _nms_case([[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 10]], [0.9, 0.8, 0.9], 0.5,
                       "boxes [[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 10]], scores [0.9, 0.8, 0.9], "
                       "iou_threshold=0.5 (IoU of the first two 50 / 100 = 0.5, not above 0.5; the first and last "
@@ -265,11 +277,17 @@ def _nms_random(rng) -> list:
     return out
 
 
-def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, given_order=False, as_boxes=False):
+def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, given_order=False, as_boxes=False,
+                 smaller=False, unsorted=False):
     def nms(boxes, scores, iou_threshold):
         b, s = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)
-        order = np.argsort(s if ascending else -s, kind="stable")
+        order = np.arange(len(s)) if unsorted else np.argsort(s if ascending else -s, kind="stable")
         ious = B.pairwise_iou(b, b)
+        if smaller:  # intersection over the smaller box's area
+            inter = np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]),
+                            0, None).prod(-1)
+            area = B.area(b)
+            ious = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
         dropped, keep = np.zeros(len(b), bool), []
         for i in order:
             if not dropped[i]:
@@ -281,6 +299,109 @@ def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, give
         return b[keep] if as_boxes else keep
     return nms
 
+
+# properties: what every right answer has, named when no catalogued mistake matches ---------------------
+
+def _centres(case):
+    """Each used box's centre cell: (canvas, row, col) triples."""
+    boxes, mask = case["args"]
+    g, stride = case["kwargs"]["size"] // case["kwargs"]["stride"], case["kwargs"]["stride"]
+    c = np.clip(np.floor((boxes[..., :2] + boxes[..., 2:]) / 2 / stride), 0, g - 1).astype(int)
+    return [(n, c[n, k, 1], c[n, k, 0]) for n, k in zip(*np.nonzero(mask))]
+
+
+def _heat_range(case, got) -> bool:
+    v = value_of(got)
+    return bool(np.all((v >= 0) & (v <= 1)))
+
+
+def _heat_peaks(case, got) -> bool:
+    v = value_of(got)
+    return all(np.isclose(v[n, r, c], 1) for n, r, c in _centres(case))
+
+
+def _heat_empty(case, got) -> bool:
+    v = value_of(got)
+    return bool(np.all(v[~np.asarray(case["args"][1]).any(1)] == 0))
+
+
+def _box_sizes(case, got) -> bool:
+    d, cells = (np.asarray(i["value"]) for i in got["items"])
+    ok = []
+    for n, r, c in _centres(case):  # the centre cell learns its own box, or a nearer one's
+        w, h = d[n, r, c, 0] + d[n, r, c, 2], d[n, r, c, 1] + d[n, r, c, 3]
+        b = case["args"][0][n] / case["kwargs"]["stride"]
+        ok.append(bool(cells[n, r, c]) and any(np.isclose(w, x1 - x0) and np.isclose(h, y1 - y0)
+                                                for x0, y0, x1, y1 in b[case["args"][1][n]]))
+    return all(ok)
+
+
+def _box_zeros(case, got) -> bool:
+    d, cells = (np.asarray(i["value"]) for i in got["items"])
+    return bool(np.all(d[~cells.astype(bool)] == 0))
+
+
+def _cells_sizes(case, got) -> bool:
+    d, b = np.asarray(case["args"][0], np.float64) * case["kwargs"]["stride"], value_of(got)
+    return bool(np.allclose(b[..., 2] - b[..., 0], d[..., 0] + d[..., 2], atol=1e-3)
+                and np.allclose(b[..., 3] - b[..., 1], d[..., 1] + d[..., 3], atol=1e-3))
+
+
+def _cells_centres(case, got) -> bool:
+    d, b, s = np.asarray(case["args"][0]), value_of(got), case["kwargs"]["stride"]
+    zero = np.all(d == 0, -1)
+    i, j = np.nonzero(zero[0]) if zero.ndim == 3 else (np.array([]), np.array([]))
+    return all(np.allclose(b[0, r, c], [(c + .5) * s, (r + .5) * s] * 2) for r, c in zip(i, j))
+
+
+def _peaks_descending(case, got) -> bool:
+    s = value_of(got["items"][2] if got["type"] != "dict" else got)
+    return bool(np.all(np.diff(s, axis=-1) <= 0))
+
+
+def _peaks_on_map(case, got) -> bool:
+    heat = np.asarray(case["args"][0])
+    r, c, s = (np.asarray(i["value"]) for i in got["items"])
+    n = np.arange(len(heat))[:, None].repeat(r.shape[1], 1)
+    found = r >= 0
+    if np.any(r >= heat.shape[1]) or np.any(c >= heat.shape[2]):
+        return False  # a row or column off the map
+    return bool(np.allclose(heat[n[found], r[found], c[found]], s[found]) and np.all(s[~found] == 0)
+                and np.all(c[~found] == -1))
+
+
+def _nms_subset(case, got) -> bool:
+    keep, scores = value_of(got).astype(int), np.asarray(case["args"][1])
+    return (keep.ndim == 1 and len(set(keep.tolist())) == len(keep) and bool(np.all((keep >= 0) & (keep < len(scores))))
+            and bool(np.all(np.diff(scores[keep]) <= 0)))
+
+
+def _nms_apart(case, got) -> bool:
+    keep, boxes, t = value_of(got).astype(int), np.asarray(case["args"][0], np.float64), case["args"][2]
+    ious = B.pairwise_iou(boxes[keep], boxes[keep])
+    return bool(np.all(ious[~np.eye(len(keep), dtype=bool)] <= t + 1e-9))
+
+
+def _nms_best_kept(case, got) -> bool:
+    scores = np.asarray(case["args"][1])
+    return not len(scores) or int(np.argmax(scores)) in value_of(got).astype(int).tolist()
+
+
+_HEAT_PROPS = [Property("heatmap values lie within [0, 1]", _heat_range),
+               Property("each digit's centre cell holds exactly 1", _heat_peaks),
+               Property("a canvas with no digit gives a map of zeros", _heat_empty)]
+_BOX_PROPS = [Property("at a digit's centre cell, l + r is the box's width and t + b its height, in cells",
+                       _box_sizes),
+              Property("cells that learn no box hold zeros", _box_zeros)]
+_CELLS_PROPS = [Property("each box is (l + r) * stride wide and (t + b) * stride high", _cells_sizes),
+                Property("distances of 0 give the point at the cell's centre", _cells_centres)]
+_PEAKS_PROPS = [Property("each peak's score is the map's value at its (row, col), and a missing peak has row = col = "
+                         "-1 and score 0", _peaks_on_map),
+                Property("the peaks come by descending score", _peaks_descending)]
+_NMS_PROPS = [Property("NMS keeps a subset: distinct indices of the given boxes, ordered by descending score",
+                       _nms_subset),
+              Property("the highest-scoring box is always kept", _nms_best_kept),
+              Property("no two kept boxes overlap by an IoU above iou_threshold", _nms_apart)]
 
 _XY = "x and y swapped: x goes with columns (the last grid axis), y with rows."
 _MASK = "unused slots (mask False) must add nothing: their zero boxes put a digit at the corner cell (0, 0)."
@@ -295,10 +416,15 @@ EXERCISES = (
         ("no 1 at the centre: measure distances between cells (whole numbers), from the centre cell, not from "
          "the exact centre.", _heat_variant(exact=True)),
         ("two digits: keep the larger bump in each cell (np.maximum), not their sum.", _heat_variant(combine="sum")),
+        ("two digits: keep the larger bump in each cell (np.maximum), not their sum (even clipped at 1).",
+         _heat_variant(combine="sum, at most 1")),
         (_MASK, _heat_variant(use_mask=False)),
         ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
-        ("the Gaussian is exp(-d^2 / (2 sigma^2)): the 2 is missing.", _heat_variant(two=False)),
-    ], run=_call_kwargs),
+        ("the Gaussian divides by 2 sigma^2: the factor 2 is missing.", _heat_variant(two=False)),
+        ("the Gaussian divides by 2 sigma^2: sigma is squared too.", _heat_variant(squared=False)),
+        ("the Gaussian takes the squared distance in cells, d^2 = (row - r)^2 + (col - c)^2, not its square root.",
+         _heat_variant(root=True)),
+    ], run=_call_kwargs, properties=_HEAT_PROPS),
     numpy_exercise("box_targets", L2, 3, T.box_targets, _box_fixed, _box_random, [
         ("distances are in cells: divide the pixel distances by stride.", _box_variant(pixels=True)),
         ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
@@ -312,8 +438,10 @@ EXERCISES = (
          _box_variant(use_mask=False)),
         ("on a tie (a cell as near to two centres) the earlier slot wins, as np.argmin picks the first.",
          _box_variant(later=True)),
+        ("a cell near two digits learns the box whose centre cell is nearest, not the slot written last.",
+         _box_variant(overwrite=True)),
         ("cells that learn no box hold zeros (distances only where `cells` is True).", _box_variant(zero=False)),
-    ], run=_call_kwargs),
+    ], run=_call_kwargs, properties=_BOX_PROPS),
     numpy_exercise("boxes_from_cells", L1, 2, D.boxes_from_cells, _cells_fixed, _cells_random, [
         ("distances are in cells: multiply them by stride to get pixels.", _cells_variant(scale=False)),
         ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
@@ -325,12 +453,14 @@ EXERCISES = (
         ("the boxes are xyxy (x0, y0, x1, y1), not xywh.", _cells_variant(xywh=True)),
         ("the distances come in the order (l, t, r, b): left, top, right, bottom.",
          _cells_variant(order=(0, 2, 1, 3))),
-    ], run=_call_kwargs),
+    ], run=_call_kwargs, properties=_CELLS_PROPS),
     numpy_exercise("find_peaks", L2, 3, D.find_peaks, _peaks_fixed, _peaks_random, [
         ("a cell equal to its highest neighbour is still a peak: compare with >= (equal neighbours are both "
          "peaks).", _peaks_variant(strict=True)),
         ("keep only local maxima (cells no 3x3 neighbour beats): the k highest cells are mostly one bump.",
          _peaks_variant(local=False)),
+        ("a peak beats all 8 neighbours of its 3x3 block, the diagonal ones too, not only the 4 beside it.",
+         _peaks_variant(cross=True)),
         ("the highest peaks come first: sort by descending score.", _peaks_variant(ascending=True)),
         ("drop the peaks below `threshold` (pad with row = col = -1 and score 0).",
          _peaks_variant(use_threshold=False)),
@@ -341,15 +471,19 @@ EXERCISES = (
          _peaks_variant(wrap=True)),
         ("pad missing peaks with row = col = -1 (and score 0), not 0: row 0 is a real cell.",
          _peaks_variant(pad=0)),
-    ], run=_call_kwargs),
+    ], run=_call_kwargs, properties=_PEAKS_PROPS),
     numpy_exercise("nms", L3, 3, D.nms, _nms_fixed, _nms_random, [
         ("take the boxes by descending score: the best box first.", _nms_variant(ascending=True)),
         ("suppress a box for its overlap (IoU above iou_threshold with a kept box), not for its score.",
          _nms_variant(by_score=True)),
         ("drop a box only when its IoU is above iou_threshold (>): an IoU equal to it stays.", _nms_variant(ge=True)),
         ("a dropped box drops nothing: only kept boxes suppress others.", _nms_variant(chain=True)),
+        ("the overlap is the IoU (intersection over union), not the intersection over the smaller box: a small box "
+         "inside a big one overlaps it little.", _nms_variant(smaller=True)),
         ("return the kept indices by descending score (the order NMS keeps them), not sorted.",
          _nms_variant(given_order=True)),
+        ("take the boxes by descending score (the best box first), not in the order given.",
+         _nms_variant(unsorted=True)),
         ("return the indices of the kept boxes, not the boxes.", _nms_variant(as_boxes=True)),
-    ], run=_call_kwargs),
+    ], run=_call_kwargs, properties=_NMS_PROPS),
 )

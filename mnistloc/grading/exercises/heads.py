@@ -1,4 +1,4 @@
-"""Checks for the Keras exercises: the dense head (``build_head``) and the masked box loss.
+"""Checks for the Keras exercises: the dense head (``build_head``); the masked box loss is in ``losses``.
 
 ``build_head`` is the one head exercise of the lessons (lesson 1): a 3x3 hidden convolution and a 1x1 output
 convolution whose size and activation are arguments, so that one function builds the box head (linear), the
@@ -201,67 +201,6 @@ def _general_random(rng) -> list:
     return out
 
 
-# ---- the masked box loss -------------------------------------------------------------------------
-
-def _run_loss(func, case):
-    import tensorflow as tf
-
-    y_true = tf.constant(case["y_true"])
-    y_pred = tf.Variable(case["y_pred"])
-    with tf.GradientTape() as tape:
-        loss = func(y_true, y_pred)
-    grad = tape.gradient(loss, y_pred) if tf.is_tensor(loss) else None
-    value = np.asarray(loss, dtype=np.float64)
-    return {"loss": value, "gradient reaches y_pred": grad is not None and bool(np.isfinite(np.asarray(grad)).all())}
-
-
-def _loss_case(y_true, y_pred, note) -> dict:
-    return {"y_true": np.asarray(y_true, np.float32), "y_pred": np.asarray(y_pred, np.float32), "note": note}
-
-
-def _loss_fixed() -> list:
-    rng = np.random.default_rng(3)
-    cells = rng.uniform(size=(2, 3, 3, 5)).astype(np.float32)
-    cells[..., 0] = rng.random((2, 3, 3)) < 0.3
-    return [_loss_case([[1, .1, .1, .5, .5], [0, .9, .9, .9, .9]], np.full((2, 4), .2),
-                       "y_true=[[1, .1, .1, .5, .5], [0, .9, .9, .9, .9]] and y_pred all 0.2 "
-                       "(row 0: mean |error| = (.1 + .1 + .3 + .3) / 4 = .2; row 1 masked out -> 0.2)"),
-            _loss_case([[0, .1, .2, .3, .4], [0, .5, .6, .7, .8]], np.zeros((2, 4)),
-                       "a batch with no digit (mask all 0)"),
-            _loss_case(cells, rng.uniform(size=(2, 3, 3, 4)), "per-cell targets of shape (2, 3, 3, 5)")]
-
-
-def _loss_random(rng) -> list:
-    out = []
-    for _ in range(4):
-        shape = (int(rng.integers(1, 9)),) + tuple(int(v) for v in rng.integers(1, 5, size=rng.integers(0, 3)))
-        y = rng.uniform(-1, 2, size=shape + (5,))
-        y[..., 0] = rng.random(shape) < 0.5
-        out.append(_loss_case(y, rng.uniform(-1, 2, size=shape + (4,)), f"random targets of shape {y.shape}"))
-    return out
-
-
-def _loss_variant(*, masked=True, denominator="mask", square=False, box=slice(1, None), floor=True):
-    def loss(y_true, y_pred):
-        ops = keras.ops
-        mask = y_true[..., 0]
-        diff = y_true[..., box] - y_pred
-        err = ops.mean(ops.square(diff) if square else ops.abs(diff), axis=-1)
-        if not masked:
-            return ops.mean(err)
-        total = ops.sum(mask * err)
-        if denominator == "all":
-            return total / ops.cast(ops.size(mask), total.dtype)
-        return total / (ops.maximum(ops.sum(mask), 1.0) if floor else ops.sum(mask))
-    return loss
-
-
-def _loss_numpy(y_true, y_pred):
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    err = np.abs(y_true[..., 1:] - y_pred).mean(-1)
-    return np.sum(y_true[..., 0] * err) / max(y_true[..., 0].sum(), 1.0)
-
-
 EXERCISES = [
     Exercise(name="build_head", lesson=_L1, points=4, reference=_build_head, fixed=_general_fixed,
              random=_general_random, run=_run_head, describe=lambda case: case["note"], keras=True, mistakes=(
@@ -318,17 +257,4 @@ EXERCISES = [
         ("logits instead of probabilities: end with activation='softmax'.", _count_head(activation=None)),
         (_HIDDEN, _count_head(hidden_filters=32)),
     ]),
-    Exercise(name="masked_box_loss", lesson=_L2, points=3, reference=_ref("masked_box_loss"), fixed=_loss_fixed,
-             random=_loss_random, run=_run_loss, describe=lambda case: case["note"], keras=True, mistakes=(
-                 ("loss not masked: multiply each entry's error by the mask y_true[..., 0] so that empty canvases "
-                  "add nothing.", _loss_variant(masked=False)),
-                 ("divide by the number of digits (the sum of the mask), not by the number of entries.",
-                  _loss_variant(denominator="all")),
-                 ("use the absolute error |true - pred| (L1), not the squared error.", _loss_variant(square=True)),
-                 ("the box is y_true[..., 1:]; y_true[..., 0] is the mask.", _loss_variant(box=slice(0, 4))),
-                 ("a batch with no digit gave NaN (0 / 0): divide by max(sum(mask), 1).",
-                  _loss_variant(floor=False)),
-                 ("use keras.ops (ops.abs, ops.mean, ops.sum, ops.maximum), not numpy, so that Keras can "
-                  "differentiate the loss.", _loss_numpy),
-             )),
 ]

@@ -12,7 +12,7 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import metrics as M
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, _show, numpy_exercise
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise, value_of
 
 L1, L2, L3, L4 = LESSONS[:4]
 
@@ -29,8 +29,13 @@ def _iou_fixed() -> list:
              ([2, 2, 8, 30], [0, 10, 40, 12], "a cross: tall box and wide box")]
     a = np.float32([p[0] for p in pairs])
     b = np.float32([p[1] for p in pairs])
-    return [{"args": (a, b), "note": "the boxes a=" + _show(a) + ", b=" + _show(b)
-             + " (rows: " + "; ".join(p[2] for p in pairs) + ")"}]
+    small, big = np.float32([[0, 0, 10, 10], [2, 0, 12, 4]]), np.float32([[5, 0, 25, 10], [0, 0, 20, 20]])
+    both = np.concatenate([small, big]), np.concatenate([big, small])  # the same pairs, each way round
+    return [{"args": both, "mirrored": True, "note": "two pairs of boxes, a=[0, 0, 10, 10], b=[5, 0, 25, 10] (inter "
+             "50, union 100 + 200 - 50 = 250) and a=[2, 0, 12, 4], b=[0, 0, 20, 20] (inter 40, union 400), then the "
+             "same pairs with a and b swapped: [0.2, 0.1, 0.2, 0.1]"},
+            {"args": (a, b), "note": "seven pairs of boxes a, b (one a row): "
+             + "; ".join(f"{p[0]}, {p[1]} ({p[2]})" for p in pairs)}]
 
 
 def _iou_random(rng) -> list:
@@ -164,12 +169,23 @@ def _match_fixed() -> list:
             "0 taken")
     return [_match_case(_DETS, [.6, .9, .8, .7, .5], _TWO, 0.5, note + ", iou_threshold=0.5: [-1, 0, 1, -1, -1]"),
             _match_case(_DETS, [.6, .9, .8, .7, .5], _TWO, 0.6, note + ", iou_threshold=0.6 (an IoU of 0.6 matches)"),
+            _match_case([[0, 0, 10, 6], [0, 0, 10, 9]], [.9, .8], [[0, 0, 10, 10]], 0.5,
+                        "detections [[0, 0, 10, 6], [0, 0, 10, 9]], scores [.9, .8], one true box [0, 0, 10, 10]: "
+                        "det 0 (IoU 0.6) chooses first and takes it; det 1 (IoU 0.9) finds it taken: [0, -1]"),
             _match_case([[1, 0, 11, 10], [0, 0, 10, 10]], [.9, .8], [[3, 0, 13, 10], [0, 0, 10, 10]], 0.5,
                         "detections [[1, 0, 11, 10], [0, 0, 10, 10]], scores [.9, .8], true boxes [[3, 0, 13, 10], "
                         "[0, 0, 10, 10]]: det 0 overlaps true 0 by 80 / 120 = 0.67 and true 1 by 90 / 110 = 0.82, "
                         "so takes true 1; det 1 (IoU 1 with true 1, taken) takes true 0 (0.54): [1, 0]"),
             _match_case(np.zeros((0, 4)), [], _TWO, 0.5, "no detections"),
-            _match_case(_TWO, [.5, .4], np.zeros((0, 4)), 0.5, "no true boxes")]
+            _match_case(_TWO, [.5, .4], np.zeros((0, 4)), 0.5, "no true boxes"),
+            _match_case([[0, 0, 10, 10], [20, 0, 30, 10]], [.9, .8], [[0, 0, 20, 10], [0, 0, 10, 10]], 0.4,
+                        "detections [[0, 0, 10, 10], [20, 0, 30, 10]], scores [.9, .8], true boxes [[0, 0, 20, 10], "
+                        "[0, 0, 10, 10]], iou_threshold=0.4: det 0 overlaps true 0 by 100 / 200 = 0.5 and true 1 by "
+                        "1, takes true 1; det 1 overlaps true 0 by 0 (touching): [1, -1]"),
+            _match_case([[5, 0, 15, 10]], [.9], [[0, 0, 10, 10], [10, 0, 20, 10]], 0.3,
+                        "one detection [5, 0, 15, 10] between true boxes [[0, 0, 10, 10], [10, 0, 20, 10]], "
+                        "iou_threshold=0.3: it overlaps each by 50 / 150 = 0.33, a tie: the later true box, as COCO: "
+                        "[1]")]
 
 
 def _match_random(rng) -> list:
@@ -188,7 +204,26 @@ def _match_random(rng) -> list:
     return out
 
 
-def _match_variant(*, order="score", reuse=False, first=False, strict=False, best_of_all=False, as_bool=False):
+def _best(ious_row: np.ndarray, earlier: bool) -> int:
+    """The index of the highest IoU; on a tie the later one (as COCO), or the earlier one (np.argmax)."""
+    return int(np.argmax(ious_row)) if earlier else len(ious_row) - 1 - int(np.argmax(ious_row[::-1]))
+
+
+def _match_truth_chooses(pred_boxes, scores, true_boxes, iou_threshold):
+    """Each true box, in the given order, takes the free detection it overlaps most (the loops the wrong way)."""
+    ious = B.pairwise_iou(np.asarray(pred_boxes, np.float64).reshape(-1, 4),
+                          np.asarray(true_boxes, np.float64).reshape(-1, 4))  # [D, G]
+    out = np.full(ious.shape[0], -1, np.int64)
+    for g in range(ious.shape[1]):
+        free = np.where(out < 0, ious[:, g], -1.0)
+        d = int(np.argmax(free)) if len(free) else -1
+        if d >= 0 and free[d] >= iou_threshold:
+            out[d] = g
+    return out
+
+
+def _match_variant(*, order="score", reuse=False, first=False, strict=False, best_of_all=False, as_bool=False,
+                   earlier=False, ranked=False):
     def match_detections(pred_boxes, scores, true_boxes, iou_threshold):
         s = np.asarray(scores, np.float64)
         ious = B.pairwise_iou(np.asarray(pred_boxes, np.float64).reshape(-1, 4),
@@ -200,16 +235,78 @@ def _match_variant(*, order="score", reuse=False, first=False, strict=False, bes
             ok = (ious[d] > iou_threshold) if strict else (ious[d] >= iou_threshold)
             free = ok if reuse else ok & ~taken
             if best_of_all:
-                g = int(np.argmax(ious[d])) if ious.shape[1] else -1
+                g = _best(ious[d], earlier) if ious.shape[1] else -1
                 g = g if g >= 0 and free[g] else -1
             elif free.any():
-                g = int(np.flatnonzero(free)[0]) if first else int(np.argmax(np.where(free, ious[d], -1)))
+                g = int(np.flatnonzero(free)[0]) if first else _best(np.where(free, ious[d], -1), earlier)
             else:
                 g = -1
             if g >= 0:
                 out[d], taken[g] = g, True
+        out = out[ranks] if ranked else out  # the answers listed in the order they were made
         return out >= 0 if as_bool else out
     return match_detections
+
+
+# properties: what every right answer has, named when no catalogued mistake matches ---------------------
+
+def _iou_in_range(case, got) -> bool:
+    v = value_of(got)
+    return bool(np.all((v >= 0) & (v <= 1)))  # NaN fails too
+
+
+def _iou_symmetric(case, got) -> bool:
+    v = value_of(got)
+    return not case.get("mirrored") or bool(np.allclose(v[: len(v) // 2], v[len(v) // 2:]))
+
+
+def _iou_known(case, got) -> bool:
+    a, b = (np.asarray(x, np.float64) for x in case["args"])
+    v = value_of(got)
+    same = np.all(a == b, -1) & (B.area(a) > 0)
+    apart = (np.minimum(a[:, 2:], b[:, 2:]) <= np.maximum(a[:, :2], b[:, :2])).any(-1)
+    return bool(np.all(v[same] == 1) and np.all(v[apart] == 0))
+
+
+def _ap_in_range(case, got) -> bool:
+    return 0 <= float(value_of(got)) <= 1
+
+
+def _ap_extremes(case, got) -> bool:
+    scores, matched, num_true = case["args"]
+    v = float(value_of(got))
+    if len(scores) == 0:
+        return v == 0
+    return v == 1 if matched.all() and matched.sum() == num_true else True
+
+
+def _match_indices(case, got) -> bool:
+    m = value_of(got)
+    return m.shape == (len(case["args"][0]),) and bool(np.all((m == -1) | ((m >= 0) & (m < len(case["args"][2])))))
+
+
+def _match_once(case, got) -> bool:
+    m = value_of(got)
+    used = m[m >= 0]
+    return len(np.unique(used)) == len(used)
+
+
+def _match_overlaps(case, got) -> bool:
+    pred, _, true, t = case["args"]
+    m = value_of(got).astype(int)
+    ious = B.pairwise_iou(pred, true)
+    return all(ious[d, g] >= t - 1e-9 for d, g in enumerate(m) if g >= 0)
+
+
+_IOU_PROPS = [Property("an IoU lies within [0, 1] (a number, never NaN)", _iou_in_range),
+              Property("iou(a, b) equals iou(b, a)", _iou_symmetric),
+              Property("identical boxes give 1, and disjoint or touching boxes 0", _iou_known)]
+_AP_PROPS = [Property("an AP lies within [0, 1]", _ap_in_range),
+             Property("no detections give AP 0, and detections that all match and find every true box give 1",
+                      _ap_extremes)]
+_MATCH_PROPS = [Property("each entry is -1 or the index of a true box, one per detection", _match_indices),
+                Property("a match never reuses a true box", _match_once),
+                Property("a detection matches only a true box it overlaps by IoU >= iou_threshold", _match_overlaps)]
 
 
 EXERCISES = [
@@ -219,10 +316,11 @@ EXERCISES = [
         ("overlap not clamped at zero per side: clamp the width and the height separately, not their product.",
          _iou_clamped_product),
         ("off by one: boxes have an exclusive max, so width = x1 - x0 with no + 1.", _iou_plus_one),
-        ("the union counts the overlap twice: union = area(a) + area(b) - intersection.", _iou_no_minus),
+        ("the union counts the overlap twice: the two areas added together hold the intersection twice.",
+         _iou_no_minus),
         ("two empty boxes gave NaN (0 / 0): return 0 where the union is 0.", _iou_nan),
         ("wrong box format: the boxes are xyxy (x0, y0, x1, y1), not xywh.", _iou_xywh),
-    ]),
+    ], properties=_IOU_PROPS),
     numpy_exercise("average_precision", L4, 3, M.average_precision, _ap_fixed, _ap_random, [
         ("rank the detections by descending score first (np.argsort(-scores, kind='stable')).", _ap_unsorted),
         ("wrong direction: the most confident detection comes first (sort by -scores).", _ap_ascending),
@@ -234,12 +332,16 @@ EXERCISES = [
          _ap_recall_of_detections),
         ("COCO averages the envelope at the 101 recalls 0, 0.01, ..., 1, not the area under every recall step.",
          _ap_all_points),
-    ]),
+    ], properties=_AP_PROPS),
     numpy_exercise("match_detections", L4, 3, M.match_detections, _match_fixed, _match_random, [
         ("take the detections by descending score (the most confident first), not in the order given.",
          _match_variant(order="given")),
+        ("two free true boxes with the same IoU: the later one is taken, as COCO does (np.argmax picks the "
+         "earlier one).", _match_variant(earlier=True)),
         ("take the free true box with the highest IoU, not the first one above the threshold.",
          _match_variant(first=True)),
+        ("the detections choose, not the true boxes: loop over the detections by descending score, each taking "
+         "the free true box it overlaps most.", _match_truth_chooses),
         ("wrong direction: the most confident detection chooses first (sort by -scores).",
          _match_variant(order="ascending")),
         ("each true box is matched at most once: once taken, later detections cannot take it.",
@@ -247,7 +349,9 @@ EXERCISES = [
         ("an IoU equal to iou_threshold matches (>=, not >).", _match_variant(strict=True)),
         ("choose among the true boxes not yet taken: when the best one is taken, the next best above the "
          "threshold can still match.", _match_variant(best_of_all=True)),
+        ("one entry per detection in the order given (entry d for detection d), not in the order of the scores.",
+         _match_variant(ranked=True)),
         ("return the index of the matched true box for each detection (-1 for none), not True/False.",
          _match_variant(as_bool=True)),
-    ]),
+    ], properties=_MATCH_PROPS),
 ]

@@ -1,0 +1,57 @@
+"""Typical wrong answers written from the lessons' text (``tests/mistakes/``): every one is rejected, at
+least 85% get a hint that names the mistake (a catalogued hint or a named property), and no catalogued
+hint names a mistake the answer does not make."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from mistakes import canvas, classic, detector, holdout, losses, metrics
+from mnistloc.checks import EXERCISES, check
+
+CORPUS = (canvas.MISTAKES + metrics.MISTAKES + detector.MISTAKES + losses.MISTAKES + classic.MISTAKES
+          + holdout.MISTAKES)
+SLOW = {"classic_model"}  # each answer builds a dozen models
+
+
+@functools.lru_cache(maxsize=None)
+def verdict(i: int) -> dict:
+    """What ``mnistloc check`` makes of corpus entry ``i``: rejected, named, named wrongly, the hint."""
+    name, wrong, words = CORPUS[i]
+    result = check(name, wrong)
+    catalogued = any(result.hint == f"{name}: {hint}" for hint, _ in EXERCISES[name].mistakes)
+    said = result.hint
+    for case in EXERCISES[name].fixed():  # the public case's own words (its arithmetic) name nothing
+        said = said.replace(case.get("note", ""), "") if case.get("note") else said
+    named = any(w in said for w in words)
+    return {"rejected": not result.passed, "named": named, "misnamed": catalogued and not named,
+            "hint": result.hint}
+
+
+def _params(slow: bool):
+    return [pytest.param(i, id=f"{e[0]}-{e[1].__name__}", marks=[pytest.mark.slow] if e[0] in SLOW else [])
+            for i, e in enumerate(CORPUS)]
+
+
+def test_the_corpus_covers_every_exercise_of_this_issue_with_at_least_sixty_mistakes():
+    assert len(CORPUS) >= 60
+    assert {e[0] for e in CORPUS} >= {"place_digit", "tight_box", "union_box", "one_hot", "order_left_to_right",
+                                      "iou", "average_precision", "match_detections", "heatmap_targets",
+                                      "box_targets", "boxes_from_cells", "find_peaks", "nms", "masked_box_loss",
+                                      "focal_loss", "iou_loss", "classic_model"}
+
+
+@pytest.mark.parametrize("i", _params(True))
+def test_a_typical_mistake_is_rejected_and_never_given_another_mistakes_hint(i):
+    v = verdict(i)
+    assert v["rejected"], CORPUS[i][1].__name__
+    assert not v["misnamed"], v["hint"]
+    assert "\x1b[" not in v["hint"] and "AssertionError" not in v["hint"]
+
+
+def test_at_least_85_percent_of_the_fast_corpus_is_named():
+    fast = [i for i, e in enumerate(CORPUS) if e[0] not in SLOW]
+    named = [verdict(i)["named"] for i in fast]
+    unnamed = [f"{CORPUS[i][1].__name__}: {verdict(i)['hint']}" for i in fast if not verdict(i)["named"]]
+    assert sum(named) / len(named) >= 0.85, "\n".join(unnamed)
