@@ -26,9 +26,9 @@ def _rows(student: str, lesson: str, passed=(), submitted=True) -> list[Row]:
                 "passed" if name in passed else status) for name in exercises_of(lesson)]
 
 
-# The README's sample: ada passes lesson 1 (2+2+3+3+3+3+2 = 18 points) and union_box + heatmap_targets of lesson 2
+# The README's sample: ada passes lesson 1 (2+2+3+4+3+2 = 16 points) and union_box + heatmap_targets of lesson 2
 # (2+3 = 5); ben passes place_digit, tight_box, iou (2+2+3 = 7) and submitted no lesson 2. Formgrader scored both
-# written questions of lesson 1 for both (ada 2 and 1, ben 1 and 0): lesson 1 is out of 18 + 2 + 1 = 21, ada 21,
+# written questions of lesson 1 for both (ada 2 and 1, ben 1 and 0): lesson 1 is out of 16 + 2 + 1 = 19, ada 19,
 # ben 8. Lesson 2's question is not scored yet: its column is the autograded 2+3+3+3+3+3 = 17 points.
 SAMPLE_ROWS = (_rows("ada", L1, exercises_of(L1)) + _rows("ada", L2, ("union_box", "heatmap_targets"))
                + _rows("ben", L1, ("place_digit", "tight_box", "iou")) + _rows("ben", L2, submitted=False))
@@ -38,17 +38,18 @@ SAMPLE_NAMES = {"ada": "Lovelace, Ada"}
 
 
 def test_points_possible_and_scores_per_lesson():
+    assert sum(EXERCISES[n].points for n in exercises_of(L1)) == 16  # the sample's arithmetic holds today
     grades = lms_export.lesson_grades(SAMPLE_ROWS, SAMPLE_MANUAL, SAMPLE_NAMES)
-    assert grades.lessons == (L1, L2) and grades.possible == {L1: 21, L2: 17}
-    assert grades.scores == {"ada": {L1: 21, L2: 5}, "ben": {L1: 8, L2: 0}}
+    assert grades.lessons == (L1, L2) and grades.possible == {L1: 19, L2: 17}
+    assert grades.scores == {"ada": {L1: 19, L2: 5}, "ben": {L1: 8, L2: 0}}
     assert grades.pending == {L2: ["q_mask_on_empty"]} and grades.names == {"ada": "Lovelace, Ada", "ben": "ben"}
 
 
 def test_a_written_question_counts_only_once_every_submission_has_its_score():
     manual = {k: v for k, v in SAMPLE_MANUAL.items() if k != ("ben", L1, "q_tight_or_frame")}
     grades = lms_export.lesson_grades(SAMPLE_ROWS, manual)
-    assert grades.possible[L1] == 18 + 2  # q_tight_or_frame (1 point) waits for ben's score
-    assert grades.scores["ada"][L1] == 18 + 2 and grades.scores["ben"][L1] == 7 + 1
+    assert grades.possible[L1] == 16 + 2  # q_tight_or_frame (1 point) waits for ben's score
+    assert grades.scores["ada"][L1] == 16 + 2 and grades.scores["ben"][L1] == 7 + 1
     assert grades.pending[L1] == ["q_tight_or_frame"]
 
 
@@ -71,8 +72,8 @@ def test_canvas_layout_names_each_column_and_the_points_possible_row(tmp_path):
     with open(lms_export.write_export("canvas", tmp_path / "c.csv", grades), newline="") as f:
         table = list(csv.reader(f))
     assert table[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", L1, L2]
-    assert table[1] == ["Points Possible", "", "", "", "", "21", "17"]
-    assert table[2] == ["Lovelace, Ada", "", "ada", "ada", "", "21", "5"]
+    assert table[1] == ["Points Possible", "", "", "", "", "19", "17"]
+    assert table[2] == ["Lovelace, Ada", "", "ada", "ada", "", "19", "5"]
 
 
 def test_ids_that_would_be_formulas_are_quoted_and_csv_metacharacters_survive(tmp_path):
@@ -115,7 +116,7 @@ def test_manual_scores_come_from_formgraders_gradebook(tmp_path, monkeypatch):
                       ("ben", L1, "q_classic_plateau"): 1.0}
     assert names == {"ada": "Lovelace, Ada", "ben": "ben"}
     grades = lms_export.lesson_grades(SAMPLE_ROWS, manual, names)
-    assert grades.possible[L1] == 18 + 2 and grades.scores["ben"][L1] == 7 + 1  # ben's second answer: not yet
+    assert grades.possible[L1] == 16 + 2 and grades.scores["ben"][L1] == 7 + 1  # ben's second answer: not yet
 
 
 def test_a_shard_run_refuses_an_export(tmp_path):

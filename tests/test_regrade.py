@@ -13,7 +13,7 @@ import pytest
 import classroom
 from classroom import HOSTILE, LESSON
 from mnistloc.grading import dashboard
-from mnistloc.grading.registry import EXERCISES
+from mnistloc.grading.registry import EXERCISES, exercises_of
 from mnistloc.grading.results import _gradebook_url, read_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classroom")]
@@ -132,8 +132,8 @@ def test_reports_only_exports_the_written_answers_once_formgrader_scored_them_al
     assert done.returncode == 0, done.stderr
     assert "not yet graded in formgrader, so not exported: q_tight_or_frame" in done.stdout
     table = _csv_rows(tmp_path / "canvas.csv")
-    # 18 automatic points + q_classic_plateau's 2; q_tight_or_frame waits for cy.
-    assert table[1][5] == "20"
+    # Every automatic point of lesson 1, + q_classic_plateau's 2; q_tight_or_frame waits for cy.
+    assert table[1][5] == str(sum(EXERCISES[n].points for n in exercises_of(LESSON)) + 2)
     assert {row[2]: float(row[5]) for row in table[2:]} == {s: auto[s] + {"cy": 1, "eve": 0}.get(s, 2) for s in auto}
     after = _state(out)
     assert {k for k in after if after[k] != before.get(k)} <= {"class.html", "class/scores-0.png"}  # grades untouched

@@ -414,3 +414,15 @@ def test_the_pipeline_calls_the_parts_it_is_given():
     assert calls[:2] == [10, 7] and "nms" in calls
     shifted = decoder.decode(4, out, cells_fn=lambda d, stride: boxes_from_cells(d, stride=stride) + 1)
     np.testing.assert_allclose(shifted["boxes"][ds.mask], np.clip(ds.boxes[ds.mask] + 1, 0, 128), atol=1e-4)
+
+
+def test_the_default_nms_threshold_is_half():
+    """NMS_IOU is 0.5 (the COCO-style default the lessons quote): two boxes overlapping by IoU 0.55 are one digit,
+    by 0.45 two. [0, 0, 20, 10] and [x, 0, 20 + x, 10] overlap (20 - x) * 10 / ((20 + x) * 10)."""
+    def pair(iou):  # the shift x that gives this IoU: (20 - x) / (20 + x) = iou
+        x = 20 * (1 - iou) / (1 + iou)
+        return np.float32([[0, 0, 20, 10], [x, 0, 20 + x, 10]])
+
+    assert decoder.NMS_IOU == 0.5
+    assert nms(pair(0.55), np.float32([0.9, 0.8])).tolist() == [0]
+    assert nms(pair(0.45), np.float32([0.9, 0.8])).tolist() == [0, 1]
