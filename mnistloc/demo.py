@@ -230,7 +230,7 @@ def grade_class(out_dir, students=None) -> dict:
         sandbox confines), ``students`` (student -> what their notebook is, ``SAMPLE_CLASS``), ``why``
         (what each notebook is -> what it does), ``seconds`` (wall time).
     """
-    from mnistloc.grading import grade
+    from mnistloc.grading import grade, results
 
     students = {student: SAMPLE_CLASS[student] for student in students or SAMPLE_CLASS}
     print(f"\ngrading {len(students)} notebooks of lesson 1 in the sandbox", flush=True)
@@ -240,7 +240,7 @@ def grade_class(out_dir, students=None) -> dict:
         rows = grade.grade_course(made, out=out_dir, lessons=[LESSON], jobs=2, timeout=30, gradebook=False,
                                   force=True, say=said.append)
     sample = course.sample_class()["students"]
-    return {"rows": rows, "summary": grade.summary(rows), "sandbox": next((s for s in said if "sandbox" in s), ""),
+    return {"rows": rows, "summary": results.summary(rows), "sandbox": next((s for s in said if "sandbox" in s), ""),
             "students": students, "seconds": time.perf_counter() - start,
             "why": {sample[student]["case"]: sample[student]["why"] for student in students}}
 

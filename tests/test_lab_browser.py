@@ -1,6 +1,6 @@
 """The student's flow in JupyterLab, in a real browser: fetched lessons (``mnistloc lessons``), JupyterLab on
 127.0.0.1 with a token, and headless Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright's Python
-client; no browser is downloaded) doing what a student does in lesson 1.
+client: ``tests/browser.py``; no browser is downloaded) doing what a student does in lesson 1.
 
 ``test_a_student_answers_the_first_exercise`` opens lesson 1, runs its cells up to the first exercise's check
 (the stub: "not done yet"), types a wrong answer into the answer cell and reads the catalogued hint from the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -21,21 +22,27 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import chromium  # noqa: F401  (pytest fixture: Debian's headless Chromium, one per session)
 
 from mnistloc import course
 from mnistloc.checks import EXERCISES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lab-browser")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+REPO = Path(__file__).resolve().parents[1]
 LESSON = course.lesson_ids()[0]
 # A wrong answer for lesson 1's first exercise: (the right answer -> a catalogued mistake, a phrase of that
 # mistake's hint, which the check must show).
 WRONG = {"classic_model": (lambda code: code.replace("AveragePooling2D", "MaxPooling2D"), "not MaxPooling2D")}
 TIMEOUT_MS = 300_000  # for each step: a busy 2-core machine (TensorFlow's import alone takes 5-7 s idle)
-RIGHT = course.sample_class()["students"]["ada-correct"]["answers"]  # the reference answers of lesson 1
+
+
+def _right_answer(name: str) -> str:
+    """The solution of exercise ``name`` in lesson 1 (``solutions/``, nbgrader's markers removed)."""
+    cells = json.loads((REPO / "solutions" / LESSON / f"{LESSON}.ipynb").read_text())["cells"]
+    code = next("".join(c["source"]) for c in cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == name)
+    return re.sub(r"[ \t]*### (BEGIN|END) SOLUTION\n?", "", code)
 
 
 # ---- JupyterLab and the browser ---------------------------------------------------------------------------
@@ -103,18 +110,11 @@ def _wait_for(url: str, server: subprocess.Popen, log: Path, timeout: float = 12
 
 
 @pytest.fixture
-def page(tmp_path):
-    """A page of headless Chromium (the Debian package), through Playwright's Python client."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
+def page(chromium):
+    """A fresh tab of the session's headless Chromium (``tests/browser.py``: Debian's, through Playwright)."""
+    tab = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    yield tab
+    tab.close()
 
 
 # ---- the student's flow -------------------------------------------------------------------------------------
@@ -160,7 +160,8 @@ def test_a_student_answers_the_first_exercise(lab, page, tmp_path):
     _wait_text(check, f"{name}: not done yet", timeout)
     _shot(page, tmp_path, "2-stub-checked")
 
-    _type_into(page, cells.nth(answer_at), mistake(RIGHT[name]))
+    right = _right_answer(name)
+    _type_into(page, cells.nth(answer_at), mistake(right))
     page.keyboard.press("Shift+Enter")  # the answer cell, then its check
     page.keyboard.press("Shift+Enter")
     _wait_text(check, hint, timeout)
@@ -169,7 +170,7 @@ def test_a_student_answers_the_first_exercise(lab, page, tmp_path):
     assert catalogued and catalogued[0] in " ".join(shown.split()), shown  # the hint that names the mistake
     _shot(page, tmp_path, "3-wrong-answer-hint")
 
-    _type_into(page, cells.nth(answer_at), RIGHT[name])
+    _type_into(page, cells.nth(answer_at), right)
     page.keyboard.press("Shift+Enter")
     page.keyboard.press("Shift+Enter")
     points = EXERCISES[name].points
