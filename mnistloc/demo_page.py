@@ -128,8 +128,8 @@ def _grading(graded: dict, out: Path) -> str:
                      f"{sum(r.points for r in mine)}/{sum(r.max_points for r in mine)}", exercises])
     csv = out / "grading" / "grades.csv"
     link = f" (<a href=\"{_link(csv, out)}\">grades.csv</a>)" if csv.is_file() else ""
-    return (f"<h2>4. Grading</h2>\n<p>A sample class: notebooks of lesson 1 copied from <code>tests/corpus/</code> "
-            f"into a temporary course folder and graded by the hardened grader (as <code>mnistloc grade</code>) in "
+    return (f"<h2>4. Grading</h2>\n<p>A sample class: notebooks of the package's lesson 1 with the answers of five students it ships "
+            f"(<code>mnistloc.course</code>), put in a temporary course folder and graded by the hardened grader (as <code>mnistloc grade</code>) in "
             f"{graded['seconds']:.0f} s{link}. Each name links to the student's feedback page.</p>\n"
             + _table(["student", "notebook", "points", "exercises"], rows)
             + f"\n<pre>{_e(graded['summary'])}\n\n{_e(graded.get('sandbox', ''))}</pre>")

@@ -84,7 +84,7 @@ def test_cell_conventions(lesson):
     assert nb_cells[0].cell_type == "markdown" and nb_cells[0].source.startswith("# Lesson")
     setup = nb_cells[1]
     assert grade_id(setup) == "setup" and setup.metadata.nbgrader.locked
-    assert "pip install -e /path/to/mnistloc" in setup.source
+    assert "%pip install mnistloc-0.1.0-py3-none-any.whl" in setup.source
     code = [c for c in nb_cells if c.cell_type == "code"]
     for name in exercises_of(lesson):
         ex = EXERCISES[name]
@@ -117,7 +117,7 @@ def test_the_setup_cell_says_how_to_install_mnistloc_when_it_is_missing(monkeypa
     monkeypatch.setitem(sys.modules, "mnistloc", None)  # `import mnistloc` now fails as if not installed
     with pytest.raises(ModuleNotFoundError) as info:
         exec(setup, {})
-    assert "pip install -e /path/to/mnistloc" in str(info.value) and "restart the kernel" in str(info.value)
+    assert "%pip install mnistloc-0.1.0-py3-none-any.whl" in str(info.value) and "restart the kernel" in str(info.value)
 
 
 # ---- reading a lesson's answers (the one rule of every front end) -----------------------------------

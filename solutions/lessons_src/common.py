@@ -6,9 +6,9 @@ def setup(extra_imports: str = "") -> tuple:
     return ("setup", f'''
 # Setup: run this cell first.
 # This lesson needs the `mnistloc` package (it brings TensorFlow, Keras and nbgrader). Inside the course
-# repository `make lab` installs it and opens JupyterLab. Anywhere else (Colab, another Jupyter), install it
-# from a clone of the repository, then restart the kernel:
-#     pip install -e /path/to/mnistloc        (in a notebook cell: %pip install -e /path/to/mnistloc)
+# repository `make lab` installs it and opens JupyterLab. Anywhere else (Colab, another Jupyter), install the
+# package as the course's README says (a wheel or the repository, with pip), then restart the kernel:
+#     %pip install mnistloc-0.1.0-py3-none-any.whl     (or "mnistloc @ git+<the course repository's URL>")
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up logs quiet
@@ -17,8 +17,8 @@ try:
 except ModuleNotFoundError:
     raise ModuleNotFoundError(
         "This lesson needs the `mnistloc` package, which this kernel cannot import.\\n"
-        "Install it from a clone of the course repository and restart the kernel:\\n"
-        "    pip install -e /path/to/mnistloc   (in a notebook: %pip install -e /path/to/mnistloc)\\n"
+        "Install it as the course's README says and restart the kernel, e.g. in a notebook cell:\\n"
+        "    %pip install mnistloc-0.1.0-py3-none-any.whl   (or \\"mnistloc @ git+<the course repository's URL>\\")\\n"
         "Inside the repository, `make lab` installs everything and opens the lessons."
     ) from None
 import dataclasses
