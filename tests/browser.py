@@ -1,8 +1,8 @@
 """Pages in a real browser: Debian's headless Chromium driven by Playwright's Python client.
 
-Use from a test module (pytest finds fixtures that the module imports)::
-
-    from browser import browser_page, chromium  # noqa: F401  (pytest fixtures)
+``tests/conftest.py`` registers the fixtures once for the whole suite, so that one Playwright (and one
+Chromium) serves every test of a worker: two sync Playwrights in one process clash (the second finds the first's
+event loop running). A test module only names them::
 
     def test_my_page(browser_page, tmp_path):
         visit = browser_page(tmp_path / "out" / "index.html")   # a file, or "http://127.0.0.1:PORT/..."

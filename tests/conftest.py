@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from browser import browser_page, chromium  # noqa: F401  (pytest fixtures, registered once: see browser.py)
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

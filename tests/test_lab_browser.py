@@ -22,7 +22,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import chromium  # noqa: F401  (pytest fixture: Debian's headless Chromium, one per session)
 
 from mnistloc import course
 from mnistloc.checks import EXERCISES

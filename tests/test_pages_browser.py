@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 import classroom
-from browser import browser_page, chromium  # noqa: F401  (pytest fixtures)
 from classroom import HOSTILE, LESSON
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
