@@ -115,13 +115,17 @@ def test_the_ladder_is_in_the_cli_help_and_reveal_stays_out_of_grading():
     assert reveal.grading_now() is None
 
 
-def test_the_questions_data_is_what_the_lessons_say():
-    """Until solutions/build.py writes the prompts and model answers from QUESTIONS, the two must not drift."""
-    import re
+def test_the_solution_notebooks_hold_the_questions_data():
+    """solutions/build.py writes each question's prompt and model answer from QUESTIONS (one home): the solution
+    notebooks' question cells, and the markdown cell before each, are those texts."""
+    import nbformat
     from pathlib import Path
 
-    source = "".join(p.read_text() for p in sorted((Path(__file__).parents[1] / "solutions" / "lessons_src")
-                                                    .glob("l0*.py")))
-    found = {m[1]: (m[2].strip(), m[3].strip()) for m in
-             re.finditer(r'\*common\.question\("(\w+)", \'\'\'(.*?)\'\'\', \'\'\'(.*?)\'\'\'\)', source, re.S)}
+    found = {}
+    for path in sorted((Path(__file__).parents[1] / "solutions").glob("0*/*.ipynb")):
+        cells = nbformat.read(str(path), as_version=4).cells
+        for before, cell in zip(cells, cells[1:]):
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+            if gid in QUESTIONS:
+                found[gid] = (before.source.strip(), cell.source.strip())
     assert found == {q.name: (q.prompt.strip(), q.model_answer.strip()) for q in QUESTIONS.values()}

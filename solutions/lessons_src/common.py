@@ -129,6 +129,10 @@ viz.history_plot(history)  # loss per output, training (solid) and validation
 ''')
 
 
-def question(name: str, prompt: str, answer: str) -> list:
-    """A written question: its prompt (markdown) and its answer cell, graded by hand (``question:NAME``)."""
-    return [("md", prompt), (f"question:{name}", answer)]
+def question(name: str) -> list:
+    """A written question: its prompt (markdown) and its answer cell with the model answer, graded by hand
+    (``question:NAME``). Both texts are ``mnistloc.grading.questions``' (one home: ``--reveal`` shows the same)."""
+    from mnistloc.grading.registry import QUESTIONS
+
+    q = QUESTIONS[name]
+    return [("md", q.prompt), (f"question:{name}", q.model_answer)]

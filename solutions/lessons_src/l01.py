@@ -407,22 +407,7 @@ Look at the green boxes of the worst cases: a tight box counts every pixel brigh
 ones at a stroke's edge that you can hardly see. A model that learns "the visible stroke" loses IoU there;
 on a thin "1", one pixel of width is a lot (section 3).
 '''),
-    *common.question("q_classic_plateau", '''
-**Question** (2 points, graded by hand). The classic model of section 0 stalls far below the dense model, though
-both see the same canvases. *First predict*, and write your prediction below before running the next cell:
-is the classic model's mean IoU the same for digits near the canvas's centre and for digits near its edges? And
-the dense model's? *Then run the cell after your answer*, which measures both on the test canvases, and explain
-what you see in two to four sentences: what must a `Flatten` + `Dense` head learn for a digit at each position,
-and what does a convolution share across positions instead?
-''', '''
-(Numbers depend on the run.) The classic model is worse at the edges than near the centre (seed 0: mean IoU
-0.54 near the centre, 0.36 at the edges), the dense model the same everywhere (0.89 and 0.89). The classic
-model maps the flattened feature map to four coordinates through one big weight matrix: every position of the
-digit uses different weights, so each position is learned only from the canvases with a digit there, and the
-rare edge positions are learned worst; its boxes drift toward the average box. The dense model asks the same
-local question in every cell with the same weights, so every canvas teaches every position; each cell only has
-to find box sides a few pixels away, which a small receptive field does precisely.
-'''),
+    *common.question("q_classic_plateau"),
     ("code", '''
 def by_position(true_boxes, ious, edge=24):
     """Mean IoU of the digits whose centre lies within `edge` px of the canvas's centre, and of the others."""
@@ -435,19 +420,7 @@ for name, truth, got in (("classic", test_classic.boxes[:, 0], classic_box), ("d
     near, far, share = by_position(truth, your_iou(truth, got))
     print(f"{name:>8}: mean IoU {near:.3f} for digits near the centre ({share:.0%}), {far:.3f} near the edges")
 '''),
-    *common.question("q_tight_or_frame", '''
-**Question** (1 point, graded by hand). Why is the tight box a harder, and a more honest, target than the 28x28
-frame box (`make_dataset(..., box="frame")`)? *First predict*, before running the next cell: a model that finds
-every digit's *frame* perfectly, what mean IoU does it get against the tight boxes? And does a box one pixel
-too wide lose more IoU on a tight box or on a frame box? *Then run the cell after your answer* and use its
-numbers in your answer.
-''', '''
-(About these numbers.) The perfect frame box scores a mean IoU of only about 0.25 against the tight boxes: a
-"1" fills a few columns of its 28x28 frame. One pixel too wide costs a frame box about 0.035 of IoU, a tight box
-about 0.1 on average (tight "1"s are about 10 px wide), and more on the thinnest. The frame box always has the same size and is fixed by where the digit was pasted, so a
-model can score well by finding the frame's corner without looking at the ink; the tight box depends on the
-ink, so the model must see the digit's extent, and IoU on it punishes small errors much more.
-'''),
+    *common.question("q_tight_or_frame"),
     ("code", '''
 tight = canvas.make_dataset(1, 1000, seed=7)
 frame = canvas.make_dataset(1, 1000, seed=7, box="frame")  # the same canvases, labelled with their frames

@@ -372,23 +372,7 @@ print(f"mean IoU on the {has.sum()} canvases with digits, against your union box
       f"{boxes.iou(true_union[has], boxes.union_box(pred['boxes'], pred['mask'])[has]).mean():.3f}   (mnistloc: {scores['mean_iou']:.3f})")
 '''),
     *common.pictures(2),
-    *common.question("q_mask_on_empty", '''
-**Question** (2 points, graded by hand). *First predict*, and write your prediction below before running the
-next cell: on a batch of empty canvases only, what does your `masked_box_loss` return, and what gradient does
-the box head get from it? What would an unmasked L1 loss (every canvas counted, its placeholder `[0, 0, 0, 0]`
-too) ask of the box head there? *Then run the cell after your answer*: it measures both losses and their
-gradients on empty canvases, and the single box that each loss likes best over 1,000 canvases of this lesson (an
-unmasked "training" of the simplest model there is: one constant box). Say, with its numbers, how an unmasked
-loss would show in the boxes on canvases *with* digits.
-''', '''
-(With the numbers of the cell.) On empty canvases the masked loss is 0 (the mask is 0 everywhere and the
-denominator is clamped to 1) and its gradient is 0: the box head is neither pulled nor pushed. The unmasked L1
-is about 0.5 there and its gradient is positive on all four numbers: it pulls every predicted box toward the
-placeholder [0, 0, 0, 0], the top-left corner. Over all canvases the best constant box is the median of what the
-loss compares: masked, a box around the middle of the canvas (about [0.3, 0.3, 0.7, 0.7] here); unmasked, the
-empty third drags each coordinate down (its x1 and y1 fall toward 0.5 or below). A model trained unmasked would
-draw boxes too small and shifted toward the origin on canvases with digits, and its IoU would fall.
-'''),
+    *common.question("q_mask_on_empty"),
     ("code", '''
 import tensorflow as tf
 

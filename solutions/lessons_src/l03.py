@@ -235,23 +235,8 @@ candidates, confidence = cell_boxes.reshape(-1, 4)[top], heat_i.ravel()[top]
 kept = nms_fn(candidates, confidence, 0.5)
 viz.nms_plot(test.images[i], candidates, confidence, kept);
 '''),
-    *common.question("q_confusions", '''
-**Question** (1 point, graded by hand). Name the pair of classes your model confuses most (from the matrix
-above) and say, looking at the worst canvases, why those two digits are hard to tell apart.
-''', '''
-(Depends on the run.) Typically 4 and 9, or 3 and 5, or 7 and 1: their strokes differ in a small region (an
-open or closed top, a short bar), which a slanted or thin handwritten digit blurs; the box is right, the class
-is the ambiguous part.
-'''),
-    *common.question("q_nms_removes_truth", '''
-**Question** (2 points, graded by hand). When does NMS remove a *true* digit? Describe a canvas where it
-happens with an IoU threshold of 0.5, and say what a lower or a higher threshold would change.
-''', '''
-When two true digits overlap (or sit so close that their boxes do) with IoU above the threshold, the box of
-the weaker-scored digit is taken for a duplicate of the stronger one and dropped: a missed digit. Here digits
-never overlap, so it happens only when a badly placed box of one digit covers the other. A lower threshold
-drops more such near neighbours (more misses), a higher one keeps more duplicates (more false positives).
-'''),
+    *common.question("q_confusions"),
+    *common.question("q_nms_removes_truth"),
     ("md", '''
 ## What to try next
 

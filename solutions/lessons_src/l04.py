@@ -245,14 +245,7 @@ if m.any():
     print(f"class {worst_class}: your AP50 {aps[worst_class]:.4f}, from scikit-learn's curve {sk_ap:.4f}")
 '''),
     *common.pictures(4),
-    *common.question("q_score_order", '''
-**Question** (1 point, graded by hand). Matching takes detections best score first. Why does the order
-matter for AP? Give a case where matching in the given order instead would change the AP.
-''', '''
-A true box can be matched only once. If a low-scored detection took it first, the high-scored detection on
-the same digit would count as a false positive at the top of the ranking, lowering precision at every recall;
-e.g. two boxes on one digit, scores 0.9 and 0.3, listed 0.3 first: in the given order AP drops from 1 to 0.5.
-'''),
+    *common.question("q_score_order"),
     ("md", '''
 ## What to try next
 

@@ -514,19 +514,7 @@ goes wrong in a crowd?
 worst = np.argsort(evaluation.per_canvas_quality(5, test, outputs), kind="stable")[:8]
 viz.sample_grid(take(test, worst), n=8, predictions=evaluation.picture_predictions(5, outputs, worst))
 '''),
-    *common.question("q_crowd_nms", '''
-**Question** (2 points, graded by hand). Two digits' frames may overlap by IoU up to 0.3 on these canvases.
-Look at the two pictures above, NMS at 0.2 and at 0.7 on the fullest test canvas: what does NMS at 0.2 do to a
-pair of close digits, and what does 0.7 do to a single large digit with two peaks? Count, in those pictures,
-the digits each threshold loses or reports twice, then use your validation curve to say which mistake costs
-more here.
-''', '''
-At 0.2 the lower-scored digit of a pair whose boxes overlap by more than 0.2 is suppressed: a true digit is
-removed and the count is one short. At 0.7 little is suppressed: a large digit whose bump has two local
-maxima (or a peak next to it) keeps two boxes, counted twice. The curve is lowest at the high end when
-duplicates are common and at the low end when crowded pairs are; its maximum (about 0.3 to 0.5 here) is where
-the two errors balance.
-'''),
+    *common.question("q_crowd_nms"),
     ("md", '''
 ### Which parts of this detector are yours
 
