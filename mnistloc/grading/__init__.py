@@ -10,7 +10,8 @@
 - ``notebook``: the one notebook reader (parse, schema, graded cells, which lesson).
 - ``doctor``: what is structurally wrong with a notebook, and how to fix it.
 - ``sandbox``: runs untrusted code in a child process (parent side); ``child``: the
-  child's loop and the reference trap; ``confine``: namespaces, mounts, limits, uid.
+  child's loop and the reference trap; ``confine``: namespaces, mounts, limits, uid;
+  ``syscall_filter``: the seccomp filter ``confine`` installs.
 - ``grade``: ``grade_course``, the hardened grader of a class; ``results``: its
   rows, CSV, JSON, feedback pages, shards and nbgrader's gradebook; ``dashboard``:
   the class page (``class.html``: pass rates, histograms, named mistakes) built from

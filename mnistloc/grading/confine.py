@@ -24,10 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from mnistloc.grading import syscall_filter
+
 UID_BASE = 100_000  # as root, each student's child runs as a uid of its own in [UID_BASE, UID_BASE + UID_SPAN)
 UID_SPAN = 1 << 30
 GRADER_MEMORY_MB = 6144  # address space of a grading worker (TensorFlow and the reference models: about 2.1 GB)
-_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+_CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
+_CLONE_NEWUSER = syscall_filter.CLONE_NEWUSER
 _CLONE_NEWPID, _CLONE_NEWIPC = 0x20000000, 0x08000000
 _MS_RDONLY, _MS_BIND, _MS_REC, _MS_PRIVATE, _MS_REMOUNT = 0x1, 0x1000, 0x4000, 0x40000, 0x20
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
@@ -37,13 +40,6 @@ _MOUNT_FLAGS = {"ro": _MS_RDONLY, "nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noe
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 # Covered by an empty tmpfs before those: the host's sockets (D-Bus, journald, /dev/log's target) and run state.
 HIDDEN_TREES = ("/run",)
-# Kernel objects a child may not make (seccomp, ``_refuse_syscalls``): keys (a uid's keyring outlives the child
-# and is shared by every child of the uid), new user namespaces (caps to mount a tmpfs outside every limit),
-# Unix sockets (the host's services); memfds too where no memory cgroup counts them. name -> (x86_64, aarch64).
-_SYSCALLS = {"add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219), "unshare": (272, 97),
-             "clone": (56, 220), "clone3": (435, 435), "setns": (308, 268), "memfd_create": (319, 279),
-             "socket": (41, 198), "memfd_secret": (447, 447), "seccomp": (317, 277)}
-_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds mnistloc/
 _given: set[int] = set()  # uids handed out by this process: never twice
 
@@ -284,7 +280,7 @@ def capabilities() -> dict[str, str]:
                    else "no memory cgroup (memfd_create refused; tmpfs of 256 MB each); ")
                   + f"RLIMIT_AS per child process; grading workers {GRADER_MEMORY_MB} MB; replies decoded under "
                   "a budget",
-        "kernel": ("seccomp: no keys, no new user namespaces, no Unix sockets" if seccomp_supported()
+        "kernel": ("seccomp: no keys, no new user namespaces, no Unix sockets" if syscall_filter.seccomp_supported()
                    else f"not enforced (no seccomp table for {platform.machine()}): keys and user namespaces"),
         "processes": pids + ("own uid per student + RLIMIT_NPROC, every process of the uid killed" if own_uid
                              else "RLIMIT_NPROC above the user's process count + session kill (setsid escapes)"),
@@ -338,7 +334,7 @@ def confine(config: dict) -> None:
         _limit(resource.RLIMIT_NPROC, _user_processes() + config["nproc"])
     if namespaces and not root:
         _drop_capabilities(libc)  # those of its user namespace: it could unmount the covers it mounted itself
-    _refuse_syscalls(libc, memfds=bool(config.get("memory_group")))
+    syscall_filter.refuse_syscalls(libc, memfds=bool(config.get("memory_group")))
 
 
 def _drop_capabilities(libc) -> None:
@@ -346,55 +342,6 @@ def _drop_capabilities(libc) -> None:
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)
     data = (ctypes.c_uint32 * 6)()
     libc.capset(header, data)
-
-
-class _Filter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-
-class _Program(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Filter))]
-
-
-def seccomp_supported() -> bool:
-    """Whether this machine's architecture has the syscall table ``_refuse_syscalls`` knows."""
-    return platform.machine() in _AUDIT_ARCH
-
-
-def _refuse_syscalls(libc, *, memfds: bool) -> bool:
-    """Installs a seccomp filter on every thread of this process (and all it starts) that refuses, with EPERM:
-    the key syscalls, a new user namespace (``unshare``/``clone`` with ``CLONE_NEWUSER``; ``clone3``, whose flags
-    a filter cannot read, gets ENOSYS so libc falls back to ``clone``), ``setns``, ``socket(AF_UNIX)``, a second
-    filter, and ``memfd_create`` unless ``memfds`` (a memory cgroup counts them). Returns whether it is in place."""
-    machine = platform.machine()
-    if machine not in _AUDIT_ARCH:
-        return False
-    column = 0 if machine == "x86_64" else 1
-    nr = {name: numbers[column] for name, numbers in _SYSCALLS.items()}
-    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, ..., BPF_RET|K
-    allow, errno = 0x7FFF0000, 0x00050000
-    eperm, enosys = errno | 1, errno | 38
-    prog = [(ld, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH[machine]), (ret, 0, 0, enosys),  # another ABI (int 0x80)
-            (ld, 0, 0, 0)]
-    if machine == "x86_64":
-        prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, enosys)]  # the x32 ABI
-    refused = ["add_key", "request_key", "keyctl", "setns", "seccomp", "memfd_secret"] + ([] if memfds else
-                                                                                         ["memfd_create"])
-    for name in refused:
-        prog += [(jeq, 0, 1, nr[name]), (ret, 0, 0, eperm)]
-    prog += [(jeq, 0, 1, nr["clone3"]), (ret, 0, 0, enosys)]
-    for name in ("unshare", "clone"):  # flags in the first argument's low 32 bits (seccomp_data.args[0], offset 16)
-        prog += [(jeq, 0, 4, nr[name]), (ld, 0, 0, 16), (jset, 0, 1, _CLONE_NEWUSER), (ret, 0, 0, eperm),
-                 (ret, 0, 0, allow)]
-    prog += [(jeq, 0, 4, nr["socket"]), (ld, 0, 0, 16), (jeq, 0, 1, 1), (ret, 0, 0, eperm),  # AF_UNIX = 1
-             (ret, 0, 0, allow), (ret, 0, 0, allow)]
-    filters = (_Filter * len(prog))(*[_Filter(*ins) for ins in prog])
-    program = _Program(len(prog), filters)
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-    libc.syscall.restype = ctypes.c_long
-    seccomp_nr = _SYSCALLS["seccomp"][column]
-    # SECCOMP_SET_MODE_FILTER = 1 with SECCOMP_FILTER_FLAG_TSYNC = 1: numpy's threads are filtered too.
-    return libc.syscall(ctypes.c_long(seccomp_nr), ctypes.c_ulong(1), ctypes.c_ulong(1), ctypes.byref(program)) == 0
 
 
 def _split(libc) -> None:
