@@ -428,6 +428,11 @@ def call_args(func, case: dict):
     return func(*case["args"])
 
 
+def call_kwargs(func, case: dict):
+    """Calls ``func(*case["args"], **case["kwargs"])``: the runner of exercises whose cases set keywords too."""
+    return func(*case["args"], **case["kwargs"])
+
+
 def numpy_exercise(name, lesson, points, reference, fixed, random, mistakes, run=call_args, properties=()) -> Exercise:
     """An ``Exercise`` whose cases carry ``args`` and a ``note`` that describes them."""
     return Exercise(name=name, lesson=lesson, points=points, reference=reference, fixed=fixed, random=random,

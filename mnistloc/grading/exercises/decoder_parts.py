@@ -1,10 +1,10 @@
-"""Checks for the dense detector's parts: ``heatmap_targets``, ``box_targets``, ``boxes_from_cells``,
-``find_peaks`` and ``nms`` (references in ``mnistloc.targets`` and ``mnistloc.decoder``).
+"""Checks for the decoder's parts: ``boxes_from_cells``, ``find_peaks`` and ``nms`` (references in
+``mnistloc.decoder``).
 
-Fixed public cases carry their arithmetic in the note; random cases use
-canvas-like boxes at several canvas sizes, strides and widths. Each typical
-mistake is a wrong implementation written as a student would, so a failing
-hint can name it; every mistake differs from the reference on some public case.
+Fixed public cases carry their arithmetic in the note; random cases vary the
+grid, the stride and the scores. Each typical mistake is a wrong
+implementation written as a student would, so a failing hint can name it;
+every mistake differs from the reference on some public case.
 """
 from __future__ import annotations
 
@@ -12,133 +12,9 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import decoder as D
-from mnistloc import targets as T
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise, value_of
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, call_kwargs, numpy_exercise, value_of
 
-L1, L2, L3, L4 = LESSONS[:4]
-
-
-def _call_kwargs(func, case: dict):
-    return func(*case["args"], **case["kwargs"])
-
-
-def _boxes_case(boxes, mask, kwargs: dict, note: str) -> dict:
-    return {"args": (np.asarray(boxes, np.float32).reshape(len(mask), -1, 4), np.asarray(mask, bool)),
-            "kwargs": kwargs, "note": note}
-
-
-HAND = (10, 20, 32, 46)  # centre (21, 33) px: column 21 // 8 = 2 (21 / 8 = 2.6), row 33 // 8 = 4
-PAIR = [[10, 20, 32, 46], [34, 20, 56, 46]]  # centres (21, 33) and (45, 33): cells (4, 2) and (4, 5)
-
-
-def _random_boxes(rng, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Canvas-like boxes (n, 2, 4) inside ``size`` pixels, zeros in unused slots, and their mask."""
-    wh = rng.integers(4, 29, size=(n, 2, 2))
-    xy = rng.integers(0, size - wh + 1)
-    mask = rng.random((n, 2)) < 0.7
-    return np.where(mask[..., None], np.concatenate([xy, xy + wh], -1), 0).astype(np.float32), mask
-
-
-def _grid(rng) -> dict:
-    size = int(rng.choice([64, 96, 128]))
-    return {"size": size, "stride": int(rng.choice([4, 8, 16] if size != 96 else [4, 8]))}
-
-
-# heatmap_targets -----------------------------------------------------------------------------------
-
-def _heat_fixed() -> list:
-    k = {"size": 128, "stride": 8, "sigma": 1.0}
-    return [_boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], k,
-                        f"one box {list(HAND)} (centre (21, 33) px: row 33 // 8 = 4, column 21 // 8 = 2) and an "
-                        "unused slot, size=128, stride=8, sigma=1: 1 at (4, 2), exp(-1/2) = 0.61 at (4, 3)"),
-            _boxes_case(PAIR, [[True, True]], k, f"two boxes {PAIR} (centre cells (4, 2) and (4, 5)): cell "
-                        "(4, 3) gets max(exp(-1/2), exp(-4/2)) = 0.61"),
-            _boxes_case([[0, 0, 0, 0], [0, 0, 0, 0]], [[False, False]], k, "an empty canvas (all zeros)"),
-            _boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], {"size": 64, "stride": 4, "sigma": 1.5},
-                        f"the box {list(HAND)} with size=64, stride=4, sigma=1.5 (cells of 4 px; centre cell "
-                        "(33 // 4, 21 // 4) = (8, 5); (8, 7) gets exp(-4 / (2 * 1.5^2)) = 0.41)")]
-
-
-def _heat_random(rng) -> list:
-    out = []
-    for _ in range(RANDOM_CASES):
-        kw = {**_grid(rng), "sigma": float(rng.choice([0.5, 1.0, 1.5, 2.0]))}
-        n = int(rng.integers(1, 5))
-        out.append(_boxes_case(*_random_boxes(rng, n, kw["size"]), kw, f"{n} random canvases, {kw}"))
-    return out
-
-
-def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combine="max", use_mask=True,
-                  pixels=False, two=True, squared=True, root=False):
-    def heatmap(boxes, mask, *, size=128, stride=8, sigma=1.0):
-        b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
-        x, y = (b[..., 0], b[..., 1]) if corner else ((b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2)
-        if swap:
-            x, y = y, x
-        if exact:  # the Gaussian around the exact centre, in cells
-            col, row = x / stride - 0.5, y / stride - 0.5
-        else:
-            col, row = np.clip(cell(x / stride), 0, g - 1), np.clip(cell(y / stride), 0, g - 1)
-        i = np.arange(g)
-        d2 = (i[:, None] - row[..., None, None]) ** 2 + (i[None, :] - col[..., None, None]) ** 2  # [N, K, G, G]
-        d2 = np.sqrt(d2) if root else d2
-        heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / ((2 if two else 1) * sigma ** (2 if squared else 1)))
-        heat = heat * (m[..., None, None] if use_mask else 1)
-        out = heat.max(1, initial=0) if combine == "max" else heat.sum(1)
-        return (np.minimum(out, 1) if combine == "sum, at most 1" else out).astype(np.float32)
-    return heatmap
-
-
-# box_targets ---------------------------------------------------------------------------------------
-
-def _box_fixed() -> list:
-    k = {"size": 128, "stride": 8, "radius": 1}
-    return [_boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], k,
-                        f"one box {list(HAND)}, size=128, stride=8, radius=1 (centre cell (4, 2), whose centre is "
-                        "(20, 36) px: (l, t, r, b) = (20 - 10, 36 - 20, 32 - 20, 46 - 36) / 8 = (1.25, 2, 1.5, "
-                        "1.25); the 3x3 cells around it learn the box)"),
-            _boxes_case([[10, 20, 32, 46], [18, 20, 40, 46]], [[True, True]], k,
-                        "two boxes [10, 20, 32, 46] and [18, 20, 40, 46], centre cells (4, 2) and (4, 3): cell (4, 2) "
-                        "is nearer to the first centre (distance 0 against 1) and learns the first box"),
-            _boxes_case([[10, 20, 32, 46], [26, 20, 48, 46]], [[True, True]], k,
-                        "two boxes [10, 20, 32, 46] and [26, 20, 48, 46], centre cells (4, 2) and (4, 4): cell "
-                        "(4, 3) is as near to both and learns the first slot's box"),
-            _boxes_case([[0, 0, 0, 0], [0, 0, 0, 0]], [[False, False]], k, "an empty canvas (all zeros)"),
-            _boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], {"size": 64, "stride": 4, "radius": 2},
-                        f"the box {list(HAND)} with size=64, stride=4, radius=2 (the 5x5 cells around (8, 5))")]
-
-
-def _box_random(rng) -> list:
-    out = []
-    for _ in range(RANDOM_CASES):
-        kw = {**_grid(rng), "radius": int(rng.integers(0, 3))}
-        n = int(rng.integers(1, 5))
-        out.append(_boxes_case(*_random_boxes(rng, n, kw["size"]), kw, f"{n} random canvases, {kw}"))
-    return out
-
-
-def _box_variant(*, pixels=False, corner=False, swap=False, signs=False, circle=False, use_mask=True,
-                 later=False, zero=True, overwrite=False):
-    def box_targets(boxes, mask, *, size=128, stride=8, radius=1):
-        b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
-        centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] col, row
-        i = np.arange(g)
-        dr, dc = i[:, None] - centre[..., 1, None, None], i[None, :] - centre[..., 0, None, None]  # [N, K, G, G]
-        near = (dr ** 2 + dc ** 2 <= radius ** 2) if circle else ((np.abs(dr) <= radius) & (np.abs(dc) <= radius))
-        used = m if use_mask else np.ones_like(m)
-        d2 = np.where(used[..., None, None], dr ** 2 + dc ** 2, np.inf)
-        owner = (d2.shape[1] - 1 - np.argmin(d2[:, ::-1], 1)) if later else np.argmin(d2, 1)  # [N, G, G]
-        if overwrite:  # each slot in turn writes its block: the last slot near a cell owns it
-            mine = near & used[..., None, None]  # [N, K, G, G]
-            owner = np.where(mine.any(1), mine.shape[1] - 1 - np.argmax(mine[:, ::-1], 1), owner)
-        cells = (near & used[..., None, None]).any(1)
-        own = np.take_along_axis(b, owner.reshape(len(b), -1, 1), 1).reshape(len(b), g, g, 4)
-        ctr = (i + (0 if corner else 0.5)) * stride
-        cx, cy = (ctr[:, None], ctr[None, :]) if swap else (ctr[None, :], ctr[:, None])
-        d = np.stack([cx - own[..., 0], cy - own[..., 1], own[..., 2] - cx, own[..., 3] - cy], -1)
-        d = (-d if signs else d) / (1 if pixels else stride)
-        return (np.where(cells[..., None], d, 0) if zero else d).astype(np.float32), cells
-    return box_targets
+L1, L2, L3 = LESSONS[:3]
 
 
 # boxes_from_cells ------------------------------------------------------------------------------------
@@ -300,47 +176,6 @@ def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, give
     return nms
 
 
-# properties: what every right answer has, named when no catalogued mistake matches ---------------------
-
-def _centres(case):
-    """Each used box's centre cell: (canvas, row, col) triples."""
-    boxes, mask = case["args"]
-    g, stride = case["kwargs"]["size"] // case["kwargs"]["stride"], case["kwargs"]["stride"]
-    c = np.clip(np.floor((boxes[..., :2] + boxes[..., 2:]) / 2 / stride), 0, g - 1).astype(int)
-    return [(n, c[n, k, 1], c[n, k, 0]) for n, k in zip(*np.nonzero(mask))]
-
-
-def _heat_range(case, got) -> bool:
-    v = value_of(got)
-    return bool(np.all((v >= 0) & (v <= 1)))
-
-
-def _heat_peaks(case, got) -> bool:
-    v = value_of(got)
-    return all(np.isclose(v[n, r, c], 1) for n, r, c in _centres(case))
-
-
-def _heat_empty(case, got) -> bool:
-    v = value_of(got)
-    return bool(np.all(v[~np.asarray(case["args"][1]).any(1)] == 0))
-
-
-def _box_sizes(case, got) -> bool:
-    d, cells = (np.asarray(i["value"]) for i in got["items"])
-    ok = []
-    for n, r, c in _centres(case):  # the centre cell learns its own box, or a nearer one's
-        w, h = d[n, r, c, 0] + d[n, r, c, 2], d[n, r, c, 1] + d[n, r, c, 3]
-        b = case["args"][0][n] / case["kwargs"]["stride"]
-        ok.append(bool(cells[n, r, c]) and any(np.isclose(w, x1 - x0) and np.isclose(h, y1 - y0)
-                                                for x0, y0, x1, y1 in b[case["args"][1][n]]))
-    return all(ok)
-
-
-def _box_zeros(case, got) -> bool:
-    d, cells = (np.asarray(i["value"]) for i in got["items"])
-    return bool(np.all(d[~cells.astype(bool)] == 0))
-
-
 def _cells_sizes(case, got) -> bool:
     d, b = np.asarray(case["args"][0], np.float64) * case["kwargs"]["stride"], value_of(got)
     return bool(np.allclose(b[..., 2] - b[..., 0], d[..., 0] + d[..., 2], atol=1e-3)
@@ -385,14 +220,6 @@ def _nms_apart(case, got) -> bool:
 def _nms_best_kept(case, got) -> bool:
     scores = np.asarray(case["args"][1])
     return not len(scores) or int(np.argmax(scores)) in value_of(got).astype(int).tolist()
-
-
-_HEAT_PROPS = [Property("heatmap values lie within [0, 1]", _heat_range),
-               Property("each digit's centre cell holds exactly 1", _heat_peaks),
-               Property("a canvas with no digit gives a map of zeros", _heat_empty)]
-_BOX_PROPS = [Property("at a digit's centre cell, l + r is the box's width and t + b its height, in cells",
-                       _box_sizes),
-              Property("cells that learn no box hold zeros", _box_zeros)]
 _CELLS_PROPS = [Property("each box is (l + r) * stride wide and (t + b) * stride high", _cells_sizes),
                 Property("distances of 0 give the point at the cell's centre", _cells_centres)]
 _PEAKS_PROPS = [Property("each peak's score is the map's value at its (row, col), and a missing peak has row = col = "
@@ -403,45 +230,8 @@ _NMS_PROPS = [Property("NMS keeps a subset: distinct indices of the given boxes,
               Property("the highest-scoring box is always kept", _nms_best_kept),
               Property("no two kept boxes overlap by an IoU above iou_threshold", _nms_apart)]
 
-_XY = "x and y swapped: x goes with columns (the last grid axis), y with rows."
-_MASK = "unused slots (mask False) must add nothing: their zero boxes put a digit at the corner cell (0, 0)."
 
 EXERCISES = (
-    numpy_exercise("heatmap_targets", L2, 3, T.heatmap_targets, _heat_fixed, _heat_random, [
-        (_XY, _heat_variant(swap=True)),
-        ("the centre cell is floor(centre / stride), the cell that holds the centre; np.round picks the "
-         "nearest cell border instead.", _heat_variant(cell=np.round)),
-        ("the centre cell holds the box's centre ((x0 + x1) / 2, (y0 + y1) / 2), not its top-left corner.",
-         _heat_variant(corner=True)),
-        ("no 1 at the centre: measure distances between cells (whole numbers), from the centre cell, not from "
-         "the exact centre.", _heat_variant(exact=True)),
-        ("two digits: keep the larger bump in each cell (np.maximum), not their sum.", _heat_variant(combine="sum")),
-        ("two digits: keep the larger bump in each cell (np.maximum), not their sum (even clipped at 1).",
-         _heat_variant(combine="sum, at most 1")),
-        (_MASK, _heat_variant(use_mask=False)),
-        ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
-        ("the Gaussian divides by 2 sigma^2: the factor 2 is missing.", _heat_variant(two=False)),
-        ("the Gaussian divides by 2 sigma^2: sigma is squared too.", _heat_variant(squared=False)),
-        ("the Gaussian takes the squared distance in cells, d^2 = (row - r)^2 + (col - c)^2, not its square root.",
-         _heat_variant(root=True)),
-    ], run=_call_kwargs, properties=_HEAT_PROPS),
-    numpy_exercise("box_targets", L2, 3, T.box_targets, _box_fixed, _box_random, [
-        ("distances are in cells: divide the pixel distances by stride.", _box_variant(pixels=True)),
-        ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
-         _box_variant(corner=True)),
-        ("x and y swapped: a cell's centre x comes from its column j, y from its row i.", _box_variant(swap=True)),
-        ("signs: l = cx - x0 and t = cy - y0, r = x1 - cx and b = y1 - cy (positive when the centre is inside "
-         "the box).", _box_variant(signs=True)),
-        ("the cells that learn a box are within `radius` in rows and in columns (a square: the 3x3 block for "
-         "radius 1), not a circle.", _box_variant(circle=True)),
-        ("unused slots (mask False) learn nothing: their zero boxes made cells near (0, 0) learn a box.",
-         _box_variant(use_mask=False)),
-        ("on a tie (a cell as near to two centres) the earlier slot wins, as np.argmin picks the first.",
-         _box_variant(later=True)),
-        ("a cell near two digits learns the box whose centre cell is nearest, not the slot written last.",
-         _box_variant(overwrite=True)),
-        ("cells that learn no box hold zeros (distances only where `cells` is True).", _box_variant(zero=False)),
-    ], run=_call_kwargs, properties=_BOX_PROPS),
     numpy_exercise("boxes_from_cells", L1, 2, D.boxes_from_cells, _cells_fixed, _cells_random, [
         ("distances are in cells: multiply them by stride to get pixels.", _cells_variant(scale=False)),
         ("a cell's centre is ((j + 0.5) * stride, (i + 0.5) * stride), not its top-left corner.",
@@ -453,7 +243,7 @@ EXERCISES = (
         ("the boxes are xyxy (x0, y0, x1, y1), not xywh.", _cells_variant(xywh=True)),
         ("the distances come in the order (l, t, r, b): left, top, right, bottom.",
          _cells_variant(order=(0, 2, 1, 3))),
-    ], run=_call_kwargs, properties=_CELLS_PROPS),
+    ], run=call_kwargs, properties=_CELLS_PROPS),
     numpy_exercise("find_peaks", L2, 3, D.find_peaks, _peaks_fixed, _peaks_random, [
         ("a cell equal to its highest neighbour is still a peak: compare with >= (equal neighbours are both "
          "peaks).", _peaks_variant(strict=True)),
@@ -471,7 +261,7 @@ EXERCISES = (
          _peaks_variant(wrap=True)),
         ("pad missing peaks with row = col = -1 (and score 0), not 0: row 0 is a real cell.",
          _peaks_variant(pad=0)),
-    ], run=_call_kwargs, properties=_PEAKS_PROPS),
+    ], run=call_kwargs, properties=_PEAKS_PROPS),
     numpy_exercise("nms", L3, 3, D.nms, _nms_fixed, _nms_random, [
         ("take the boxes by descending score: the best box first.", _nms_variant(ascending=True)),
         ("suppress a box for its overlap (IoU above iou_threshold with a kept box), not for its score.",
@@ -485,5 +275,5 @@ EXERCISES = (
         ("take the boxes by descending score (the best box first), not in the order given.",
          _nms_variant(unsorted=True)),
         ("return the indices of the kept boxes, not the boxes.", _nms_variant(as_boxes=True)),
-    ], run=_call_kwargs, properties=_NMS_PROPS),
+    ], run=call_kwargs, properties=_NMS_PROPS),
 )
