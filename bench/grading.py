@@ -1,16 +1,27 @@
-"""Grades a synthetic class with `mnistloc grade` and with `nbgrader autograde`: times and scores side by side.
+"""Grades classes with `mnistloc grade` (the warm path and the old, fresh-child path) and with `nbgrader autograde`.
 
-The class (``--students``, default 30) submits lesson 1: a third correct, a
-third partial (stubs and typical mistakes), a third broken or hostile (files
-from ``tests/corpus/``: not JSON, nbformat 3, renamed, missing, deleted,
-duplicated and retyped cells, an endless loop, ``sys.exit``, a call of the
-reference). Both graders use the same secret seed and the same per-cell /
-per-exercise time limit (``--timeout``). Then one student's lessons (every
-one in ``solutions/``), all correct, are graded by both. Results go to ``bench/results/grading.json``
-with the machine; the tables are printed as markdown for ``bench/README.md``.
+Three gradings, in one run, each by every grader (the same secret seed, the same
+per-cell / per-exercise time limit, ``--timeout``):
 
-    .venv/bin/python bench/grading.py                 # about 30 minutes on 2 cores, mostly nbgrader
-    .venv/bin/python bench/grading.py --students 6 --skip-nbgrader
+- a mixed class (``--students``, default 30) submitting lesson 1: a third correct,
+  a third partial (stubs and typical mistakes), a third broken or hostile (files
+  from ``tests/corpus/``: not JSON, nbformat 3, renamed, missing, deleted,
+  duplicated and retyped cells, an endless loop, ``sys.exit``, a call of the
+  reference);
+- a large class (``--class-size``, default 100) submitting every lesson, all
+  answers correct (the slowest case: a wrong answer stops at its first failing
+  call), by mnistloc only (nbgrader would take hours: its time per student is
+  the one-student figure below);
+- one student's lessons (every one in ``solutions/``), all correct.
+
+mnistloc runs twice: ``mnistloc grade`` as shipped (each grading process forks
+its students' sandbox children from a warm parent that imported TensorFlow once)
+and with ``--fresh-children`` (a new Python per student, the path before the warm
+parent). Results go to ``bench/results/grading.json`` with the machine and its
+load; the tables are printed as markdown for ``bench/README.md``.
+
+    .venv/bin/python bench/grading.py                 # about 45 minutes on 2 cores, mostly nbgrader
+    .venv/bin/python bench/grading.py --students 6 --class-size 10 --skip-nbgrader
 """
 from __future__ import annotations
 
@@ -130,8 +141,17 @@ def run(cmd: list[str], cwd: Path, *, check: bool = True) -> tuple[float, bool]:
     return time.perf_counter() - t, done.returncode == 0
 
 
-def mnistloc_scores(course: Path, lessons, jobs: int, timeout: float) -> tuple[float, dict, dict]:
-    args = ["mnistloc", "grade", str(course), "--jobs", str(jobs), "--timeout", str(timeout), "--force"]
+def large_class(course: Path, n: int) -> None:
+    """``n`` students, each submitting every lesson with the reference answers."""
+    solo_submission(course, "c000")
+    for i in range(1, n):
+        shutil.copytree(course / "submitted" / "c000", course / "submitted" / f"c{i:03d}")
+
+
+def mnistloc_scores(course: Path, lessons, jobs: int, timeout: float, *,
+                    fresh: bool = False) -> tuple[float, dict, dict]:
+    args = ["mnistloc", "grade", str(course), "--jobs", str(jobs), "--timeout", str(timeout), "--force",
+            *(["--fresh-children"] if fresh else [])]
     seconds, _ = run(args + [a for lesson in lessons for a in ("--lesson", lesson)], course)
     points, statuses = {}, {}
     for r in csv.DictReader(open(course / "mnistloc_grades" / "grades.csv")):
@@ -168,36 +188,56 @@ def machine() -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--students", type=int, default=30)
+    p.add_argument("--students", type=int, default=30, help="the mixed lesson-1 class")
+    p.add_argument("--class-size", type=int, default=100, help="the large class, every lesson")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--timeout", type=float, default=60, help="per exercise (mnistloc) and per cell (nbgrader)")
     p.add_argument("--skip-nbgrader", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "grading.json")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="mnistloc-bench-grading-"))
+    loads = [os.getloadavg()]
     try:
-        load = os.getloadavg()
         course = new_course(work / "class", [LESSON], args.timeout)
         kinds = make_class(course, args.students)
-        t_ours, ours, statuses = mnistloc_scores(course, [LESSON], args.jobs, args.timeout)
         solo = new_course(work / "solo", LESSONS, args.timeout)
         solo_submission(solo)
-        t_solo, solo_points, solo_status = mnistloc_scores(solo, LESSONS, args.jobs, args.timeout)
+        large = new_course(work / "large", LESSONS, args.timeout)
+        large_class(large, args.class_size)
+        runs = {}
+        for path, fresh in (("warm", False), ("fresh", True)):
+            for name, where, lessons in (("class", course, [LESSON]), ("large", large, LESSONS),
+                                         ("solo", solo, LESSONS)):
+                seconds, points, statuses = mnistloc_scores(where, lessons, args.jobs, args.timeout, fresh=fresh)
+                runs[f"{name}_{path}"] = {"seconds": seconds, "points": points, "statuses": statuses}
+                loads.append(os.getloadavg())
+                print(f"mnistloc grade, {name}, {path}: {seconds:.1f} s (load {loads[-1][0]:.1f})", flush=True)
         t_nb, theirs, nb_failed, t_nb_solo, theirs_solo = None, {}, [], None, {}
         if not args.skip_nbgrader:
             t_nb, theirs, nb_failed = nbgrader_scores(course, [LESSON])
             t_nb_solo, theirs_solo, _ = nbgrader_scores(solo, LESSONS)
+            loads.append(os.getloadavg())
+        ours = runs["class_warm"]
+        agree = all(runs[f"{n}_warm"]["points"] == runs[f"{n}_fresh"]["points"] for n in ("class", "large", "solo"))
+        full = runs["large_warm"]["points"]
         result = {
-            "machine": machine(), "load_average_before": load, "load_average_after": os.getloadavg(),
-            "students": args.students, "jobs": args.jobs, "timeout": args.timeout,
-            "class": {"mnistloc_seconds": t_ours, "nbgrader_seconds": t_nb,
-                      "rows": [{"student": s, "kind": kinds[s], "mnistloc": ours.get(s, 0),
+            "machine": machine(), "load_average_before": loads[0], "load_average_after": os.getloadavg(),
+            "load_averages": loads, "students": args.students, "class_size": args.class_size, "jobs": args.jobs,
+            "timeout": args.timeout, "warm_and_fresh_agree": agree,
+            "class": {"mnistloc_seconds": ours["seconds"], "mnistloc_fresh_seconds": runs["class_fresh"]["seconds"],
+                      "nbgrader_seconds": t_nb,
+                      "rows": [{"student": s, "kind": kinds[s], "mnistloc": ours["points"].get(s, 0),
                                 "nbgrader": theirs.get(s), "nbgrader_failed": f"{s}/{LESSON}" in nb_failed,
-                                "mnistloc_not_passed": statuses.get(s, [])}
+                                "mnistloc_not_passed": ours["statuses"].get(s, [])}
                                for s in sorted(kinds)]},
-            "solo": {"mnistloc_seconds": t_solo, "nbgrader_seconds": t_nb_solo,
-                     "mnistloc": solo_points.get("solo"), "nbgrader": theirs_solo.get("solo"),
-                     "mnistloc_not_passed": solo_status.get("solo", [])},
+            "large": {"mnistloc_seconds": runs["large_warm"]["seconds"],
+                      "mnistloc_fresh_seconds": runs["large_fresh"]["seconds"],
+                      "students_with_full_points": sum(v == max(full.values()) for v in full.values()),
+                      "points": max(full.values()) if full else None},
+            "solo": {"mnistloc_seconds": runs["solo_warm"]["seconds"],
+                     "mnistloc_fresh_seconds": runs["solo_fresh"]["seconds"], "nbgrader_seconds": t_nb_solo,
+                     "mnistloc": runs["solo_warm"]["points"].get("solo"), "nbgrader": theirs_solo.get("solo"),
+                     "mnistloc_not_passed": runs["solo_warm"]["statuses"].get("solo", [])},
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -215,10 +255,18 @@ def table(result: dict) -> str:
     c, s, m = result["class"], result["solo"], result["machine"]
     lines = [f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}, {m['date']}, "
              f"load {result['load_average_before'][0]:.1f} before, {result['load_average_after'][0]:.1f} after.", "",
-             "| grading | mnistloc grade | nbgrader autograde |", "|---|---:|---:|",
+             "| grading | mnistloc grade (warm parent) | mnistloc grade --fresh-children | nbgrader autograde |",
+             "|---|---:|---:|---:|",
              f"| class of {result['students']} (lesson 1), jobs {result['jobs']} | {_s(c['mnistloc_seconds'])} | "
-             f"{_s(c['nbgrader_seconds'])} |",
-             f"| one student, {len(LESSONS)} lessons | {_s(s['mnistloc_seconds'])} | {_s(s['nbgrader_seconds'])} |", "",
+             f"{_s(c.get('mnistloc_fresh_seconds'))} | {_s(c['nbgrader_seconds'])} |"]
+    if "large" in result:
+        g, n = result["large"], result["class_size"]
+        lines.append(f"| class of {n} ({len(LESSONS)} lessons each, all correct), jobs {result['jobs']} | "
+                     f"{_s(g['mnistloc_seconds'])} ({g['mnistloc_seconds'] * result['jobs'] / n:.1f} s a student "
+                     f"per process) | {_s(g['mnistloc_fresh_seconds'])} "
+                     f"({g['mnistloc_fresh_seconds'] * result['jobs'] / n:.1f} s) | not run |")
+    lines += [f"| one student, {len(LESSONS)} lessons | {_s(s['mnistloc_seconds'])} | "
+              f"{_s(s.get('mnistloc_fresh_seconds'))} | {_s(s['nbgrader_seconds'])} |", "",
              "| student | submission | mnistloc | nbgrader | mnistloc: exercises not passed |",
              "|---|---|---:|---:|---|"]
     for r in c["rows"]:

@@ -1,6 +1,8 @@
 """Runs each lesson's solution notebook top to bottom on several seeds: time, CPU and the trained model's scores.
 
-Each run copies ``solutions/0N-*/`` to a temporary folder, sets the lesson's
+Each run copies the solution folders ``solutions/0*-*/`` to a temporary folder
+(the whole course, as a student has it: lesson 5 takes the earlier lessons'
+checked parts from their notebooks), sets the lesson's
 one ``SEED = 0`` line (the model cell's: starting weights and training
 canvases) to the run's seed, and executes every cell with nbclient in a fresh
 kernel, as a student would (no ``NBGRADER_EXECUTION``: the full training
@@ -111,8 +113,9 @@ def run_lesson(number: int, path: str, seed: int, timeout: float) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     with tempfile.TemporaryDirectory(prefix=f"lesson{number}-seed{seed}-") as tmp:
+        for folder in Path(path).parent.parent.glob("[0-9][0-9]-*"):  # the whole course, as a student has it:
+            shutil.copytree(folder, Path(tmp) / folder.name)  # lesson 5 takes the earlier lessons' parts
         work = Path(tmp) / Path(path).parent.name
-        shutil.copytree(Path(path).parent, work)
         client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=True,
                                          resources={"metadata": {"path": str(work)}})
         start = time.perf_counter()

@@ -144,6 +144,9 @@ def _args_grade(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=60, help="seconds per exercise")
     p.add_argument("--memory-mb", type=_positive_int, default=4096, help="address space per child process")
     p.add_argument("--no-gradebook", action="store_true", help="do not write nbgrader's gradebook")
+    p.add_argument("--fresh-children", action="store_true",
+                   help="start each student's sandbox child as a new Python instead of forking it from a warm "
+                        "parent that imported TensorFlow once (slower; the same isolation)")
     p.add_argument("--export", nargs=2, action="append", metavar=("LMS", "FILE"), default=[],
                    help="also write the gradebook as FILE for LMS canvas or moodle (one column per lesson; "
                         "repeatable)")
@@ -168,7 +171,8 @@ def _run_grade(args) -> int:
     grade.grade_course(args.course, out=args.out, lessons=args.lesson, students=args.student, shard=args.shard,
                        merge=args.merge, jobs=args.jobs, timeout=args.timeout, memory_mb=args.memory_mb,
                        gradebook=not args.no_gradebook, force=args.force,
-                       export=[(fmt, Path(path)) for fmt, path in args.export], progress=True)
+                       export=[(fmt, Path(path)) for fmt, path in args.export], progress=True,
+                       warm=False if args.fresh_children else None)
     return 0
 
 

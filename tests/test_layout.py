@@ -114,6 +114,14 @@ def test_the_package_docstring_maps_every_module():
     assert _module_names() - listed == set()
 
 
+def test_the_grading_docstring_maps_every_grading_module():
+    import mnistloc.grading
+
+    listed = set(re.findall(r"``(\w+)``", mnistloc.grading.__doc__))
+    modules = {p.stem for p in (PACKAGE / "grading").rglob("*.py") if p.stem != "__init__"}
+    assert modules - listed == set()
+
+
 def test_the_readme_layout_table_names_every_module_and_grading():
     row = next(line for line in README.read_text().splitlines() if line.startswith("| `mnistloc/` |"))
     listed = set(re.findall(r"`(\w+)`", row))

@@ -124,16 +124,16 @@ def sigmas_loop(*, floor=True, pixels=False, longest=False):
     return scale_sigmas
 
 
-def choose_loop(*, strict=False, last=False, no_nms=False):
+def choose_loop(*, strict=False, last=False, no_nms=False, right="=="):
     def choose_nms_threshold(keeps, scores, counts, thresholds, min_score=0.5):
         accuracy = []
         for t in range(len(thresholds)):
-            right = 0
+            good = 0
             for i in range(len(counts)):
                 enough = scores[i] > min_score if strict else scores[i] >= min_score
                 n = sum(1 for j in range(scores.shape[1]) if (no_nms or keeps[t, i, j]) and enough[j])
-                right += n == counts[i]
-            accuracy.append(right / len(counts))
+                good += {"==": n == counts[i], ">=": n >= counts[i], "<=": n <= counts[i]}[right]
+            accuracy.append(good / len(counts))
         best = max(range(len(accuracy)), key=lambda t: (accuracy[t], t if last else -t))
         return float(thresholds[best]), np.array(accuracy)
     return choose_nms_threshold
@@ -146,6 +146,9 @@ STUDENT_WRONG = [  # (exercise, a student's wrong implementation, a phrase the h
     ("choose_nms_threshold", choose_loop(strict=True), ">=, not >"),
     ("choose_nms_threshold", choose_loop(last=True), "the first threshold"),
     ("choose_nms_threshold", choose_loop(no_nms=True), "NMS kept"),
+    # "at least right" got the hint of another mistake (">=, not >"): the first public case now tells them apart
+    ("choose_nms_threshold", choose_loop(right=">="), "more peaks than digits"),
+    ("choose_nms_threshold", choose_loop(right="<="), "fewer peaks than digits"),
 ]
 
 

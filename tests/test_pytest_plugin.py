@@ -121,3 +121,27 @@ def test_with_a_secret_seed_hidden_inputs_never_reach_the_report(tmp_path):
     assert "iou: 0/3 (error)" in done.stdout, done.stdout[-3000:]  # the hidden cases ran
     assert "EXFIL" not in done.stdout and "raised SystemExit (on a hidden test case)" in done.stdout, \
         done.stdout[-3000:]
+
+
+def test_a_failure_says_how_to_reveal_and_the_option_prints_the_ladder(tmp_path):
+    unclamped = lambda name, src: src.replace("np.clip(", "(").replace(", 0, None)", ")") if name == "iou" else src  # noqa: E731
+    path = _typed_in(tmp_path, unclamped)
+    done, cases = run_pytest(path, "-k", "iou", "--mnistloc-reveal", "iou", cwd=tmp_path)
+    assert cases["iou"]["failed"] and cases["iou"]["message"].startswith("iou: overlap not clamped at zero")
+    assert "Stuck? `pytest 01-single-digit.ipynb --mnistloc-reveal iou`" in done.stdout
+    section = done.stdout.split("mnistloc reveal iou", 1)[1]
+    # the ladder of `mnistloc check --reveal`: the hint, a worked public case, the reference's source
+    assert "iou: overlap not clamped at zero" in section
+    assert "def iou(" in section and "worked" in section.lower(), section[:3000]
+
+
+def test_no_reveal_pointer_for_a_stub_and_no_ladder_under_a_secret_seed(tmp_path):
+    done, cases = run_pytest(release(LESSON), "-k", "iou", cwd=tmp_path)
+    assert "Stuck?" not in done.stdout  # nothing tried yet
+    path = _typed_in(tmp_path, lambda name, src: src.replace("np.clip(", "(").replace(", 0, None)", ")"))
+    env = {**os.environ, "MNISTLOC_SECRET_SEED": "918273645"}
+    graded = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(path), "-k", "iou",
+                             "--mnistloc-reveal", "iou"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert "Stuck?" not in graded.stdout and "def iou(" not in graded.stdout
+    assert "secret seed" in graded.stdout.split("mnistloc reveal iou", 1)[1], graded.stdout[-2000:]

@@ -373,8 +373,10 @@ def _exit_as(status: int) -> None:
     """Exits as the reaper did: a code >= 128 from the reaper was the server's death by signal code - 128."""
     code = os.waitstatus_to_exitcode(status)
     if 128 < code < 128 + signal.NSIG:
-        signal.signal(code - 128, signal.SIG_DFL)
-        os.kill(os.getpid(), code - 128)
+        sig = signal.Signals(code - 128)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # their handlers cannot be set (nor changed)
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
     os._exit(code if code >= 0 else 1)
 
 

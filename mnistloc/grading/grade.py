@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from mnistloc.grading import confine, judge
+from mnistloc.grading import confine, judge, warm_parent
 from mnistloc.grading.confine import capabilities, guard_this_process
 from mnistloc.grading.launcher import MAX_NAME, Refused, open_regular, plain_id
 from mnistloc.grading.exercises.base import keras
@@ -41,7 +41,8 @@ from mnistloc.grading.results import (Row, output_paths, publish, read_shards, r
 
 def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tuple[int, int] | None = None,
                  merge=None, jobs: int = 1, timeout: float = 60, memory_mb: int = 4096, gradebook: bool = True,
-                 force: bool = False, export=(), progress: bool = False, say=print) -> list[Row]:
+                 force: bool = False, export=(), progress: bool = False, say=print,
+                 warm: bool | None = None) -> list[Row]:
     """Grades a course folder and writes the results: what ``mnistloc grade`` does.
 
     Args:
@@ -60,6 +61,8 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
         export: ``(format, path)`` pairs: also write the gradebook for an LMS (``lms_export.FORMATS``).
         progress: show a progress bar with the time left on stderr, when stderr is a terminal.
         say: prints one line of progress (``print``; pass ``lambda line: None`` for silence).
+        warm: fork the sandbox children from a warm parent per grading process (``grade_tasks``); None: when
+            more than one student is graded.
 
     Returns:
         list[Row]: one per student, lesson and exercise (of this shard only, when ``shard`` is given).
@@ -89,7 +92,7 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
         bar = _progress_bar(len({t.student for t in tasks}), progress)
         with confine.own_keras_home(), bar:  # hidden: the results folder too (an earlier run's grades and feedback)
             rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb,
-                               hide=[course, *([out] if out.exists() else [])], on_student=bar.update)
+                               hide=[course, *([out] if out.exists() else [])], on_student=bar.update, warm=warm)
         if shard is not None:
             mask = os.umask(0o077)
             try:
@@ -197,27 +200,33 @@ def read_submission(path: Path, root: Path) -> bytes:
 
 
 def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float = 60, memory_mb: int = 4096,
-                hide=(), on_student=None) -> list[Row]:
+                hide=(), on_student=None, warm: bool | None = None) -> list[Row]:
     """Grades every task, ``jobs`` students at a time; rows in the order of ``tasks``; ``on_student()`` is
-    called as each student is done (a progress bar).
+    called as each student is done (a progress bar); ``warm`` as ``grade_course``.
 
-    A student's lessons share one sandbox child (one TensorFlow import), restarted after a
-    timeout or crash; students never share one. (One student's four lessons: 23 s in one
-    child, 44 s as four children on two cores, where each child imports TensorFlow.)
+    A student's lessons share one sandbox child, restarted after a timeout or crash; students
+    never share one. With more than one student, each grading process forks its children
+    from one warm parent (``warm_parent``), so TensorFlow is imported once per process, not
+    once per student.
     """
     limits = {"timeout": timeout, "memory_mb": memory_mb, "hide": [str(p) for p in hide]}
     groups: dict[str, list[Task]] = {}
     for task in tasks:
         groups.setdefault(task.student, []).append(task)
     units = list(groups.values())
+    # One student: a fresh child costs the same as a warm parent, and imports TensorFlow only when it needs it.
+    limits["warm"] = len(units) > 1 if warm is None else bool(warm)
     # As root, each student's child runs as a uid of its own, never reused within the batch.
     uids = confine.fresh_uids(len(units)) if os.geteuid() == 0 else [None] * len(units)
     tick = on_student or (lambda: None)
     done = []
     if jobs <= 1 or len(units) <= 1:
-        for unit, uid in zip(units, uids):
-            done.append(grade_student(unit, seed, uid=uid, **limits))
-            tick()
+        try:
+            for unit, uid in zip(units, uids):
+                done.append(grade_student(unit, seed, uid=uid, **limits))
+                tick()
+        finally:
+            warm_parent.close_shared()
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=confine.limit_grader) as pool:
@@ -243,16 +252,18 @@ def grade_notebook(task: Task, seed: int, *, timeout: float = 60, memory_mb: int
 
 
 def grade_student(tasks: list[Task], seed: int, *, timeout: float = 60, memory_mb: int = 4096,
-                  hide=(), uid: int | None = None) -> list[Row]:
+                  hide=(), uid: int | None = None, warm: bool = False) -> list[Row]:
     """Grades notebooks of one student in one sandbox run (as ``uid``, when root), through ``judge.grade_answers``;
     reads their bytes only, never writes them. Whatever goes wrong in this process while grading them (a
-    ``MemoryError`` or ``RecursionError`` from what the child sent) costs this student only."""
+    ``MemoryError`` or ``RecursionError`` from what the child sent) costs this student only. ``warm``: fork the
+    child from this process's warm parent (``sandbox.run_exercises``)."""
     read = [_read_task(task) for task in tasks]
     batch = [(answers, hidden_seed(seed, task.student)) for task, answers in zip(tasks, read)
              if isinstance(answers, judge.Answers)]  # hidden cases of this student's own
     warming = _warm_keras_here([n for answers, _ in batch for n in answers.sources])
     try:
-        graded = iter(judge.grade_answers(batch, timeout=timeout, memory_mb=memory_mb, hide=hide, uid=uid))
+        graded = iter(judge.grade_answers(batch, timeout=timeout, memory_mb=memory_mb, hide=hide, uid=uid,
+                                          warm=warm))
     except (MemoryError, RecursionError) as err:
         return _overran(tasks, err)
     finally:

@@ -280,14 +280,15 @@ class _Verdicts:
 
 
 def grade_answers(batch: list[tuple[Answers, int | None]], *, only: Iterable[str] | None = None,
-                  timeout: float = 60, memory_mb: int = 4096, hide=(), uid: int | None = None) -> list[list[Result]]:
+                  timeout: float = 60, memory_mb: int = 4096, hide=(), uid: int | None = None,
+                  warm: bool = False) -> list[list[Result]]:
     """The one plan of every front end (``check``, the pytest plugin, ``grade``): one student's notebooks, each
     on its public cases then on hidden cases from its seed, run in one sandbox run and judged as they come.
 
     Args:
         batch: ``(answers, seed)`` per notebook; a seed of None runs the public cases only.
         only: judge only these exercises (default: every exercise of each lesson).
-        timeout, memory_mb, hide, uid: as ``sandbox.run_exercises``.
+        timeout, memory_mb, hide, uid, warm: as ``sandbox.run_exercises``.
 
     Returns:
         list[list[Result]]: per notebook, one Result per exercise in lesson order.
@@ -298,6 +299,6 @@ def grade_answers(batch: list[tuple[Answers, int | None]], *, only: Iterable[str
     owner = [(k, j) for k, p in enumerate(plans) for j in range(len(p.calls))]
     sources = {name: src for p in plans for name, src in p.sources.items()}
     sandbox.run_exercises(sources, [c for p in plans for c in p.calls], timeout=timeout, memory_mb=memory_mb,
-                          hide=hide, secret=[s for p in plans for s in p.secret], uid=uid,
+                          hide=hide, secret=[s for p in plans for s in p.secret], uid=uid, warm=warm,
                           settle=lambda i, outcome: verdicts[owner[i][0]].settle(owner[i][1], outcome))
     return [v.results() for v in verdicts]

@@ -35,7 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnistloc.grading import confine
+from mnistloc.grading import confine, warm_parent
+from mnistloc.grading.warm_parent import WarmParent
 
 OUTPUT_CAP = 64 * 1024  # bytes of a child's stdout+stderr kept (head and tail)
 MAX_NAME = 100  # characters of a student id or lesson name
@@ -119,7 +120,7 @@ class Child:
     """
 
     def __init__(self, module: str, *, memory_mb: int, hide=(), uid: int | None = None, config: dict | None = None,
-                 pass_fds: tuple = (), output: bool = True):
+                 pass_fds: tuple = (), output: bool = True, warm: WarmParent | None = None):
         root = os.geteuid() == 0
         self.uid = (uid if uid is not None else confine.fresh_uids(1)[0]) if root else None
         self.workdir = Path(tempfile.mkdtemp(prefix="mnistloc-sandbox-"))
@@ -128,17 +129,24 @@ class Child:
         self.group = confine.MemoryGroup.make(memory_mb)
         self.head, self.tail = bytearray(), bytearray()
         result_r, result_w = os.pipe()
-        out_r, out_w = os.pipe() if output else (None, subprocess.DEVNULL)
+        out_r, out_w = os.pipe() if output else (None, os.open(os.devnull, os.O_WRONLY))
         full = {"memory_mb": int(memory_mb), "uid": self.uid, "hide": [str(Path(p).resolve()) for p in hide],
                 "workdir": str(self.workdir), "nproc": confine.nproc_limit(), "package_root": confine.PACKAGE_ROOT,
                 "result_fd": result_w, "memory_group": self.group is not None, **(config or {})}
-        code = f"import sys; sys.path.insert(0, {confine.PACKAGE_ROOT!r}); from {module} import main; main()"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=out_w, stderr=out_w,
-            pass_fds=(result_w, *pass_fds), cwd=self.workdir, env=confine.child_env(self.workdir),
-            start_new_session=True, close_fds=True)
-        if output:
-            os.close(out_w)
+        self.proc = None
+        if warm is not None and not pass_fds:  # a fork of the warm parent: TensorFlow already imported
+            try:
+                self.proc = _Forked(warm, module, out_w, result_w, self.workdir)
+                full["result_fd"] = warm_parent.RESULT_FD
+            except warm_parent.WarmParentError:
+                self.proc = None  # a fresh child instead
+        if self.proc is None:
+            code = f"import sys; sys.path.insert(0, {confine.PACKAGE_ROOT!r}); from {module} import main; main()"
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=out_w, stderr=out_w,
+                pass_fds=(result_w, *pass_fds), cwd=self.workdir, env=confine.child_env(self.workdir),
+                start_new_session=True, close_fds=True)
+        os.close(out_w)
         os.close(result_w)
         self.results, self.output = result_r, out_r
         try:  # readable when the child exits, even if a process it forked keeps the pipes open
@@ -234,6 +242,44 @@ class Child:
         if self.group is not None:
             self.group.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class _Forked:
+    """A child forked by the warm parent, with the part of ``subprocess.Popen`` that ``Child`` uses: ``pid``,
+    ``stdin``, ``kill()``, ``wait(timeout)``. Its exit is seen through a pidfd; the warm parent reaps it."""
+
+    def __init__(self, warm: WarmParent, module: str, out_w: int, result_w: int, workdir: Path):
+        commands_r, commands_w = os.pipe()
+        try:
+            self.pid = warm.spawn(module, (commands_r, result_w, out_w), str(workdir))
+        except BaseException:
+            os.close(commands_w)
+            raise
+        finally:
+            os.close(commands_r)
+        self.warm, self.returncode = warm, None
+        self.stdin = os.fdopen(commands_w, "wb")
+        self._exited = os.pidfd_open(self.pid)
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                signal.pidfd_send_signal(self._exited, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit code (negative: killed by that signal); ``subprocess.TimeoutExpired`` after ``timeout``."""
+        if self.returncode is None:
+            if not select.select([self._exited], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired("warm child", timeout)
+            try:
+                code = self.warm.reap(self.pid)
+            except warm_parent.WarmParentError:  # its parent is gone, and reaped it
+                code = None
+            self.returncode = -signal.SIGKILL if code is None else code
+            os.close(self._exited)
+        return self.returncode
 
 
 def open_regular(path: Path, root: Path | None, max_bytes: int, *, what: str | None = None) -> int:

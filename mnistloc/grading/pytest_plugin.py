@@ -16,6 +16,12 @@ is the hint (hidden cases masked, as in ``mnistloc grade``); every item records 
 its ``user_properties`` (JUnit XML ``<property>``), and the terminal summary
 gives the points per notebook. Hidden cases run only when
 ``$MNISTLOC_SECRET_SEED`` is set (an autograder's secret).
+
+For a self-learner, a failure's message ends with how to see that exercise's
+answer step by step, and ``--mnistloc-reveal NAME`` prints the ladder of
+``mnistloc check --reveal`` (``mnistloc.grading.reveal``: the hint, a worked
+public case, the reference) at the end of the run. Neither happens while
+grading (``reveal.grading_now``: nbgrader, a secret seed, the sandbox).
 """
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from mnistloc.grading import judge
+from mnistloc.grading import judge, reveal
+from mnistloc.grading.exercises.base import not_done
 from mnistloc.grading.notebook import NotALessonError
 from mnistloc.grading.registry import SECRET_SEED_ENV, secret_seed
 
@@ -36,6 +43,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="mnistloc: collect every lesson notebook (*.ipynb), not only those named on the command line")
     parser.getgroup("mnistloc").addoption("--mnistloc-timeout", type=float, default=60.0, metavar="SECONDS",
                                           help="mnistloc: seconds each exercise of a notebook may take (default 60)")
+    parser.getgroup("mnistloc").addoption(
+        "--mnistloc-reveal", action="append", default=[], metavar="NAME",
+        help="mnistloc: after trying exercise NAME (or written question NAME), show its answer step by step at the "
+             "end: your hint, a worked case, the reference (never while grading; repeatable)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,7 +116,11 @@ class ExerciseItem(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ExerciseFailed):
             r = excinfo.value.result
-            return f"{r.hint} ({r.status}: {r.points}/{r.max_points} points)"
+            text = f"{r.hint} ({r.status}: {r.points}/{r.max_points} points)"
+            if r.hint != not_done(r.name) and reveal.grading_now() is None:  # a stub: nothing tried yet
+                text += (f"\nStuck? `pytest {self.path.name} --mnistloc-reveal {r.name}` shows a worked case, then "
+                         f"the answer (or `mnistloc check {self.path.name} --reveal {r.name}`, one step at a time).")
+            return text
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
@@ -114,6 +129,8 @@ class ExerciseItem(pytest.Item):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     results = config.stash.get(_RESULTS, [])
+    for name in config.getoption("mnistloc_reveal"):
+        _reveal_section(terminalreporter, config, name, results)
     if not results:
         return
     terminalreporter.section("mnistloc points")
@@ -123,3 +140,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             terminalreporter.write_line(f"{r.name}: {r.points}/{r.max_points} ({r.status})")
         terminalreporter.write_line(f"{path.name}: {sum(r.points for r in mine)}/"
                                     f"{sum(r.max_points for r in mine)} points")
+
+
+def _reveal_section(terminalreporter, config: pytest.Config, name: str, results: list) -> None:
+    """The ladder of exercise or question ``name`` for each collected notebook of its lesson, or why not."""
+    terminalreporter.section(f"mnistloc reveal {name}")
+    paths = list(dict.fromkeys(p for p, _ in results))
+    if not paths:
+        terminalreporter.write_line(f"no lesson notebook was graded: name it, e.g. `pytest LESSON.ipynb "
+                                    f"--mnistloc-reveal {name}`")
+        return
+    for path in paths:
+        try:
+            blocks = reveal.format_ladder(name, reveal.reveal(path, name, timeout=config.getoption(
+                "mnistloc_timeout")))
+        except (reveal.RevealRefused, NotALessonError) as refused:
+            terminalreporter.write_line(f"{path.name}: {refused}")
+            continue
+        for block in blocks:
+            terminalreporter.write_line(block + "\n")

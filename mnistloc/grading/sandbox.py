@@ -4,7 +4,8 @@ This is the parent's side; the child's loop is ``mnistloc.grading.child``, its
 confinement ``mnistloc.grading.confine`` and the reply format ``mnistloc.grading.wire``.
 
 Entry point: ``run_exercises(sources, calls, secret=..., uid=...)`` starts ONE
-fresh child Python (never the caller's process), runs ``registry.PRELUDE`` and
+fresh child Python (never the caller's process; with ``warm=True`` a fork of a
+warm parent that imported TensorFlow once, ``mnistloc.grading.warm_parent``), runs ``registry.PRELUDE`` and
 each exercise's source there, then ``EXERCISES[name].call(func, case)`` for
 each ``(name, case)``, and returns one ``Outcome`` per call. Cases go in
 pickled (the parent's own data); results come back as JSON decoded under a
@@ -58,6 +59,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
+from mnistloc.grading import warm_parent
 from mnistloc.grading.confine import fresh_uids, guard_this_process
 from mnistloc.grading.launcher import Child, Inbox, Refused
 from mnistloc.grading.registry import EXERCISES, REFERENCES
@@ -81,7 +83,8 @@ class Outcome(NamedTuple):
 
 def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], *, timeout: float = 60,
                   memory_mb: int = 4096, hide: Iterable[os.PathLike] = (), secret: Sequence[bool] | None = None,
-                  uid: int | None = None, settle: Callable[[int, Outcome], bool] | None = None) -> list[Outcome]:
+                  uid: int | None = None, settle: Callable[[int, Outcome], bool] | None = None,
+                  warm: bool = False) -> list[Outcome]:
     """Runs each exercise's code in a child process and returns one Outcome per call.
 
     Args:
@@ -97,6 +100,8 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
         settle: called with each call's index and Outcome as soon as it is known (the judge); returns True once
             the exercise is decided, and its remaining calls are not run (their outcome: ``"skipped"``). The
             Outcome kept then has value None, so replies never pile up in this process.
+        warm: fork the children from this process's warm parent (``warm_parent.shared()``: TensorFlow imported
+            once per grading process, not once per student); a fresh child where it cannot start.
 
     Returns:
         list[Outcome], len(calls), in the order of ``calls``. An exercise in ``calls``
@@ -133,7 +138,7 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
                 todo = [i for i, (n, _) in enumerate(calls) if n == name and secret[i] == hidden and not run.has(i)]
                 if not todo:
                     continue
-                child = child or _Child(memory_mb, [Path(p) for p in hide], uid, tainted=run.tainted)
+                child = child or _Child(memory_mb, [Path(p) for p in hide], uid, tainted=run.tainted, warm=warm)
                 status, message, used = child.run(name, sources[name], calls, todo, left[name], run, hidden)
                 run.tainted = run.tainted or child.tainted  # per student: a later child says nothing either
                 left[name] -= used
@@ -235,13 +240,15 @@ _WORDS = {"timeout": "took longer than the time limit", "crash": "the process di
 class _Child:
     """One child process (``launcher.Child`` running ``mnistloc.grading.child``) and the exercises it loaded."""
 
-    def __init__(self, memory_mb: int, hide: list[Path], uid: int | None, *, tainted: bool = False):
+    def __init__(self, memory_mb: int, hide: list[Path], uid: int | None, *, tainted: bool = False,
+                 warm: bool = False):
         self.warm = False
         self.ready = False
         self.tainted = tainted  # a hidden case was sent to this child or an earlier one of the student
         self.loaded: set[str] = set()
         self.inbox = Inbox(MAX_TOTAL)
-        self.child = Child("mnistloc.grading.child", memory_mb=memory_mb, hide=hide, uid=uid)
+        self.child = Child("mnistloc.grading.child", memory_mb=memory_mb, hide=hide, uid=uid,
+                           warm=warm_parent.shared() if warm else None)
 
     @property
     def uid(self) -> int | None:

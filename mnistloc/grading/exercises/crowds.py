@@ -84,7 +84,12 @@ _SCORES = [[0.9, 0.8, 0.2], [0.9, 0.5, 0.0]]
 
 def _nms_fixed() -> list:
     keeps = [[[_T, _F, _T], [_T, _F, _F]], [[_T, _T, _T], [_T, _F, _F]], [[_T, _T, _T], [_T, _T, _F]]]
-    return [_nms_case(keeps, _SCORES, [2, 1], [0.3, 0.5, 0.7], 0.5,
+    more = [[[_T, _F, _F], [_T, _F, _F]], [[_T, _F, _T], [_T, _F, _F]], [[_T, _T, _T], [_T, _T, _F]]]
+    return [_nms_case(more, [[0.9, 0.8, 0.6], [0.9, 0.7, 0.1]], [2, 1], [0.3, 0.5, 0.7], 0.5,
+                      "2 canvases with 2 and 1 digits, peak scores [[0.9, 0.8, 0.6], [0.9, 0.7, 0.1]], thresholds "
+                      "[0.3, 0.5, 0.7], min_score=0.5; kept peaks scoring >= 0.5 count [1, 1], [2, 1] and [3, 2]: "
+                      "accuracy [0.5, 1.0, 0.0] (too many is as wrong as too few), best 0.5"),
+            _nms_case(keeps, _SCORES, [2, 1], [0.3, 0.5, 0.7], 0.5,
                       "2 canvases with 2 and 1 digits, peak scores [[0.9, 0.8, 0.2], [0.9, 0.5, 0.0]], thresholds "
                       "[0.3, 0.5, 0.7], min_score=0.5; kept peaks scoring >= 0.5 count [1, 1], [2, 1] and [2, 2] "
                       "(0.5 counts): accuracy [0.5, 1.0, 0.5], best 0.5"),
@@ -110,7 +115,8 @@ def _nms_random(rng) -> list:
     return out
 
 
-def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=False, worst=False, digits=False):
+def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=False, worst=False, digits=False,
+                    right="exact"):
     def choose_nms_threshold(keeps, scores, counts, thresholds, min_score=0.5):
         keeps, scores, counts = np.asarray(keeps, bool), np.asarray(scores, np.float64), np.asarray(counts)
         counted = (keeps if nms else np.ones_like(keeps))
@@ -120,7 +126,8 @@ def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=Fal
         if digits:
             accuracy = np.minimum(counted, counts).sum(-1) / max(counts.sum(), 1)
         else:
-            accuracy = (counted == counts).mean(-1)
+            accuracy = {"exact": counted == counts, "at least": counted >= counts,
+                        "at most": counted <= counts}[right].mean(-1)
         best = (len(accuracy) - 1 - np.argmax(accuracy[::-1])) if last else (
             np.argmin(accuracy) if worst else np.argmax(accuracy))
         return (float(best) if index else float(np.asarray(thresholds)[best])), accuracy.astype(np.float64)
@@ -142,6 +149,10 @@ EXERCISES = (
     numpy_exercise("choose_nms_threshold", L5, 3, nms_sweep.choose_nms_threshold, _nms_fixed, _nms_random, [
         ("count only the peaks scoring at least min_score: the others are not digits.", _choose_variant(score=False)),
         ("a peak scoring exactly min_score counts (>=, not >).", _choose_variant(strict=True)),
+        ("a canvas is right when its count equals the number of digits (==): counting more peaks than digits is "
+         "a mistake too, not right 'at least'.", _choose_variant(right="at least")),
+        ("a canvas is right when its count equals the number of digits (==): counting fewer peaks than digits "
+         "misses digits, it is not right 'at most'.", _choose_variant(right="at most")),
         ("count only the peaks that NMS kept at each threshold (keeps[t]).", _choose_variant(nms=False)),
         ("of equal accuracies take the first threshold (np.argmax returns the first maximum).",
          _choose_variant(last=True)),
