@@ -12,11 +12,11 @@ import struct
 import subprocess
 import sys
 import termios
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from pages import parse_page
 
 import classroom
 from classroom import HOSTILE, LESSON
@@ -98,34 +98,16 @@ def test_score_bins_one_point_each_up_to_20_else_ten_bins():
     assert bins[0] == (0, 3, 2) and bins[1] == (4, 7, 1) and bins[-1] == (36, 37, 1) and len(bins) == 10
 
 
-class _Page(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.links, self.text = [], []
-
-    def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("src", "href")]
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def _page(path: Path) -> _Page:
-    parser = _Page()
-    parser.feed(path.read_text())
-    return parser
-
-
 def test_every_student_string_is_escaped_and_shown_as_text(graded):
     text = (graded / "class.html").read_text()
     assert HOSTILE not in text and "<img src=x" not in text and html.escape(HOSTILE) in text
-    assert HOSTILE in "".join(_page(graded / "class.html").text)  # the parsed page shows the id itself
+    assert HOSTILE in "".join(parse_page(graded / "class.html").text)  # the parsed page shows the id itself
 
 
 def test_links_and_pictures_resolve_and_the_histogram_numbers_are_beside_it(graded, lesson):
     page = graded / "class.html"
     targets = set()
-    for link in _page(page).links:
+    for link in parse_page(page).links:
         url = urlparse(link)
         assert not url.scheme and not url.netloc and not url.query and not url.fragment, link
         target = (page.parent / unquote(url.path)).resolve()

@@ -9,14 +9,14 @@ import json
 import os
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from pages import parse_page
 import sample_class
 
-from mnistloc import _quiet, canvas, cases, demo, demo_page
+from mnistloc import _quiet, cases, demo, demo_page
 from mnistloc.grading import grade
 from mnistloc.evaluation import TARGETS
 
@@ -47,28 +47,10 @@ def _noise(text: str) -> list[str]:
     return [line for line in text.splitlines() if any(n in line for n in NOISE)]
 
 
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.links, self.text = [], []
-
-    def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("src", "href")]
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def _links(page: Path) -> _Links:
-    parser = _Links()
-    parser.feed(page.read_text())
-    return parser
-
-
 def _assert_links_resolve(page: Path) -> list[Path]:
     """Every src/href of ``page`` is relative, stays in its folder and names a file that exists."""
     targets = []
-    for link in _links(page).links:
+    for link in parse_page(page).links:
         url = urlparse(link)
         assert not url.scheme and not url.netloc and not link.startswith("/"), link  # opens from disk, anywhere
         target = (page.parent / unquote(url.path)).resolve()
