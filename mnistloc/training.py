@@ -378,9 +378,6 @@ def health_check(model: keras.Model, case: int, *, n: int = 256, seed: int = 0, 
     return scores, bool(low)
 
 
-model_case, check_case = models.model_case, models.check_case  # where they were first published
-
-
 def save_model(model: keras.Model, path, *, force: bool = False) -> Path:
     """Writes ``model`` to a ``.keras`` file; refuses to replace one unless ``force``."""
     path = Path(path)

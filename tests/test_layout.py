@@ -103,6 +103,34 @@ def test_no_module_re_exports_another_modules_names():
     assert shims == []
 
 
+def _aliases(path: Path) -> list[str]:
+    """Top-level ``name = module.name`` (or ``a, b = m.a, m.b``) assignments: another module's name published
+    again under its own name."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            pairs = (zip(target.elts, node.value.elts) if isinstance(target, ast.Tuple)
+                     and isinstance(node.value, ast.Tuple) else [(target, node.value)])
+            found += [f"{path.name}:{node.lineno} {t.id}" for t, v in pairs
+                      if isinstance(t, ast.Name) and isinstance(v, ast.Attribute) and v.attr == t.id
+                      and isinstance(v.value, ast.Name)]
+    return found
+
+
+def test_no_module_publishes_another_modules_function_under_its_name():
+    # training.py had `model_case, check_case = models.model_case, models.check_case`: a shim by assignment
+    assert [a for p in LIBRARY + sorted((PACKAGE / "grading").rglob("*.py")) for a in _aliases(p)] == []
+
+
+def test_the_alias_finder_finds_aliases(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import models\nmodel_case, check_case = models.model_case, models.check_case\n"
+                     "nms = decoder.nms\nother = decoder.nms\n")
+    assert _aliases(probe) == ["probe.py:2 model_case", "probe.py:2 check_case", "probe.py:3 nms"]
+
+
 def _module_names() -> set[str]:
     return {p.stem for p in LIBRARY if p.stem != "__init__"}
 

@@ -105,7 +105,7 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
     a, b = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
     for name in models.OUTPUTS[3]:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-6)
-    assert models.model_case(loaded) == 3 and training.model_case is models.model_case  # the old name works
+    assert models.model_case(loaded) == 3
     with pytest.raises(ValueError, match="case 4"):
         evaluation.evaluate(loaded, 4, n=8)
     with pytest.raises(ValueError, match="case 1"):
