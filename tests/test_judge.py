@@ -43,6 +43,19 @@ def test_integer_widths_are_interchangeable_but_uint8_and_float_kinds_are_strict
     assert _differ(np.int64([1, 2]), np.float32([1, 2]))  # and integers where floats are expected
 
 
+def test_float_widths_are_strict_only_where_an_exercise_promises_float32():
+    union, iou = EXERCISES["union_box"], EXERCISES["iou"]
+    case = union.cases(None)[0]
+    right = union.call(union.reference, case)
+    wide = {**right, "value": right["value"].astype(np.float64)}
+    assert union.difference(wide, union.expected(case))[0] == "the result has dtype float64; it should be float32"
+    assert union.difference(right, union.expected(case)) is None
+    pair = iou.cases(None)[0]
+    assert iou.difference(reduce(np.float64(iou.call(iou.reference, pair)["value"])), iou.expected(pair)) is None
+    hint = check("union_box", lambda boxes, mask: union.reference(boxes, mask).astype(np.float64)).hint
+    assert "float32" in hint and "float64" in hint
+
+
 def test_a_list_may_stand_for_a_tuple_but_not_for_an_array_and_lengths_must_match():
     expected = (np.float32([1]), np.int64([2]))
     assert not _differ([np.float32([1]), np.int64([2])], expected)

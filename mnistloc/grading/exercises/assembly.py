@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, numpy_exercise
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise
 
 L5 = LESSONS[4]
 NUM_CLASSES = 10
@@ -72,12 +72,20 @@ def _bump_random(rng) -> list:
     return out
 
 
-def _bump_variant(*, pixels=False, fixed_stride=False, unclipped=False, longest=False, constant=False):
+def _bump_variant(*, pixels=False, fixed_stride=False, unclipped=False, longest=False, constant=False, mean=False,
+                  floor=True, dtype=np.float32):
     """``bump_sigmas`` with one deliberate difference, built on the reference's own formula."""
     def bump_sigmas(boxes, stride=8):
         b = np.asarray(boxes, np.float32)
         if constant:
             return np.ones(b.shape[:-1], np.float32)
+        if mean or not floor:  # the size as the mean side (w + h) / 2, or the formula without max(0.5, .)
+            w, h = np.clip(b[..., 2] - b[..., 0], 0, None), np.clip(b[..., 3] - b[..., 1], 0, None)
+            side = (w + h) / 2 if mean else np.sqrt(w * h)
+            width = 0.4 * side / stride
+            return (np.maximum(0.5, width) if floor else width).astype(np.float32)
+        if dtype != np.float32:
+            return _bump_reference(b, stride=stride).astype(dtype)
         if unclipped:  # sqrt(w h) of two negative sides: the inverted box counts as a box of that size
             lo, hi = np.minimum(b[..., :2], b[..., 2:]), np.maximum(b[..., :2], b[..., 2:])
             b = np.concatenate([lo, hi], -1)
@@ -121,6 +129,7 @@ def _targets_case(boxes, classes, mask, kwargs: dict, note: str) -> dict:
 
 _BIG_SMALL = [[8, 8, 53, 53], [52, 20, 64, 32]]  # a 45 px digit (centre cell (3, 3)) and a 12 px one (cell (3, 7))
 _TOUCH = [[10, 20, 32, 46], [34, 20, 56, 46]]  # centre cells (row, col) (4, 2) and (4, 5): blocks meet at col 3-4
+_TIE = [[10, 20, 32, 46], [26, 20, 48, 46]]  # centre cells (4, 2) and (4, 4): column 3 is as near to both
 
 
 def _targets_fixed() -> list:
@@ -134,7 +143,11 @@ def _targets_fixed() -> list:
                           "them learns the nearer centre's box and class (the earlier slot on a tie)"),
             _targets_case([[0, 0, 0, 0]], [0], [[False]], k, "an empty canvas: all zeros"),
             _targets_case([[4, 4, 49, 49], [40, 44, 52, 56]], [2, 9], [[True, True]], {"size": 64},
-                          "a 45 px digit and a 12 px one on a 64 px canvas (8x8 cells)")]
+                          "a 45 px digit and a 12 px one on a 64 px canvas (8x8 cells)"),
+            _targets_case(_TIE, [3, 5], [[True, True]], k,
+                          f"two digits 3 and 5 {_TIE} whose centre cells (4, 2) and (4, 4) are two columns apart: the "
+                          "cells of column 3 between them are as near to both, and learn the earlier slot's box and "
+                          "class (the digit 3)")]
 
 
 def _targets_random(rng) -> list:
@@ -150,12 +163,14 @@ def _targets_random(rng) -> list:
     return out
 
 
-def _owners(boxes, mask, g: int, stride: int = 8) -> np.ndarray:
-    """The slot each cell belongs to (N, G, G): the nearest centre cell, the earlier slot on a tie."""
+def _owners(boxes, mask, g: int, stride: int = 8, later: bool = False) -> np.ndarray:
+    """The slot each cell belongs to (N, G, G): the nearest centre cell, the earlier slot on a tie (``later``:
+    the later one)."""
     centre = np.clip(np.floor((boxes[..., :2] + boxes[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2]
     i = np.arange(g)
     d2 = (i[:, None] - centre[..., 1, None, None]) ** 2 + (i[None, :] - centre[..., 0, None, None]) ** 2
-    return np.argmin(np.where(mask[..., None, None], d2, np.inf), axis=1)
+    d2 = np.where(mask[..., None, None], d2, np.inf)
+    return d2.shape[1] - 1 - np.argmin(d2[:, ::-1], axis=1) if later else np.argmin(d2, axis=1)
 
 
 def _targets_variant(*, fixed=False, power=2, combine="max", weight="heat", owner="nearest", class_weight=True):
@@ -174,7 +189,7 @@ def _targets_variant(*, fixed=False, power=2, combine="max", weight="heat", owne
         heat = per_slot.sum(1) if combine == "sum" else per_slot.max(1, initial=0.0)
         distances, cells = box_fn(b, m, size=size, stride=stride)
         w = {"heat": np.where(cells, heat, 0), "ones": cells.astype(np.float64), "everywhere": heat}[weight]
-        who = _owners(b, m, g) if owner == "nearest" else np.argmax(per_slot, 1)
+        who = np.argmax(per_slot, 1) if owner == "bump" else _owners(b, m, g, later=owner == "later")
         cls = np.take_along_axis(np.where(m, c, -1), who.reshape(len(b), -1), 1).reshape(who.shape)
         hot = (cls[..., None] == np.arange(NUM_CLASSES)) & cells[..., None]
         cw = w if class_weight else cells.astype(np.float64)
@@ -271,7 +286,7 @@ def _detect_random(rng) -> list:
 
 
 def _detect_variant(*, use_nms=True, joint=True, all_labels=False, use_min_score=True, clip=True, nms_on="presence",
-                    fixed_iou=False, swap=False):
+                    fixed_iou=False, swap=False, resort=True):
     """``detect_digits`` as a student writes it on the given parts, with one deliberate difference."""
     def detect_digits(outputs, peaks_fn, cells_fn, nms_fn, *, k=20, iou_threshold=0.5, min_score=0.01):
         heat = np.asarray(outputs["presence"])[..., 0]  # [n, G, G]
@@ -302,12 +317,21 @@ def _detect_variant(*, use_nms=True, joint=True, all_labels=False, use_min_score
                 out.append(j[d, cls].astype(np.float32))
                 continue
             good = keep[best[keep] >= (min_score if use_min_score else -np.inf)]
-            good = good[np.argsort(-best[good], kind="stable")]  # best first
+            good = good[np.argsort(-best[good], kind="stable")] if resort else good  # best first
             boxes.append(b[good].astype(np.float32))
             labels.append(p[good].argmax(-1).astype(np.int64))
             out.append(best[good].astype(np.float32))
         return boxes, labels, out
     return detect_digits
+
+
+def _best_first(case, got) -> bool:
+    scores = got["items"][2]["items"]
+    return all(np.all(np.diff(np.asarray(s["value"], np.float64)) <= 0) for s in scores)
+
+
+_DETECT_PROPS = [Property("each canvas's detections come sorted by their score (presence x class probability), "
+                          "best first", _best_first)]
 
 
 EXERCISES = (
@@ -320,12 +344,20 @@ EXERCISES = (
          _bump_variant(longest=True)),
         ("the width must grow with the digit: one width for every box is the fixed bump of lesson 2.",
          _bump_variant(constant=True)),
-    ], run=lambda func, case: func(*case["args"], **case["kwargs"])),
+        ("the digit's size is sqrt(w h), the side of a square of its area (the geometric mean of the sides), not "
+         "the mean side (w + h) / 2.", _bump_variant(mean=True)),
+        ("the width has a floor: it is at least 0.5 cells (max(0.5, ...)), so a tiny digit or an unused slot "
+         "(zeros) still gets a bump, not a width near 0.", _bump_variant(floor=False)),
+        ("the widths should be float32, as the docstring says (float32[...]), not float64: convert the result "
+         "before returning it.", _bump_variant(dtype=np.float64)),
+    ], run=lambda func, case: func(*case["args"], **case["kwargs"]), exact_dtype=True),
     numpy_exercise("detector_targets", L5, 4, _targets_reference, _targets_fixed, _targets_random, [
         ("bumps as wide as sigma_fn says: a fixed width (sigma=1) for every digit ignores its size.",
          _targets_variant(fixed=True)),
         ("a bump of width s is the unit bump to the power 1 / s**2 (exp(-d^2 / 2) ** (1 / s^2) = "
          "exp(-d^2 / (2 s^2))), not 1 / s.", _targets_variant(power=1)),
+        ("the power is inverted: a bump of width s is the unit bump to the power 1 / s**2, not s**2 (a power "
+         "above 1 narrows the bump, so large digits got the narrower bumps).", _targets_variant(power=-2)),
         ("where two bumps meet, a cell keeps the larger one (np.maximum), not their sum.",
          _targets_variant(combine="sum")),
         ("the weight of a cell that learns a box is the heat there, not 1.", _targets_variant(weight="ones")),
@@ -335,6 +367,9 @@ EXERCISES = (
          "not the highest bump.", _targets_variant(owner="bump")),
         ("the class channel starts with the same weight as the box channel (the heat at the cell), not 1.",
          _targets_variant(class_weight=False)),
+        ("on a tie (a cell as near to two centres) the class comes from the earlier slot, as the box does "
+         "(box_fn picks the first nearest, like np.argmin), not from the later one.",
+         _targets_variant(owner="later")),
     ], run=_run_targets),
     numpy_exercise("detect_digits", L5, 4, _detect_reference, _detect_fixed, _detect_random, [
         ("run nms_fn on each canvas's peaks: without it a digit with two peaks is reported twice.",
@@ -351,5 +386,8 @@ EXERCISES = (
         ("pass `iou_threshold` on to nms_fn, not a fixed 0.5.", _detect_variant(fixed_iou=True)),
         ("rows and columns swapped: find_peaks returns rows (y) first, and maps are indexed [row, col].",
          _detect_variant(swap=True)),
-    ], run=_run_detect),
+        ("sort each canvas's detections by their final score (presence x class probability), best first: NMS "
+         "returns them by presence alone, and the class probability can change the order.",
+         _detect_variant(resort=False)),
+    ], run=_run_detect, properties=_DETECT_PROPS),
 )

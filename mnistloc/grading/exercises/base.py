@@ -291,6 +291,26 @@ def same_output(got: dict, other: dict) -> bool:
     return compare(got, other) is None
 
 
+def dtype_difference(got: dict, exp: dict, what: str = "the result") -> tuple[str, str] | None:
+    """The first array of two reduced values (equal by ``compare``) whose float dtypes differ in width, e.g.
+    float64 where float32 is expected, as ``compare``'s (public, secret) messages; else None."""
+    if got.get("type") == "error" or exp.get("type") == "error":
+        return None
+    if isinstance(exp.get("items"), dict) and isinstance(got.get("items"), dict):
+        pairs = [(got["items"][k], exp["items"][k], k if what == "the result" else f"{what}[{k!r}]")
+                 for k in exp["items"] if k in got["items"]]
+    elif isinstance(exp.get("items"), list) and isinstance(got.get("items"), list):
+        pairs = [(g, e, f"{what}[{i}]") for i, (g, e) in enumerate(zip(got["items"], exp["items"]))]
+    elif got.get("type") == exp.get("type") == "ndarray":
+        g, e = np.asarray(got["value"]).dtype, np.asarray(exp["value"]).dtype
+        if g != e and g.kind == e.kind == "f":
+            return f"{what} has dtype {g}; it should be {e}", f"{what} has the wrong dtype (it should be {e})"
+        return None
+    else:
+        return None
+    return next((p for p in (dtype_difference(g, e, w) for g, e, w in pairs) if p is not None), None)
+
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,6 +351,8 @@ class Exercise:
         mistakes: ``(hint, wrong implementation)`` pairs: typical mistakes, named.
         properties: ``Property`` list: what every right answer has, named when no mistake matches.
         keras: whether calling needs Keras (TensorFlow is imported on the first call).
+        exact_dtype: whether a float array must have the reference's own width (float32, as the stub's contract
+            says), not only be a float: float64 where float32 is promised fails (``dtype_difference``).
     """
 
     name: str
@@ -344,6 +366,7 @@ class Exercise:
     mistakes: tuple = ()
     properties: tuple = ()
     keras: bool = False
+    exact_dtype: bool = False
 
     def cases(self, seed: int | None) -> list:
         """Fixed public cases, random public cases, and random cases from ``seed`` (None: public only)."""
@@ -375,11 +398,26 @@ class Exercise:
             out = {**out, "documented": True}
         return out
 
+    def difference(self, got: dict, expected: dict) -> tuple[str, str] | None:
+        """``compare``'s first difference, and for an ``exact_dtype`` exercise a float of another width too."""
+        problem = compare(got, expected)
+        if problem is None and self.exact_dtype:
+            problem = dtype_difference(got, expected)
+        return problem
+
+    def gives(self, got: dict, out: dict, expected: dict) -> bool:
+        """Whether the student's ``got`` is a catalogued mistake's output ``out`` on a case whose reference
+        output is ``expected``: the same output, and, where ``got`` differs from ``expected`` by its dtype
+        alone, the same dtype (a mistake that agrees with the reference there is not the one made)."""
+        if not same_output(got, out):
+            return False
+        return compare(got, expected) is not None or dtype_difference(got, out) is None
+
     def mistake_hint(self, got: dict, case: dict, expected: dict) -> str | None:
         """The hint of the catalogued mistake that gives ``got`` on ``case``, or None."""
         wrongs = [(hint, self.call(wrong, case)) for hint, wrong in self.mistakes]
         for hint, out in wrongs:
-            if same_output(got, out):
+            if self.gives(got, out, expected):
                 return hint
         key = _first_difference(got, expected)
         for hint, out in wrongs:  # properties (model heads): a mistake that explains the first difference
@@ -407,7 +445,7 @@ class Exercise:
         (named first, then the public case with what was expected and what came); the first difference.
         """
         expected = self.expected(case)
-        problem = compare(got, expected)
+        problem = self.difference(got, expected)
         if problem is None:
             return
         if got.get("error") == "NotImplementedError":
@@ -433,7 +471,9 @@ def call_kwargs(func, case: dict):
     return func(*case["args"], **case["kwargs"])
 
 
-def numpy_exercise(name, lesson, points, reference, fixed, random, mistakes, run=call_args, properties=()) -> Exercise:
+def numpy_exercise(name, lesson, points, reference, fixed, random, mistakes, run=call_args, properties=(),
+                   exact_dtype=False) -> Exercise:
     """An ``Exercise`` whose cases carry ``args`` and a ``note`` that describes them."""
     return Exercise(name=name, lesson=lesson, points=points, reference=reference, fixed=fixed, random=random,
-                    run=run, describe=lambda case: case["note"], mistakes=tuple(mistakes), properties=tuple(properties))
+                    run=run, describe=lambda case: case["note"], mistakes=tuple(mistakes), properties=tuple(properties),
+                    exact_dtype=exact_dtype)

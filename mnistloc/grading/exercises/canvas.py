@@ -75,6 +75,16 @@ def _place_float(canvas, digit, x, y):
     return C.place_digit(canvas, digit, x, y).astype(np.float32)
 
 
+def _place_blended(canvas, digit, x, y):
+    out = canvas.copy()
+    out[y:y + 28, x:x + 28] = np.maximum(out[y:y + 28, x:x + 28], digit)
+    return out
+
+
+def _place_on_blank(canvas, digit, x, y):
+    return C.place_digit(np.zeros_like(canvas), digit, x, y)
+
+
 # tight_box ------------------------------------------------------------------------------------------
 
 def _tight_fixed() -> list:
@@ -122,6 +132,17 @@ def _tight_no_empty(img):
     return np.float32([rc[:, 1].min(), rc[:, 0].min(), rc[:, 1].max() + 1, rc[:, 0].max() + 1])
 
 
+def _tight_argmax_unchecked(img):
+    """The first and last ink column and row by argmax, never asking whether there is ink at all."""
+    ink = np.asarray(img) > 0
+    cols, rows = ink.any(0), ink.any(1)
+    return np.float32([cols.argmax(), rows.argmax(), len(cols) - cols[::-1].argmax(), len(rows) - rows[::-1].argmax()])
+
+
+def _tight_bright_only(img):
+    return B.tight_box(np.where(np.asarray(img) > 127, img, 0))
+
+
 # union_box ----------------------------------------------------------------------------------------
 
 def _union_fixed() -> list:
@@ -165,6 +186,16 @@ def _union_first(boxes, mask):
     return np.asarray(boxes)[:, 0].astype(np.float32)
 
 
+def _union_min_everywhere(boxes, mask):
+    b, m = np.asarray(boxes), np.asarray(mask)
+    lo = np.where(m[..., None], b, np.inf).min(1)
+    return np.where(m.any(1)[:, None], lo, 0).astype(np.float32)
+
+
+def _union_float64(boxes, mask):
+    return B.union_box(boxes, mask).astype(np.float64)
+
+
 # one_hot --------------------------------------------------------------------------------------------
 
 def _onehot_fixed() -> list:
@@ -205,6 +236,24 @@ def _onehot_int(labels, num_classes):
 # order_left_to_right ---------------------------------------------------------------------------------
 
 def _order_fixed() -> list:
+    return [_order_plain_case(), _order_full_case()]
+
+
+def _order_plain_case() -> dict:
+    """Four canvases and no tie in x0: a mistake gives the same output whether or not it breaks ties by y0."""
+    boxes = np.float32([[[60, 10, 80, 30], [10, 50, 30, 70]],
+                        [[0, 0, 0, 0], [40, 40, 60, 60]],
+                        [[5, 5, 25, 25], [50, 50, 70, 70]],
+                        [[10, 0, 50, 20], [20, 30, 30, 40]]])
+    classes = np.array([[7, 2], [-1, 4], [3, 6], [5, 9]])
+    mask = np.array([[True, True], [False, True], [True, True], [True, True]])
+    return {"args": (boxes, classes, mask),
+            "note": "four canvases: a pair right to left [60, 10, 80, 30], [10, 50, 30, 70] (swap them); an unused "
+                    "slot before a used one (it goes last); a pair already in order; a wide box [10, 0, 50, 20] left "
+                    "of a narrow one [20, 30, 30, 40] that ends before it (in order by x0)"}
+
+
+def _order_full_case() -> dict:
     boxes = np.float32([[[60, 10, 80, 30], [10, 50, 30, 70]],
                         [[0, 0, 0, 0], [40, 40, 60, 60]],
                         [[20, 90, 40, 110], [20, 10, 40, 30]],
@@ -212,9 +261,9 @@ def _order_fixed() -> list:
                         [[10, 0, 50, 20], [20, 30, 30, 40]]])
     classes = np.array([[7, 2], [-1, 4], [1, 8], [3, 6], [5, 9]])
     mask = np.array([[True, True], [False, True], [True, True], [True, True], [True, True]])
-    return [{"args": (boxes, classes, mask),
-             "note": "five canvases: swapped pair; unused slot first; same x0 (tie); already in order; a wide box "
-                     "[10, 0, 50, 20] left of a narrow one [20, 30, 30, 40] that ends before it (in order by x0)"}]
+    return {"args": (boxes, classes, mask),
+            "note": "five canvases: swapped pair; unused slot first; same x0 (tie); already in order; a wide box "
+                    "[10, 0, 50, 20] left of a narrow one [20, 30, 30, 40] that ends before it (in order by x0)"}
 
 
 def _order_random(rng) -> list:
@@ -229,13 +278,13 @@ def _order_random(rng) -> list:
     return out
 
 
-def _order_by(key, *, move_classes=True, descending=False):
+def _order_by(key, *, move_classes=True, move_mask=True, descending=False):
     def wrong(boxes, classes, mask):
         boxes, classes, mask = np.asarray(boxes), np.asarray(classes), np.asarray(mask)
         k = key(boxes, mask)
         order = np.argsort(-k if descending else k, axis=1, kind="stable")
         take = lambda a: np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), 1)  # noqa: E731
-        return take(boxes), take(classes) if move_classes else classes, take(mask)
+        return take(boxes), take(classes) if move_classes else classes, take(mask) if move_mask else mask
     return wrong
 
 
@@ -245,6 +294,7 @@ def _x0_masked(boxes, mask):
 
 _order_by_y = _order_by(lambda b, m: np.where(m, b[..., 1], np.inf))
 _order_classes_stay = _order_by(_x0_masked, move_classes=False)
+_order_boxes_only = _order_by(_x0_masked, move_classes=False, move_mask=False)
 _order_unused_first = _order_by(lambda b, m: b[..., 0])
 _order_descending = _order_by(lambda b, m: np.where(m, b[..., 0], -np.inf), descending=True)
 _order_no_tiebreak = _order_by(_x0_masked)  # stable sort on x0 alone keeps the given order on ties
@@ -322,6 +372,8 @@ _ORDER_PROPS = [Property("each canvas keeps the same slots (a box with its class
                 Property("used slots come first, by increasing x0, then the unused ones", _used_first_by_x0)]
 
 
+_TOGETHER = "the classes (and mask) must move together with their boxes."
+
 EXERCISES = [
     numpy_exercise("place_digit", L1, 2, C.place_digit, _place_fixed, _place_random, [
         ("x and y swapped: x counts columns (the second index of the canvas) and y counts rows (the first).",
@@ -331,14 +383,23 @@ EXERCISES = [
         ("the digit's pixels should replace the canvas pixels (use =, not +=).", _place_added),
         ("off by one: the top-left pixel of the digit goes exactly at (x, y).", _place_off_by_one),
         ("the canvas should stay uint8 (pixels 0-255); do not convert it to float.", _place_float),
+        ("the digit was blended in with np.maximum: its pixels replace the canvas pixels under it, the digit's "
+         "dark background too (on a grey canvas its square comes out black around the stroke).", _place_blended),
+        ("the result started from a blank canvas: it is the given canvas with the digit on it, so every pixel "
+         "outside the digit's square keeps the given canvas's value (start from a copy, not from zeros).",
+         _place_on_blank),
     ], run=_run_place, properties=_PLACE_PROPS),
     numpy_exercise("tight_box", L1, 2, B.tight_box, _tight_fixed, _tight_random, [
         ("x and y swapped: return [x0, y0, x1, y1] with x from the columns (axis 1) and y from the rows (axis 0).",
          _tight_xy_swapped),
         ("off by one: the max is exclusive, x1 = last ink column + 1 (so width = x1 - x0).", _tight_inclusive),
+        ("an image with no ink gave the whole frame [0, 0, W, H]: argmax of a row of False is 0, so check that "
+         "there is any ink first; no ink gives [0, 0, 0, 0].", _tight_argmax_unchecked),
         ("that is the whole image's frame, not the box around the ink: ink means image > 0 (0 is background).",
          _tight_whole_image),
         ("an image with no ink should give [0, 0, 0, 0], not an error.", _tight_no_empty),
+        ("only bright pixels were counted as ink: ink means image > 0, so the faint edges of the strokes count "
+         "too (no brightness threshold).", _tight_bright_only),
     ], properties=_TIGHT_PROPS),
     numpy_exercise("union_box", L2, 2, B.union_box, _union_fixed, _union_random, [
         ("unused slots (mask False) must be ignored: their zero boxes pulled x0 and y0 to 0.", _union_ignore_mask),
@@ -346,7 +407,11 @@ EXERCISES = [
          _union_intersection),
         ("a canvas with no digit should give [0, 0, 0, 0], not infinities.", _union_inf),
         ("only the first slot was used: combine every slot that the mask marks.", _union_first),
-    ], properties=_UNION_PROPS),
+        ("x1 and y1 took the minimum too: the union box ends where the last digit ends, so x1 and y1 are the "
+         "maximum over the used slots (only x0 and y0 take the minimum).", _union_min_everywhere),
+        ("the boxes should be float32, as the docstring says (float32[N, 4]), not float64: convert the result "
+         "before returning it.", _union_float64),
+    ], properties=_UNION_PROPS, exact_dtype=True),
     numpy_exercise("one_hot", L3, 2, C.one_hot, _onehot_fixed, _onehot_random, [
         ("a label of -1 means 'no digit' and gives a row of zeros (np.eye(n)[-1] picks the last class).",
          _onehot_eye),
@@ -358,9 +423,11 @@ EXERCISES = [
     ], properties=_ONEHOT_PROPS),
     numpy_exercise("order_left_to_right", L4, 2, C.order_left_to_right, _order_fixed, _order_random, [
         ("x and y swapped: left to right means sorting by x0 (index 0), not y0.", _order_by_y),
-        ("the classes (and mask) must move together with their boxes.", _order_classes_stay),
+        (_TOGETHER, _order_classes_stay),
+        (_TOGETHER, _order_boxes_only),
         ("unused slots go last: their zero boxes have x0 = 0, so give them an infinite key.", _order_unused_first),
-        ("wrong direction: the leftmost box (smallest x0) comes first.", _order_descending),
+        ("wrong direction: left to right means by increasing x0, the leftmost box (smallest x0) first, not by "
+         "descending x0.", _order_descending),
         ("ties: when two boxes have the same x0, the one with the smaller y0 comes first.", _order_no_tiebreak),
     ], properties=_ORDER_PROPS),
 ]

@@ -27,9 +27,16 @@ def _cells_fixed() -> list:
     one = np.zeros((1, 16, 16, 4), np.float32)
     one[0, 4, 2] = (1.25, 2, 1.5, 1.25)
     grid = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4) / 8
+    edge = np.zeros((1, 2, 2, 4), np.float32)
+    edge[0, 0, 0] = (1, 1, 0.5, 0.5)  # centre (4, 4): (-4, -4, 8, 8) runs past the top-left corner
+    edge[0, 1, 1] = (0.5, 0.5, 1, 1)  # centre (12, 12): (8, 8, 20, 20) runs past the bottom-right corner
     return [_cells_case(one, 8, "distances (1.25, 2, 1.5, 1.25) at cell (4, 2), centre (20, 36), stride=8: "
                         "(20 - 1.25 * 8, 36 - 2 * 8, 20 + 1.5 * 8, 36 + 1.25 * 8) = (10, 20, 32, 46); zeros elsewhere "
                         "(each cell's box is the point at its centre)"),
+            _cells_case(edge, 8, "a 2 x 2 grid (a 16 px canvas), stride=8: distances (1, 1, 0.5, 0.5) at cell (0, 0), "
+                        "centre (4, 4), give (4 - 8, 4 - 8, 4 + 4, 4 + 4) = (-4, -4, 8, 8), and (0.5, 0.5, 1, 1) at "
+                        "cell (1, 1), centre (12, 12), give (8, 8, 20, 20): boxes may run past the canvas, no "
+                        "clipping"),
             _cells_case(grid, 4, "a 2 x 3 grid (2 rows, 3 columns) of distances 0, 0.125, ..., stride=4")]
 
 
@@ -43,15 +50,20 @@ def _cells_random(rng) -> list:
     return out
 
 
-def _cells_variant(*, scale=True, corner=False, swap=False, signs=False, xywh=False, order=(0, 1, 2, 3)):
+def _cells_variant(*, scale=True, corner=False, swap=False, signs=False, xywh=False, order=(0, 1, 2, 3),
+                   first_axes=False, clip=False):
     def boxes_from_cells(distances, *, stride=8):
         d = np.asarray(distances, np.float64)[..., list(order)] * (stride if scale else 1)
         off = 0 if corner else 0.5
-        rows, cols = (np.arange(d.shape[-3]) + off)[:, None] * stride, (np.arange(d.shape[-2]) + off)[None, :] * stride
+        h, w = d.shape[:2] if first_axes else d.shape[-3:-1]  # first_axes: as if there were no leading axes
+        rows, cols = (np.arange(h) + off)[:, None] * stride, (np.arange(w) + off)[None, :] * stride
         cx, cy = (rows + 0 * cols, cols + 0 * rows) if swap else (cols + 0 * rows, rows + 0 * cols)  # [H, W]
+        if first_axes:  # the centres of a (shape[0], shape[1]) grid spread over the real one, as broadcasting
+            cx, cy = (np.resize(c, d.shape[-3:-1]) for c in (cx, cy))  # does for (1, H, W, 4), without its errors
         s = -1 if signs else 1
         x0, y0, x1, y1 = cx - s * d[..., 0], cy - s * d[..., 1], cx + s * d[..., 2], cy + s * d[..., 3]
         out = np.stack([x0, y0, x1 - x0, y1 - y0] if xywh else [x0, y0, x1, y1], -1)
+        out = np.clip(out, 0, d.shape[-2] * stride) if clip else out  # the canvas is square
         return out.astype(np.float32)
     return boxes_from_cells
 
@@ -139,7 +151,11 @@ def _nms_fixed() -> list:
                       "boxes [[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 10]], scores [0.9, 0.8, 0.9], "
                       "iou_threshold=0.5 (IoU of the first two 50 / 100 = 0.5, not above 0.5; the first and last "
                       "tie at 0.9: the first one given wins): keep [0, 1]"),
-            _nms_case(np.zeros((0, 4)), [], 0.5, "no boxes at all")]
+            _nms_case(np.zeros((0, 4)), [], 0.5, "no boxes at all"),
+            _nms_case([[0, 0, 10, 10], [1, 0, 11, 10], [30, 0, 40, 10], [2, 0, 12, 10]], [0.9, 0.8, 0.7, 0.3], 0.5,
+                      "boxes [[0, 0, 10, 10], [1, 0, 11, 10], [30, 0, 40, 10], [2, 0, 12, 10]], scores [0.9, 0.8, 0.7, "
+                      "0.3], iou_threshold=0.5: box 0 drops box 1 (IoU 0.82) and box 3 (IoU 80 / 120 = 0.67); box 2 "
+                      "overlaps nothing and is kept, and box 3 stays dropped: keep [0, 2]")]
 
 
 def _nms_random(rng) -> list:
@@ -154,7 +170,7 @@ def _nms_random(rng) -> list:
 
 
 def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, given_order=False, as_boxes=False,
-                 smaller=False, unsorted=False):
+                 smaller=False, unsorted=False, forget=False):
     def nms(boxes, scores, iou_threshold):
         b, s = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)
         order = np.arange(len(s)) if unsorted else np.argsort(s if ascending else -s, kind="stable")
@@ -170,7 +186,10 @@ def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, give
                 keep.append(i)
             if chain or not dropped[i]:
                 over = s < iou_threshold if by_score else (ious[i] >= iou_threshold if ge else ious[i] > iou_threshold)
-                dropped |= over & (np.arange(len(b)) != i)
+                if forget:  # only the last kept box's overlaps count
+                    dropped = over & (np.arange(len(b)) != i)
+                else:
+                    dropped |= over & (np.arange(len(b)) != i)
         keep = np.array(sorted(keep) if given_order else keep, np.int64)
         return b[keep] if as_boxes else keep
     return nms
@@ -243,6 +262,11 @@ EXERCISES = (
         ("the boxes are xyxy (x0, y0, x1, y1), not xywh.", _cells_variant(xywh=True)),
         ("the distances come in the order (l, t, r, b): left, top, right, bottom.",
          _cells_variant(order=(0, 2, 1, 3))),
+        ("the grid's H and W were read from shape[0] and shape[1]: distances have shape (..., H, W, 4), so H and W "
+         "are the axes -3 and -2, and the function must work for any leading (batch) axes.",
+         _cells_variant(first_axes=True)),
+        ("the boxes were clipped to the canvas: boxes_from_cells does no clipping, a box may start below 0 or end "
+         "past the canvas (the decoder clips later).", _cells_variant(clip=True)),
     ], run=call_kwargs, properties=_CELLS_PROPS),
     numpy_exercise("find_peaks", L2, 3, D.find_peaks, _peaks_fixed, _peaks_random, [
         ("a cell equal to its highest neighbour is still a peak: compare with >= (equal neighbours are both "
@@ -275,5 +299,7 @@ EXERCISES = (
         ("take the boxes by descending score (the best box first), not in the order given.",
          _nms_variant(unsorted=True)),
         ("return the indices of the kept boxes, not the boxes.", _nms_variant(as_boxes=True)),
+        ("a dropped box stays dropped: the boxes suppressed by every kept box so far accumulate (|=), so keeping "
+         "a new box must not replace the earlier kept boxes' overlaps with its own.", _nms_variant(forget=True)),
     ], run=call_kwargs, properties=_NMS_PROPS),
 )

@@ -74,12 +74,12 @@ def _masked_random(rng) -> list:
     return out
 
 
-def _masked_variant(*, masked=True, denominator="mask", square=False, box=slice(1, None), floor=True):
+def _masked_variant(*, masked=True, denominator="mask", square=False, box=slice(1, None), floor=True, total4=False):
     def loss(y_true, y_pred):
         ops = keras.ops
         mask = y_true[..., 0]
         diff = y_true[..., box] - y_pred
-        err = ops.mean(ops.square(diff) if square else ops.abs(diff), axis=-1)
+        err = (ops.sum if total4 else ops.mean)(ops.square(diff) if square else ops.abs(diff), axis=-1)
         if not masked:
             return ops.mean(err)
         total = ops.sum(mask * err)
@@ -144,15 +144,16 @@ def _focal_random(rng) -> list:
 
 
 def _focal_variant(*, norm="centres", sign=1, beta_on_pos=False, reduce_neg=True, swap=False, pos_any=False,
-                   floor=True, clip=True, constants=False):
+                   floor=True, clip=True, constants=False, swap_neg=False):
     def focal_loss(y_true, y_pred, alpha=2.0, beta=4.0):
         ops = keras.ops
         a, b = (2.0, 4.0) if constants else (alpha, beta)
         a, b = (b, a) if swap else (a, b)
+        na, nb = (b, a) if swap_neg else (a, b)  # the other cells' powers: p^na, (1 - y_true)^nb
         p = ops.clip(y_pred, 1e-6, 1 - 1e-6) if clip else y_pred
         pos = ops.cast(y_true > 0 if pos_any else y_true >= 1.0, p.dtype)
         pos_cost = -pos * (1 - p) ** a * ops.log(p) * ((1 - y_true) ** b if beta_on_pos else 1)
-        neg_cost = -(1 - pos) * ((1 - y_true) ** b if reduce_neg else 1) * p ** a * ops.log(1 - p)
+        neg_cost = -(1 - pos) * ((1 - y_true) ** nb if reduce_neg else 1) * p ** na * ops.log(1 - p)
         total = sign * ops.sum(pos_cost + neg_cost)
         if norm == "none":
             return total
@@ -213,10 +214,13 @@ def _iou_random(rng) -> list:
 
 
 def _iou_variant(*, masked=True, denominator="mask", clamp=True, minus=True, inter=None, one_minus=True,
-                 giou=False, box=slice(1, None), guard=True):
+                 giou=False, box=slice(1, None), guard=True, pairs=(0, 1, 2, 3)):
     def iou_loss(y_true, y_pred):
         ops = keras.ops
         mask, t, p = y_true[..., 0], y_true[..., box], y_pred
+        if pairs != (0, 1, 2, 3):  # the same wrong pairing of the four distances in both boxes
+            t = ops.stack([t[..., i] for i in pairs], -1)
+            p = ops.stack([p[..., i] for i in pairs], -1)
         pick = inter or ops.minimum
         w = pick(t[..., 0], p[..., 0]) + pick(t[..., 2], p[..., 2])
         h = pick(t[..., 1], p[..., 1]) + pick(t[..., 3], p[..., 3])
@@ -286,6 +290,8 @@ EXERCISES = (
         ("a batch with no digit gave NaN (0 / 0): divide by max(sum(mask), 1).", _masked_variant(floor=False)),
         ("use keras.ops (ops.abs, ops.mean, ops.sum, ops.maximum), not numpy, so that Keras can "
          "differentiate the loss.", _masked_numpy),
+        ("an entry's error is the mean of its four absolute errors (x0, y0, x1, y1), not their sum: the sum is "
+         "four times too large.", _masked_variant(total4=True)),
     ], [_FINITE, _NON_NEGATIVE, _PERFECT, _GRADIENT]),
     _loss_exercise("focal_loss", L2, _focal_fixed, _focal_random, [
         ("divide the sum by the number of centres (cells where y_true == 1), at least 1: without it the loss "
@@ -297,6 +303,8 @@ EXERCISES = (
          "reduction).", _focal_variant(reduce_neg=False)),
         ("alpha and beta swapped: the focusing powers (1 - p)^alpha and p^alpha use alpha = 2, the forgiving "
          "(1 - y_true)^beta uses beta = 4.", _focal_variant(swap=True)),
+        ("alpha and beta swapped in the cost of the cells that are not centres: it is (1 - y_true)^beta * "
+         "p^alpha * -log(1 - p), not (1 - y_true)^alpha * p^beta.", _focal_variant(swap_neg=True)),
         ("divide by the number of centres, not by the number of cells (no mean over the map).",
          _focal_variant(norm="cells")),
         ("divide by the number of centres (cells where y_true == 1), not by every cell of the bumps (y_true > 0).",
@@ -331,5 +339,8 @@ EXERCISES = (
         ("a cell with no box at all (zero target and zero prediction) has a union of 0, and 0 / 0 is NaN even "
          "where its weight is 0: keep the division's denominator above 0.", _iou_variant(guard=False)),
         (_OPS, _iou_numpy),
+        ("the distances are paired wrongly: they come as (l, t, r, b), so a box's width is l + r and its height "
+         "t + b (the overlap's width min(l, l') + min(r, r')), not l + t and r + b.",
+         _iou_variant(pairs=(0, 2, 1, 3))),
     ], [_FINITE, _NON_NEGATIVE, _AT_MOST_ONE, _PERFECT, _GRADIENT]),
 )

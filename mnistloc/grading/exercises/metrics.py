@@ -124,7 +124,7 @@ def _ap_random(rng) -> list:
     return out
 
 
-def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True):
+def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True, levels=101, unreached=0.0):
     def wrong(scores, matched, num_true):
         s, m = np.asarray(scores, np.float64), np.asarray(matched, bool)
         if len(s) == 0:
@@ -136,8 +136,9 @@ def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True):
         if not points:  # area under the envelope, every recall step (VOC 2010 style)
             steps = np.diff(np.concatenate([[0], recall]))
             return float(np.sum(steps * env))
-        idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
-        return float(np.mean(np.where(idx < len(recall), env[np.minimum(idx, len(recall) - 1)], 0)))
+        idx = np.searchsorted(recall, np.linspace(0, 1, levels), side="left")
+        last = env[-1] if unreached == "last" else unreached  # "last": a recall never reached keeps the last one
+        return float(np.mean(np.where(idx < len(recall), env[np.minimum(idx, len(recall) - 1)], last)))
     return wrong
 
 
@@ -151,6 +152,8 @@ _ap_reversed_ties = _ap_from(lambda s: np.argsort(s, kind="stable")[::-1])
 _ap_no_envelope = _ap_from(_by_score, envelope=False)
 _ap_recall_of_detections = _ap_from(_by_score, recall_of=lambda s, n: len(s))
 _ap_all_points = _ap_from(_by_score, points=False)
+_ap_eleven = _ap_from(_by_score, levels=11)
+_ap_unreached_last = _ap_from(_by_score, unreached="last")
 
 # match_detections ---------------------------------------------------------------------------------
 
@@ -332,6 +335,10 @@ EXERCISES = [
          _ap_recall_of_detections),
         ("COCO averages the envelope at the 101 recalls 0, 0.01, ..., 1, not the area under every recall step.",
          _ap_all_points),
+        ("COCO averages 101 recall levels 0, 0.01, ..., 1, not the 11 levels 0, 0.1, ..., 1 of the old VOC rule.",
+         _ap_eleven),
+        ("a recall level never reached (above the last recall) counts precision 0, not the last precision: "
+         "detections that miss true boxes must cost AP.", _ap_unreached_last),
     ], properties=_AP_PROPS),
     numpy_exercise("match_detections", L4, 3, M.match_detections, _match_fixed, _match_random, [
         ("take the detections by descending score (the most confident first), not in the order given.",

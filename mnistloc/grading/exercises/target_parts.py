@@ -195,6 +195,8 @@ EXERCISES = (
          _heat_variant(corner=True)),
         ("no 1 at the centre: measure distances between cells (whole numbers), from the centre cell, not from "
          "the exact centre.", _heat_variant(exact=True)),
+        ("no 1 at the centre: the centre cell is the whole cell floor(centre / stride); the fractional position "
+         "centre / stride puts the peak between cells.", _heat_variant(cell=lambda v: v)),
         ("two digits: keep the larger bump in each cell (np.maximum), not their sum.", _heat_variant(combine="sum")),
         ("two digits: keep the larger bump in each cell (np.maximum), not their sum (even clipped at 1).",
          _heat_variant(combine="sum, at most 1")),
