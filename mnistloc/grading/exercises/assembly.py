@@ -73,16 +73,18 @@ def _bump_random(rng) -> list:
 
 
 def _bump_variant(*, pixels=False, fixed_stride=False, unclipped=False, longest=False, constant=False, mean=False,
-                  floor=True, dtype=np.float32):
+                  floor=True, dtype=np.float32, ceiling=False):
     """``bump_sigmas`` with one deliberate difference, built on the reference's own formula."""
     def bump_sigmas(boxes, stride=8):
         b = np.asarray(boxes, np.float32)
         if constant:
             return np.ones(b.shape[:-1], np.float32)
-        if mean or not floor:  # the size as the mean side (w + h) / 2, or the formula without max(0.5, .)
+        if mean or not floor or ceiling:  # the size as the mean side (w + h) / 2, or the formula without max(0.5, .)
             w, h = np.clip(b[..., 2] - b[..., 0], 0, None), np.clip(b[..., 3] - b[..., 1], 0, None)
             side = (w + h) / 2 if mean else np.sqrt(w * h)
             width = 0.4 * side / stride
+            if ceiling:  # np.minimum(0.5, .): every width capped at 0.5 cells
+                return np.minimum(0.5, width).astype(np.float32)
             return (np.maximum(0.5, width) if floor else width).astype(np.float32)
         if dtype != np.float32:
             return _bump_reference(b, stride=stride).astype(dtype)
@@ -348,6 +350,8 @@ EXERCISES = (
          "the mean side (w + h) / 2.", _bump_variant(mean=True)),
         ("the width has a floor: it is at least 0.5 cells (max(0.5, ...)), so a tiny digit or an unused slot "
          "(zeros) still gets a bump, not a width near 0.", _bump_variant(floor=False)),
+        ("0.5 is a floor, not a ceiling: the width is at least 0.5 cells (np.maximum), and grows past it with "
+         "the digit; np.minimum caps every width at 0.5.", _bump_variant(ceiling=True)),
         ("the widths should be float32, as the docstring says (float32[...]), not float64: convert the result "
          "before returning it.", _bump_variant(dtype=np.float64)),
     ], run=lambda func, case: func(*case["args"], **case["kwargs"]), exact_dtype=True),

@@ -139,6 +139,11 @@ def _tight_argmax_unchecked(img):
     return np.float32([cols.argmax(), rows.argmax(), len(cols) - cols[::-1].argmax(), len(rows) - rows[::-1].argmax()])
 
 
+def _tight_xywh(img):
+    """The corners' x0, y0, then the width and height (xywh), where the exercise asks for x1, y1 (xyxy)."""
+    return B.convert(B.tight_box(img), "xyxy", "xywh").astype(np.float32)
+
+
 def _tight_bright_only(img):
     return B.tight_box(np.where(np.asarray(img) > 127, img, 0))
 
@@ -152,7 +157,19 @@ def _union_fixed() -> list:
                         [[5, 60, 20, 90], [70, 10, 90, 30]]])
     mask = np.array([[True, True], [True, False], [False, False], [True, True]])
     return [{"args": (boxes, mask), "note": "boxes=" + _show(boxes[:2]) + "... with mask " + _show(mask)
-             + " (two digits; one digit; an empty canvas; two digits)"}]
+             + " (two digits; one digit; an empty canvas; two digits)"}, _union_three_slots_case()]
+
+
+def _union_three_slots_case() -> dict:
+    """K = 3 slots, with digits in slot 2: an answer that only looks at two slots fails here."""
+    boxes = np.float32([[[10, 20, 30, 40], [50, 5, 60, 35], [70, 60, 90, 80]],
+                        [[0, 0, 0, 0], [0, 0, 0, 0], [40, 40, 60, 70]],
+                        [[5, 60, 20, 90], [0, 0, 0, 0], [0, 10, 12, 30]]])
+    mask = np.array([[True, True, True], [False, False, True], [True, False, True]])
+    return {"args": (boxes, mask),
+            "note": "three slots a canvas (K = 3): [10, 20, 30, 40], [50, 5, 60, 35], [70, 60, 90, 80] all used "
+                    "(union [10, 5, 90, 80]); only slot 2 [40, 40, 60, 70] used; slots 0 [5, 60, 20, 90] and 2 "
+                    "[0, 10, 12, 30] used, slot 1 unused (union [0, 10, 20, 90])"}
 
 
 def _union_random(rng) -> list:
@@ -186,6 +203,13 @@ def _union_first(boxes, mask):
     return np.asarray(boxes)[:, 0].astype(np.float32)
 
 
+def _union_slots(count):
+    """The union over the first ``count`` slots only, as if every canvas had that many slots."""
+    def union_box(boxes, mask):
+        return B.union_box(np.asarray(boxes)[:, :count], np.asarray(mask)[:, :count])
+    return union_box
+
+
 def _union_min_everywhere(boxes, mask):
     b, m = np.asarray(boxes), np.asarray(mask)
     lo = np.where(m[..., None], b, np.inf).min(1)
@@ -210,6 +234,19 @@ def _onehot_random(rng) -> list:
         k = int(rng.integers(2, 12))
         shape = tuple(rng.integers(1, 8, size=rng.integers(1, 3)))
         out.append({"args": (rng.integers(-1, k, size=shape), k), "note": f"labels of shape {shape}, {k} classes"})
+    return out
+
+
+def _run_onehot(func, case):
+    labels = np.array(case["args"][0])
+    out = func(labels, *case["args"][1:])
+    return {"one-hot rows": out, "given labels unchanged": bool(np.array_equal(labels, case["args"][0]))}
+
+
+def _onehot_in_place(labels, num_classes):
+    """Right rows, but the labels given are changed in place on the way (their -1 entries overwritten)."""
+    out = C.one_hot(labels, num_classes)
+    np.maximum(labels, 0, out=labels)
     return out
 
 
@@ -240,17 +277,21 @@ def _order_fixed() -> list:
 
 
 def _order_plain_case() -> dict:
-    """Four canvases and no tie in x0: a mistake gives the same output whether or not it breaks ties by y0."""
+    """Five canvases and no tie in x0: a mistake gives the same output whether or not it breaks ties by y0; the
+    last two tell a sort by the centre from a sort by x1 (both wrong)."""
     boxes = np.float32([[[60, 10, 80, 30], [10, 50, 30, 70]],
                         [[0, 0, 0, 0], [40, 40, 60, 60]],
                         [[5, 5, 25, 25], [50, 50, 70, 70]],
-                        [[10, 0, 50, 20], [20, 30, 30, 40]]])
-    classes = np.array([[7, 2], [-1, 4], [3, 6], [5, 9]])
-    mask = np.array([[True, True], [False, True], [True, True], [True, True]])
+                        [[10, 0, 50, 20], [20, 30, 30, 40]],
+                        [[0, 0, 40, 10], [12, 20, 32, 30]]])
+    classes = np.array([[7, 2], [-1, 4], [3, 6], [5, 9], [1, 8]])
+    mask = np.array([[True, True], [False, True], [True, True], [True, True], [True, True]])
     return {"args": (boxes, classes, mask),
-            "note": "four canvases: a pair right to left [60, 10, 80, 30], [10, 50, 30, 70] (swap them); an unused "
+            "note": "five canvases: a pair right to left [60, 10, 80, 30], [10, 50, 30, 70] (swap them); an unused "
                     "slot before a used one (it goes last); a pair already in order; a wide box [10, 0, 50, 20] left "
-                    "of a narrow one [20, 30, 30, 40] that ends before it (in order by x0)"}
+                    "of a narrow one [20, 30, 30, 40] that ends before it (in order by x0); a wide box [0, 0, 40, 10] "
+                    "left of a narrow one [12, 20, 32, 30] that ends before it, their centres in the same order "
+                    "(in order by x0)"}
 
 
 def _order_full_case() -> dict:
@@ -297,6 +338,8 @@ _order_classes_stay = _order_by(_x0_masked, move_classes=False)
 _order_boxes_only = _order_by(_x0_masked, move_classes=False, move_mask=False)
 _order_unused_first = _order_by(lambda b, m: b[..., 0])
 _order_descending = _order_by(lambda b, m: np.where(m, b[..., 0], -np.inf), descending=True)
+_order_by_x1 = _order_by(lambda b, m: np.where(m, b[..., 2], np.inf))
+_order_by_centre = _order_by(lambda b, m: np.where(m, (b[..., 0] + b[..., 2]) / 2, np.inf))
 _order_no_tiebreak = _order_by(_x0_masked)  # stable sort on x0 alone keeps the given order on ties
 
 # properties: what every right answer has, named when no catalogued mistake matches ---------------------
@@ -340,7 +383,7 @@ def _empty_union(case, got) -> bool:
 
 def _one_per_label(case, got) -> bool:
     labels, k = np.asarray(case["args"][0]), case["args"][1]
-    v = value_of(got)
+    v = value_of(got, "one-hot rows")
     return v.shape == labels.shape + (k,) and bool(np.array_equal(v.sum(-1), (labels >= 0).astype(float))
                                                    and np.isin(v, (0, 1)).all())
 
@@ -398,6 +441,8 @@ EXERCISES = [
         ("that is the whole image's frame, not the box around the ink: ink means image > 0 (0 is background).",
          _tight_whole_image),
         ("an image with no ink should give [0, 0, 0, 0], not an error.", _tight_no_empty),
+        ("that is xywh (x0, y0, width, height): the box is xyxy, so its last two numbers are the corner x1, y1 "
+         "just past the last ink column and row, not the width and height.", _tight_xywh),
         ("only bright pixels were counted as ink: ink means image > 0, so the faint edges of the strokes count "
          "too (no brightness threshold).", _tight_bright_only),
     ], properties=_TIGHT_PROPS),
@@ -407,6 +452,8 @@ EXERCISES = [
          _union_intersection),
         ("a canvas with no digit should give [0, 0, 0, 0], not infinities.", _union_inf),
         ("only the first slot was used: combine every slot that the mask marks.", _union_first),
+        ("only the first two slots were combined: a canvas has K slots (K = boxes.shape[1], often more than two), "
+         "so take every slot the mask marks, not a hard-coded two.", _union_slots(2)),
         ("x1 and y1 took the minimum too: the union box ends where the last digit ends, so x1 and y1 are the "
          "maximum over the used slots (only x0 and y0 take the minimum).", _union_min_everywhere),
         ("the boxes should be float32, as the docstring says (float32[N, 4]), not float64: convert the result "
@@ -420,7 +467,10 @@ EXERCISES = [
         ("wrong shape: the classes go on a new last axis, shape labels.shape + (num_classes,).",
          _onehot_transposed),
         ("the result should be float32 (Keras trains on floats), not integers.", _onehot_int),
-    ], properties=_ONEHOT_PROPS),
+        ("the labels given were modified in place (their -1 entries overwritten): the caller's labels must stay "
+         "unchanged, so work on a copy of the input or build the rows without writing into it.",
+         _onehot_in_place),
+    ], run=_run_onehot, properties=_ONEHOT_PROPS),
     numpy_exercise("order_left_to_right", L4, 2, C.order_left_to_right, _order_fixed, _order_random, [
         ("x and y swapped: left to right means sorting by x0 (index 0), not y0.", _order_by_y),
         (_TOGETHER, _order_classes_stay),
@@ -428,6 +478,10 @@ EXERCISES = [
         ("unused slots go last: their zero boxes have x0 = 0, so give them an infinite key.", _order_unused_first),
         ("wrong direction: left to right means by increasing x0, the leftmost box (smallest x0) first, not by "
          "descending x0.", _order_descending),
+        ("sort by increasing x0, the left edge, not by the box's centre (x0 + x1) / 2: a wide box that starts "
+         "further left comes first even when its centre lies right of a narrow box's.", _order_by_centre),
+        ("sort by increasing x0, the left edge, not by the right edge x1: a wide box that starts further left "
+         "comes first even when it ends after a narrow box.", _order_by_x1),
         ("ties: when two boxes have the same x0, the one with the smaller y0 comes first.", _order_no_tiebreak),
     ], properties=_ORDER_PROPS),
 ]

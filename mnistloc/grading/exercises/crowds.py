@@ -116,7 +116,7 @@ def _nms_random(rng) -> list:
 
 
 def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=False, worst=False, digits=False,
-                    right="exact"):
+                    right="exact", share=True):
     def choose_nms_threshold(keeps, scores, counts, thresholds, min_score=0.5):
         keeps, scores, counts = np.asarray(keeps, bool), np.asarray(scores, np.float64), np.asarray(counts)
         counted = (keeps if nms else np.ones_like(keeps))
@@ -127,7 +127,8 @@ def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=Fal
             accuracy = np.minimum(counted, counts).sum(-1) / max(counts.sum(), 1)
         else:
             accuracy = {"exact": counted == counts, "at least": counted >= counts,
-                        "at most": counted <= counts}[right].mean(-1)
+                        "at most": counted <= counts}[right]
+            accuracy = accuracy.mean(-1) if share else accuracy.sum(-1)  # sum: how many canvases, not a share
         best = (len(accuracy) - 1 - np.argmax(accuracy[::-1])) if last else (
             np.argmin(accuracy) if worst else np.argmax(accuracy))
         return (float(best) if index else float(np.asarray(thresholds)[best])), accuracy.astype(np.float64)
@@ -160,5 +161,7 @@ EXERCISES = (
         ("pick the highest accuracy (np.argmax), not the lowest.", _choose_variant(worst=True)),
         ("the accuracy is the share of canvases whose count is exactly right, not the share of digits found.",
          _choose_variant(digits=True)),
+        ("the accuracy is a share: the fraction of the canvases counted right (between 0 and 1, their mean), not "
+         "how many canvases were counted right.", _choose_variant(share=False)),
     ]),
 )

@@ -100,7 +100,7 @@ def _peaks_random(rng) -> list:
 
 
 def _peaks_variant(*, strict=False, local=True, ascending=False, use_threshold=True, swap=False, wrap=False,
-                   pad=-1, above=False, cross=False):
+                   pad=-1, above=False, cross=False, reversed_ties=False):
     def find_peaks(heatmap, *, k=10, threshold=0.0):
         heat = np.asarray(heatmap, np.float64)
         n, h, w = heat.shape
@@ -116,6 +116,8 @@ def _peaks_variant(*, strict=False, local=True, ascending=False, use_threshold=T
             peak &= heat > threshold if above else heat >= threshold
         score = np.where(peak, heat, -np.inf).reshape(n, h * w)
         idx = np.argsort(score if ascending else -score, 1, kind="stable")
+        if reversed_ties:  # ascending, then reversed: descending, but equal scores in reverse row-major order
+            idx = np.argsort(score, 1, kind="stable")[:, ::-1]
         if ascending:  # the lowest peaks first, the non-peaks last
             idx = np.take_along_axis(idx, np.argsort(~np.isfinite(np.take_along_axis(score, idx, 1)), 1,
                                                      kind="stable"), 1)
@@ -170,10 +172,11 @@ def _nms_random(rng) -> list:
 
 
 def _nms_variant(*, ascending=False, by_score=False, ge=False, chain=False, given_order=False, as_boxes=False,
-                 smaller=False, unsorted=False, forget=False):
+                 smaller=False, unsorted=False, forget=False, reversed_ties=False):
     def nms(boxes, scores, iou_threshold):
         b, s = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)
         order = np.arange(len(s)) if unsorted else np.argsort(s if ascending else -s, kind="stable")
+        order = np.argsort(s, kind="stable")[::-1] if reversed_ties else order  # equal scores: the later first
         ious = B.pairwise_iou(b, b)
         if smaller:  # intersection over the smaller box's area
             inter = np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]),
@@ -279,6 +282,9 @@ EXERCISES = (
         ("drop the peaks below `threshold` (pad with row = col = -1 and score 0).",
          _peaks_variant(use_threshold=False)),
         ("a peak scoring exactly `threshold` is kept (>=, not >).", _peaks_variant(above=True)),
+        ("equal scores come in row-major order (the earlier cell first, as a stable sort by descending score "
+         "keeps them): sorting ascending and reversing puts the tied peaks in reverse order.",
+         _peaks_variant(reversed_ties=True)),
         ("rows and columns swapped: in a flat index over (H, W), row = index // W and col = index % W.",
          _peaks_variant(swap=True)),
         ("cells off the grid do not count: np.roll wraps around, so an edge cell was compared with the far edge.",
@@ -299,6 +305,9 @@ EXERCISES = (
         ("take the boxes by descending score (the best box first), not in the order given.",
          _nms_variant(unsorted=True)),
         ("return the indices of the kept boxes, not the boxes.", _nms_variant(as_boxes=True)),
+        ("equal scores keep their given order (the earlier box first, as a stable sort by descending score "
+         "keeps them): sorting ascending and reversing puts the tied boxes in reverse order, so the later of "
+         "two boxes with equal scores came first.", _nms_variant(reversed_ties=True)),
         ("a dropped box stays dropped: the boxes suppressed by every kept box so far accumulate (|=), so keeping "
          "a new box must not replace the earlier kept boxes' overlaps with its own.", _nms_variant(forget=True)),
     ], run=call_kwargs, properties=_NMS_PROPS),

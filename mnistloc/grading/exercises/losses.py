@@ -214,10 +214,12 @@ def _iou_random(rng) -> list:
 
 
 def _iou_variant(*, masked=True, denominator="mask", clamp=True, minus=True, inter=None, one_minus=True,
-                 giou=False, box=slice(1, None), guard=True, pairs=(0, 1, 2, 3)):
+                 giou=False, box=slice(1, None), guard=True, pairs=(0, 1, 2, 3), binary=False):
     def iou_loss(y_true, y_pred):
         ops = keras.ops
         mask, t, p = y_true[..., 0], y_true[..., box], y_pred
+        if binary:  # the weights turned into a 0/1 mask: every cell with a digit counts 1
+            mask = ops.cast(mask > 0, y_true.dtype)
         if pairs != (0, 1, 2, 3):  # the same wrong pairing of the four distances in both boxes
             t = ops.stack([t[..., i] for i in pairs], -1)
             p = ops.stack([p[..., i] for i in pairs], -1)
@@ -342,5 +344,8 @@ EXERCISES = (
         ("the distances are paired wrongly: they come as (l, t, r, b), so a box's width is l + r and its height "
          "t + b (the overlap's width min(l, l') + min(r, r')), not l + t and r + b.",
          _iou_variant(pairs=(0, 2, 1, 3))),
+        ("the weights were turned into a 0/1 mask: y_true[..., 0] is each cell's weight (between 0 and 1, not "
+         "only 0 or 1), so weight each cell's 1 - IoU by it and divide by the sum of the weights.",
+         _iou_variant(binary=True)),
     ], [_FINITE, _NON_NEGATIVE, _AT_MOST_ONE, _PERFECT, _GRADIENT]),
 )

@@ -72,6 +72,12 @@ def _iou_clamped_product(a, b):
     return _iou_from(lambda a, b: np.maximum(_wh(a, b).prod(-1), 0))(a, b)
 
 
+def _iou_enclosing(a, b):
+    """The "overlap" from the larger x1, y1 and the smaller x0, y0: the box enclosing both, not their intersection."""
+    return _iou_from(lambda a, b: np.clip(np.maximum(a[..., 2:], b[..., 2:]) - np.minimum(a[..., :2], b[..., :2]),
+                                          0, None).prod(-1))(a, b)
+
+
 def _iou_plus_one(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     wh = np.clip(_wh(a, b) + 1, 0, None)
@@ -131,7 +137,7 @@ def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True, levels=101
             return 0.0
         tp = np.cumsum(m[order_fn(s)])
         precision = tp / np.arange(1, len(tp) + 1)
-        recall = tp / (recall_of(s, num_true) if recall_of else num_true)
+        recall = tp / (recall_of(s, m, num_true) if recall_of else num_true)
         env = np.maximum.accumulate(precision[::-1])[::-1] if envelope else precision
         if not points:  # area under the envelope, every recall step (VOC 2010 style)
             steps = np.diff(np.concatenate([[0], recall]))
@@ -150,7 +156,8 @@ _ap_unsorted = _ap_from(lambda s: np.arange(len(s)))
 _ap_ascending = _ap_from(lambda s: np.argsort(s, kind="stable"))
 _ap_reversed_ties = _ap_from(lambda s: np.argsort(s, kind="stable")[::-1])
 _ap_no_envelope = _ap_from(_by_score, envelope=False)
-_ap_recall_of_detections = _ap_from(_by_score, recall_of=lambda s, n: len(s))
+_ap_recall_of_detections = _ap_from(_by_score, recall_of=lambda s, m, n: len(s))
+_ap_recall_of_matches = _ap_from(_by_score, recall_of=lambda s, m, n: max(int(m.sum()), 1))
 _ap_all_points = _ap_from(_by_score, points=False)
 _ap_eleven = _ap_from(_by_score, levels=11)
 _ap_unreached_last = _ap_from(_by_score, unreached="last")
@@ -323,6 +330,9 @@ EXERCISES = [
          _iou_no_minus),
         ("two empty boxes gave NaN (0 / 0): return 0 where the union is 0.", _iou_nan),
         ("wrong box format: the boxes are xyxy (x0, y0, x1, y1), not xywh.", _iou_xywh),
+        ("min and max swapped: the larger x1, y1 and the smaller x0, y0 span the box enclosing both boxes, not "
+         "their intersection, which runs from the larger x0, y0 to the smaller x1, y1 (an IoU lies within "
+         "[0, 1]; this ratio can go above 1).", _iou_enclosing),
     ], properties=_IOU_PROPS),
     numpy_exercise("average_precision", L4, 3, M.average_precision, _ap_fixed, _ap_random, [
         ("rank the detections by descending score first (np.argsort(-scores, kind='stable')).", _ap_unsorted),
@@ -333,6 +343,9 @@ EXERCISES = [
          _ap_no_envelope),
         ("recall is true positives / num_true (the number of true boxes), not / the number of detections.",
          _ap_recall_of_detections),
+        ("recall is true positives / num_true (every true box, found or not), not / the number of matched "
+         "detections: that way the recall reaches 1 even when some true boxes were never found, and they cost "
+         "nothing.", _ap_recall_of_matches),
         ("COCO averages the envelope at the 101 recalls 0, 0.01, ..., 1, not the area under every recall step.",
          _ap_all_points),
         ("COCO averages 101 recall levels 0, 0.01, ..., 1, not the 11 levels 0, 0.1, ..., 1 of the old VOC rule.",

@@ -98,7 +98,11 @@ def _box_fixed() -> list:
                         "(4, 3) is as near to both and learns the first slot's box"),
             _boxes_case([[0, 0, 0, 0], [0, 0, 0, 0]], [[False, False]], k, "an empty canvas (all zeros)"),
             _boxes_case([HAND, [0, 0, 0, 0]], [[True, False]], {"size": 64, "stride": 4, "radius": 2},
-                        f"the box {list(HAND)} with size=64, stride=4, radius=2 (the 5x5 cells around (8, 5))")]
+                        f"the box {list(HAND)} with size=64, stride=4, radius=2 (the 5x5 cells around (8, 5))"),
+            _boxes_case([[2, 3, 22, 25], [0, 0, 0, 0]], [[True, False]], k,
+                        "one box [2, 3, 22, 25] by the top-left corner (centre (12, 14) px, centre cell (1, 1)) and "
+                        "an unused slot: the 3x3 cells around (1, 1), cell (0, 0) included, all learn this box (an "
+                        "unused slot's zeros are no digit at cell (0, 0))")]
 
 
 def _box_random(rng) -> list:
@@ -111,7 +115,7 @@ def _box_random(rng) -> list:
 
 
 def _box_variant(*, pixels=False, corner=False, swap=False, signs=False, circle=False, use_mask=True,
-                 later=False, zero=True, overwrite=False):
+                 later=False, zero=True, overwrite=False, own_mask=True):
     def box_targets(boxes, mask, *, size=128, stride=8, radius=1):
         b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
         centre = np.clip(np.floor((b[..., :2] + b[..., 2:]) / 2 / stride), 0, g - 1)  # [N, K, 2] col, row
@@ -119,7 +123,7 @@ def _box_variant(*, pixels=False, corner=False, swap=False, signs=False, circle=
         dr, dc = i[:, None] - centre[..., 1, None, None], i[None, :] - centre[..., 0, None, None]  # [N, K, G, G]
         near = (dr ** 2 + dc ** 2 <= radius ** 2) if circle else ((np.abs(dr) <= radius) & (np.abs(dc) <= radius))
         used = m if use_mask else np.ones_like(m)
-        d2 = np.where(used[..., None, None], dr ** 2 + dc ** 2, np.inf)
+        d2 = np.where(used[..., None, None] | (not own_mask), dr ** 2 + dc ** 2, np.inf)  # who owns a cell
         owner = (d2.shape[1] - 1 - np.argmin(d2[:, ::-1], 1)) if later else np.argmin(d2, 1)  # [N, G, G]
         if overwrite:  # each slot in turn writes its block: the last slot near a cell owns it
             mine = near & used[..., None, None]  # [N, K, G, G]
@@ -216,6 +220,9 @@ EXERCISES = (
          "the box).", _box_variant(signs=True)),
         ("the cells that learn a box are within `radius` in rows and in columns (a square: the 3x3 block for "
          "radius 1), not a circle.", _box_variant(circle=True)),
+        ("unused slots (mask False) must not own cells either: a cell near a digit learns that digit's box, even "
+         "where an unused slot's zero box (centre cell (0, 0)) lies nearer; leave the unused slots out of the "
+         "choice of the nearest centre too.", _box_variant(own_mask=False)),
         ("unused slots (mask False) learn nothing: their zero boxes made cells near (0, 0) learn a box.",
          _box_variant(use_mask=False)),
         ("on a tie (a cell as near to two centres) the earlier slot wins, as np.argmin picks the first.",
