@@ -240,7 +240,7 @@ def _onehot_random(rng) -> list:
 def _run_onehot(func, case):
     labels = np.array(case["args"][0])
     out = func(labels, *case["args"][1:])
-    return {"one-hot rows": out, "given labels unchanged": bool(np.array_equal(labels, case["args"][0]))}
+    return {"the one-hot array": out, "given labels unchanged": bool(np.array_equal(labels, case["args"][0]))}
 
 
 def _onehot_in_place(labels, num_classes):
@@ -383,7 +383,7 @@ def _empty_union(case, got) -> bool:
 
 def _one_per_label(case, got) -> bool:
     labels, k = np.asarray(case["args"][0]), case["args"][1]
-    v = value_of(got, "one-hot rows")
+    v = value_of(got, "the one-hot array")
     return v.shape == labels.shape + (k,) and bool(np.array_equal(v.sum(-1), (labels >= 0).astype(float))
                                                    and np.isin(v, (0, 1)).all())
 
