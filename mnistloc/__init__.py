@@ -26,6 +26,8 @@ The library, what the lessons import (one concept each):
   demo's sample class), and fetching the lessons into a student's folder (``mnistloc lessons``).
 - ``checks``: what a lesson's test cell imports (``check_exercise``), over ``grading``.
 - ``cli`` (and ``__main__``): the ``mnistloc`` command; ``_quiet``: TensorFlow's start-up log filtered.
+- ``retired``: the modules and names an earlier release had, served to the notebooks released then
+  (``from mnistloc import decoding`` still works, with a ``FutureWarning`` saying where its names live now).
 
 ``grading``: everything that judges student code (registry of exercises, checks,
 notebook reader, doctor, sandbox, the hardened grader, the leaderboard); see its own map.
@@ -38,3 +40,13 @@ from mnistloc import _quiet
 __version__ = "0.1.0"
 
 _quiet.install()
+
+
+def __getattr__(name: str):
+    """A module retired from the package (``decoding``, ``peaks``, ``dense``, ``crowds``, ...), for notebooks
+    released before it went: its stand-in from ``mnistloc.retired.MODULES``; anything else is an AttributeError."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import mnistloc.retired as retired  # not `from mnistloc import`: that asks this __getattr__ first
+
+    return retired.module(name)

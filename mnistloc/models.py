@@ -345,3 +345,11 @@ def classic_targets(ds) -> dict:
         if name in out:
             out[name] = np.concatenate([t["mask"][..., None], t[name]], axis=-1)
     return out
+
+
+def __getattr__(name: str):
+    """A name retired from this module (``build_case5_model``), for notebooks released before it went
+    (``mnistloc.retired.NAMES``); anything else is an AttributeError."""
+    import mnistloc.retired as retired  # not `from mnistloc import`: that asks this __getattr__ first
+
+    return retired.attribute(__name__, name)
