@@ -72,12 +72,6 @@ def _iou_clamped_product(a, b):
     return _iou_from(lambda a, b: np.maximum(_wh(a, b).prod(-1), 0))(a, b)
 
 
-def _iou_enclosing(a, b):
-    """The "overlap" from the larger x1, y1 and the smaller x0, y0: the box enclosing both, not their intersection."""
-    return _iou_from(lambda a, b: np.clip(np.maximum(a[..., 2:], b[..., 2:]) - np.minimum(a[..., :2], b[..., :2]),
-                                          0, None).prod(-1))(a, b)
-
-
 def _iou_plus_one(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     wh = np.clip(_wh(a, b) + 1, 0, None)
@@ -330,9 +324,6 @@ EXERCISES = [
          _iou_no_minus),
         ("two empty boxes gave NaN (0 / 0): return 0 where the union is 0.", _iou_nan),
         ("wrong box format: the boxes are xyxy (x0, y0, x1, y1), not xywh.", _iou_xywh),
-        ("min and max swapped: the larger x1, y1 and the smaller x0, y0 span the box enclosing both boxes, not "
-         "their intersection, which runs from the larger x0, y0 to the smaller x1, y1 (an IoU lies within "
-         "[0, 1]; this ratio can go above 1).", _iou_enclosing),
     ], properties=_IOU_PROPS),
     numpy_exercise("average_precision", L4, 3, M.average_precision, _ap_fixed, _ap_random, [
         ("rank the detections by descending score first (np.argsort(-scores, kind='stable')).", _ap_unsorted),
