@@ -61,6 +61,17 @@ def test_an_independent_solution_passes_public_and_seeded_cases_and_fails_agains
         broken.judge(ex.call(SOLUTIONS[name], case), case, secret=False)
 
 
+def test_the_reference_output_is_remembered_by_case_content_and_by_reference():
+    ex = EXERCISES["iou"]
+    case = ex.cases(None)[0]
+    first = ex.expected(case)
+    assert ex.expected(pickle.loads(pickle.dumps(case))) is first  # the same content: computed once
+    other = {**case, "args": [np.asarray(a) + 1 for a in case["args"]]}
+    assert compare(ex.expected(other), ex.call(ex.reference, other)) is None
+    halved = dataclasses.replace(ex, reference=lambda a, b: ex.reference(a, b) / 2)
+    assert compare(halved.expected(case), first) is not None  # another reference is never served the first's
+
+
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_cases_are_plain_data_and_depend_only_on_the_seed(name):
     ex = EXERCISES[name]

@@ -318,6 +318,31 @@ def test_a_well_formed_forged_result_is_found_out():
         "iou": {"crash"}, "tight_box": {"pass"}}
 
 
+def test_a_forged_reply_in_the_wire_format_is_found_out_and_never_answers_the_next_exercise():
+    # A right answer that also writes a well-formed reply of its own on its last call: read as that call's reply,
+    # it leaves the real one in the pipe, where the next exercise's first call would take it for its own.
+    last = len(_calls("iou"))
+    forger = IOU.replace("def iou(a, b):", "def _right(a, b):") + textwrap.dedent(f"""
+        import os, struct
+        from mnistloc.grading.exercises.base import reduce
+        from mnistloc.grading.wire import encode_reply
+        seen = []
+        def iou(a, b):
+            value = _right(a, b)
+            seen.append(1)
+            if len(seen) == {last}:
+                data = encode_reply(("ok", reduce(value)))
+                for fd in range(3, 64):
+                    try:
+                        os.write(fd, struct.pack(">Q", len(data)) + data)
+                    except OSError:
+                        pass
+            return value
+    """)
+    assert _verdicts({"iou": forger, "tight_box": TIGHT_BOX}, ["iou", "tight_box"]) == {
+        "iou": {"crash"}, "tight_box": {"pass"}}
+
+
 @needs("tmpfs", "files")
 def test_a_course_folder_that_holds_the_package_is_hidden_around_it():
     # The repository itself may be the course root: the child still imports mnistloc from it,

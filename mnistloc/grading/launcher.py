@@ -185,10 +185,6 @@ class Child:
             if self.exited is not None and self.exited in ready:  # what it wrote before is in the pipe
                 return os.read(self.results, 1 << 20) if select.select([self.results], [], [], 0)[0] else b""
 
-    def pending(self) -> bool:
-        """Whether bytes wait on the result pipe now (a reply nobody asked for)."""
-        return bool(select.select([self.results], [], [], 0.05)[0])
-
     def _drain(self) -> None:
         chunk = os.read(self.output, 1 << 20)
         if not chunk:  # closed (or pointed at /dev/null): never watched again, so no busy loop

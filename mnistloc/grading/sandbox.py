@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import ast
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
@@ -293,12 +294,21 @@ class _Child:
             done.append(i)
             if run.record(i, Outcome(name, status, _quiet_value(value) if self.tainted and status == "ok" else value)):
                 break  # the judge has decided this exercise: its other calls would change nothing
-        if self.inbox.data or self.child.pending():  # more than one reply per call: forged
+        if not self._in_step(name, deadline):  # more than one reply per call: forged
             for i in done:
                 run.known.pop(i, None)
             run.decided.discard(name)
             return "crash", "wrote its own messages to the sandbox's result pipe"
         return "ok", ""
+
+    def _in_step(self, name: str, deadline: float) -> bool:
+        """Whether the child's replies still pair one to one with the requests: the next reply must be the echo of
+        a fresh random token. A reply the exercise's code wrote to the result pipe itself shifts every later one,
+        so the echo is not next (a round trip, where waiting for stray bytes cost 50 ms an exercise)."""
+        token = secrets.token_hex(8)
+        self.child.send(("sync", name, token))
+        reply = self._receive(deadline)
+        return tuple(reply) == ("ok", token) and not self.inbox.data
 
     def _words(self, name: str, reply: tuple[str, Any]) -> tuple[str, Any]:
         """A reply as the student may see it: the child's words for public cases, else the status's own."""

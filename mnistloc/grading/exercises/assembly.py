@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, float64_mistake, numpy_exercise
 
 L5 = LESSONS[4]
 NUM_CLASSES = 10
@@ -73,7 +73,7 @@ def _bump_random(rng) -> list:
 
 
 def _bump_variant(*, pixels=False, fixed_stride=False, unclipped=False, longest=False, constant=False, mean=False,
-                  floor=True, dtype=np.float32, ceiling=False):
+                  floor=True, ceiling=False):
     """``bump_sigmas`` with one deliberate difference, built on the reference's own formula."""
     def bump_sigmas(boxes, stride=8):
         b = np.asarray(boxes, np.float32)
@@ -86,8 +86,6 @@ def _bump_variant(*, pixels=False, fixed_stride=False, unclipped=False, longest=
             if ceiling:  # np.minimum(0.5, .): every width capped at 0.5 cells
                 return np.minimum(0.5, width).astype(np.float32)
             return (np.maximum(0.5, width) if floor else width).astype(np.float32)
-        if dtype != np.float32:
-            return _bump_reference(b, stride=stride).astype(dtype)
         if unclipped:  # sqrt(w h) of two negative sides: the inverted box counts as a box of that size
             lo, hi = np.minimum(b[..., :2], b[..., 2:]), np.maximum(b[..., :2], b[..., 2:])
             b = np.concatenate([lo, hi], -1)
@@ -352,8 +350,7 @@ EXERCISES = (
          "(zeros) still gets a bump, not a width near 0.", _bump_variant(floor=False)),
         ("0.5 is a floor, not a ceiling: the width is at least 0.5 cells (np.maximum), and grows past it with "
          "the digit; np.minimum caps every width at 0.5.", _bump_variant(ceiling=True)),
-        ("the widths should be float32, as the docstring says (float32[...]), not float64: convert the result "
-         "before returning it.", _bump_variant(dtype=np.float64)),
+        float64_mistake(_bump_reference, "the widths", "float32[...]"),
     ], run=lambda func, case: func(*case["args"], **case["kwargs"]), exact_dtype=True),
     numpy_exercise("detector_targets", L5, 4, _targets_reference, _targets_fixed, _targets_random, [
         ("bumps as wide as sigma_fn says: a fixed width (sigma=1) for every digit ignores its size.",

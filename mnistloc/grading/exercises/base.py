@@ -15,12 +15,14 @@ gathered by ``mnistloc.grading.registry`` (its ``_TOPICS`` lists them).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
 import importlib
 import io
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -311,6 +313,15 @@ def dtype_difference(got: dict, exp: dict, what: str = "the result") -> tuple[st
     return next((p for p in (dtype_difference(g, e, w) for g, e, w in pairs) if p is not None), None)
 
 
+def float64_mistake(reference: Callable, what: str, contract: str) -> tuple[str, Callable]:
+    """The catalogued mistake of an ``exact_dtype`` exercise that returns float64 where its docstring promises
+    float32: ``(hint, wrong)``, where ``wrong`` is ``reference`` with its result widened; ``what`` names the
+    result (``"the boxes"``), ``contract`` is the docstring's type (``"float32[N, 4]"``)."""
+    def wrong(*args, **kwargs):
+        return np.asarray(reference(*args, **kwargs)).astype(np.float64)
+    wrong.__name__ = f"{getattr(reference, '__name__', 'answer')}_float64"
+    return (f"{what} should be float32, as the docstring says ({contract}), not float64: convert the result "
+            "before returning it.", wrong)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,6 +342,15 @@ def value_of(got: dict, key: str | None = None) -> np.ndarray:
     """The array in a reduced output (or in its item ``key``), as float64."""
     item = got["items"][key] if key is not None else got
     return np.asarray(item["value"], dtype=np.float64)
+
+
+EXPECTED_MEMO = 4096  # reference outputs kept per process: every public case, and a class's worth of hidden ones
+_EXPECTED: collections.OrderedDict = collections.OrderedDict()  # (name, reference, case digest) -> its output
+
+
+def _digest(case: dict) -> bytes:
+    """A digest of a case's content (its pickle: arrays by their bytes, dtypes and shapes)."""
+    return hashlib.blake2b(pickle.dumps(case, protocol=5), digest_size=20).digest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,10 +405,23 @@ class Exercise:
 
     def expected(self, case: dict) -> dict:
         """The reference's reduced output on ``case``; an error it raises on purpose is marked ``documented``.
+        Remembered per process by the case's content (the reference is deterministic, and every student has
+        the same public cases), so it is shared: read it, never change it.
 
         Raises:
             BrokenCheck: the reference raised where the case documents no error (or another one).
         """
+        key = (self.name, self.reference, _digest(case))
+        if key in _EXPECTED:
+            _EXPECTED.move_to_end(key)
+            return _EXPECTED[key]
+        out = self._expected(case)
+        _EXPECTED[key] = out
+        if len(_EXPECTED) > EXPECTED_MEMO:
+            _EXPECTED.popitem(last=False)
+        return out
+
+    def _expected(self, case: dict) -> dict:
         out = self.call(self.reference, case)
         if out["type"] == "error":
             if case.get("raises") != out["error"]:

@@ -11,7 +11,8 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import canvas as C
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, _show, numpy_exercise, value_of
+from mnistloc.grading.exercises.base import (LESSONS, RANDOM_CASES, Property, _show, float64_mistake, numpy_exercise,
+                                             value_of)
 
 L1, L2, L3, L4 = LESSONS[:4]
 
@@ -214,10 +215,6 @@ def _union_min_everywhere(boxes, mask):
     b, m = np.asarray(boxes), np.asarray(mask)
     lo = np.where(m[..., None], b, np.inf).min(1)
     return np.where(m.any(1)[:, None], lo, 0).astype(np.float32)
-
-
-def _union_float64(boxes, mask):
-    return B.union_box(boxes, mask).astype(np.float64)
 
 
 # one_hot --------------------------------------------------------------------------------------------
@@ -456,8 +453,7 @@ EXERCISES = [
          "so take every slot the mask marks, not a hard-coded two.", _union_slots(2)),
         ("x1 and y1 took the minimum too: the union box ends where the last digit ends, so x1 and y1 are the "
          "maximum over the used slots (only x0 and y0 take the minimum).", _union_min_everywhere),
-        ("the boxes should be float32, as the docstring says (float32[N, 4]), not float64: convert the result "
-         "before returning it.", _union_float64),
+        float64_mistake(B.union_box, "the boxes", "float32[N, 4]"),
     ], properties=_UNION_PROPS, exact_dtype=True),
     numpy_exercise("one_hot", L3, 2, C.one_hot, _onehot_fixed, _onehot_random, [
         ("a label of -1 means 'no digit' and gives a row of zeros (np.eye(n)[-1] picks the last class).",
