@@ -167,12 +167,12 @@ def mnistloc_scores(course: Path, lessons, jobs: int, timeout: float, *,
 _WORKER = """
 import json, os, sys, time
 from pathlib import Path
-from mnistloc.grading import confine, grade, warm_parent
+from mnistloc.grading import grade, warden, warm_parent
 course, warm = Path(sys.argv[1]), sys.argv[2] == "warm"
 by = {}
 for task in grade.find_tasks(course):
     by.setdefault(task.student, []).append(task)
-uids = confine.fresh_uids(len(by)) if os.geteuid() == 0 else [None] * len(by)
+uids = warden.fresh_uids(len(by)) if os.geteuid() == 0 else [None] * len(by)
 seconds = []
 for (student, tasks), uid in zip(by.items(), uids):
     start = time.perf_counter()

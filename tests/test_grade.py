@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from mnistloc import cli
-from mnistloc.grading import confine, grade, registry, sandbox
+from mnistloc.grading import grade, registry, sandbox, warden
 from mnistloc.grading.check import check_notebook
 from mnistloc.grading.registry import hidden_seed
 from mnistloc.checks import EXERCISES
@@ -46,9 +46,9 @@ def _as_user(cmd: list) -> list:
     return ["setpriv", f"--reuid={USER_IDS[0]}", f"--regid={USER_IDS[1]}", "--clear-groups", *cmd] if AS_USER else cmd
 
 
-CAPS = json.loads(subprocess.run(_as_user([sys.executable, "-c", "import json; from mnistloc.grading import confine; "
-                                           "print(json.dumps(confine.capabilities()))"]),
-                                 capture_output=True, text=True, check=True).stdout) if AS_USER else confine.capabilities()
+CAPS = json.loads(subprocess.run(_as_user([sys.executable, "-c", "import json; from mnistloc.grading import warden; "
+                                           "print(json.dumps(warden.capabilities()))"]),
+                                 capture_output=True, text=True, check=True).stdout) if AS_USER else warden.capabilities()
 CASES = {name: e for name, e in EXPECTED.items() if any(e.get("requires", "") in how for how in CAPS.values())}
 MARK = "mnistloc-corpus-pwned"
 PWNED = [f"/{MARK}", f"/var/tmp/{MARK}", f"/run/lock/{MARK}", f"/dev/shm/{MARK}", f"/tmp/{MARK}"]
@@ -124,11 +124,11 @@ def _key_users() -> dict[int, int]:
 _GRADER = """
 import json, resource, sys
 from mnistloc import cli
-from mnistloc.grading import confine
+from mnistloc.grading import warden
 given = []
-if hasattr(confine, "fresh_uids"):
-    real = confine.fresh_uids
-    confine.fresh_uids = lambda *a, **k: given.extend(real(*a, **k)) or given[-a[0]:]
+if hasattr(warden, "fresh_uids"):
+    real = warden.fresh_uids
+    warden.fresh_uids = lambda *a, **k: given.extend(real(*a, **k)) or given[-a[0]:]
 code = cli.main(sys.argv[2:])
 json.dump({"code": code, "uids": given, "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
            "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}, open(sys.argv[1], "w"))
@@ -146,8 +146,8 @@ def _world_writable() -> list[str]:
 
 def _sandbox_processes() -> dict[int, int]:
     """pid -> uid of every live process that runs as a sandbox uid."""
-    return {pid: uid for pid, (uid, state) in confine.processes().items()
-            if (uid >= confine.UID_BASE or (AS_USER and uid == USER_IDS[0])) and state != "Z"}
+    return {pid: uid for pid, (uid, state) in warden.processes().items()
+            if (uid >= warden.UID_BASE or (AS_USER and uid == USER_IDS[0])) and state != "Z"}
 
 
 def _ipc_objects() -> set[tuple[str, str, int]]:
@@ -249,14 +249,14 @@ def test_every_student_has_a_uid_of_their_own(batch):
 def test_no_ipc_object_outlives_the_batch(batch):
     mine = _uids(batch)
     new = batch["after"]["ipc"] - batch["before"]["ipc"]
-    assert {o for o in new if (o[2] in mine if mine else o[2] >= confine.UID_BASE)} == set()
+    assert {o for o in new if (o[2] in mine if mine else o[2] >= warden.UID_BASE)} == set()
 
 
 def test_nothing_new_in_any_world_writable_folder(batch):
     mine = _uids(batch)
     before, after = batch["before"]["entries"], batch["after"]["entries"]
     new = {path: uid for path, uid in after.items() if path not in before}
-    assert {p: u for p, u in new.items() if MARK in p or (u in mine if mine else u >= confine.UID_BASE)} == {}
+    assert {p: u for p, u in new.items() if MARK in p or (u in mine if mine else u >= warden.UID_BASE)} == {}
     assert "/run/lock" in batch["folders"] and "/dev/shm" in batch["folders"]
 
 
@@ -289,7 +289,7 @@ def test_no_key_outlives_the_batch(batch):
     # it; such keys outlived the batch. The children may make no key at all.
     mine = _uids(batch)
     new = {uid: n for uid, n in batch["after"]["keys"].items() if n > batch["before"]["keys"].get(uid, 0)}
-    assert {uid: n for uid, n in new.items() if (uid in mine if mine else uid >= confine.UID_BASE)} == {}
+    assert {uid: n for uid, n in new.items() if (uid in mine if mine else uid >= warden.UID_BASE)} == {}
 
 
 def test_results_are_readable_by_the_instructor_only(graded, course):

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from mnistloc import checks
-from mnistloc.grading import confine, launcher, sandbox, warm_parent, wire
+from mnistloc.grading import confine, sandbox, warden, warm_parent, wire
 
-CAPS = confine.capabilities()
+CAPS = warden.capabilities()
 # Root in CI: a guarantee the README promises as root must be checked there, never skipped.
 MUST_CHECK = os.geteuid() == 0 or bool(os.environ.get("CI"))
 
@@ -145,7 +145,7 @@ def test_a_fork_bomb_is_bounded_and_every_process_is_killed():
     """)
     uid = int(_probe("import os\nreturn str(os.getuid())"))
     assert _verdicts({"iou": bomb}, ["iou"], timeout=2) == {"iou": {"timeout"}}
-    assert [p for p, (owner, state) in confine.processes().items() if owner == uid and state != "Z"] == []
+    assert [p for p, (owner, state) in warden.processes().items() if owner == uid and state != "Z"] == []
 
 
 def test_the_child_never_sees_the_secret_seed(monkeypatch):
@@ -269,11 +269,11 @@ def test_a_reply_that_would_expand_in_the_grader_is_a_crash_and_costs_no_memory(
 
 
 def test_the_grading_process_gets_a_memory_limit_of_its_own():
-    code = ("import resource\nfrom mnistloc.grading import confine\nconfine.limit_grader()\n"
+    code = ("import resource\nfrom mnistloc.grading import warden\nwarden.limit_grader()\n"
             "print(resource.getrlimit(resource.RLIMIT_AS)[0])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     limit = int(done.stdout.split()[-1])
-    assert 0 < limit <= confine.GRADER_MEMORY_MB * 1024 * 1024
+    assert 0 < limit <= warden.GRADER_MEMORY_MB * 1024 * 1024
 
 
 def test_bad_arguments_name_themselves():
@@ -423,7 +423,7 @@ def test_a_leftover_process_cannot_touch_the_next_child():
     assert first.status == "ok"
     assert _verdicts({"iou": IOU}, ["iou"]) == {"iou": {"pass"}}  # a fresh uid (or namespace): out of its reach
     uid = int(first.value["text"])
-    assert [p for p, (owner, st) in confine.processes().items() if owner == uid and st != "Z"] == []
+    assert [p for p, (owner, st) in warden.processes().items() if owner == uid and st != "Z"] == []
 
 
 @needs("IPC namespace", "ipc")
@@ -602,92 +602,3 @@ def test_a_huge_answer_cell_is_refused_before_it_is_parsed():
     (o,) = sandbox.run_exercises({"iou": big}, _calls("iou")[:1])
     assert o.status == "error" and "at most" in o.value and time.monotonic() - start < 10
     assert sandbox.calls_reference("(" * 200_000, sandbox.REFERENCES["iou"]) is None  # no RecursionError
-
-
-# ---- the warm parent (class grading): the same isolation, TensorFlow imported once ---------------------------
-
-PROBE = textwrap.dedent("""
-    import os, sys
-    def iou(a, b):
-        links = {}
-        for f in os.listdir("/proc/self/fd"):
-            try:
-                links[int(f)] = os.readlink(f"/proc/self/fd/{f}")
-            except OSError:
-                pass
-        raise ValueError(repr({"sockets": sorted(f for f, to in links.items() if to.startswith("socket:")),
-                               "uid": os.getuid(), "keras": "keras" in sys.modules,
-                               "seen": getattr(sys, "seen_by_an_earlier_child", None)}))
-""")
-MARK = "import os, sys\ndef iou(a, b):\n    sys.seen_by_an_earlier_child = str(os.getuid())\n    return 0\n"
-
-
-def _warm_probe() -> dict:
-    (o,) = sandbox.run_exercises({"iou": PROBE}, _calls("iou")[:1], warm=True)
-    assert o.status == "ok" and o.value["error"] == "ValueError", o
-    import ast
-    return ast.literal_eval(o.value["message"])
-
-
-def test_a_warm_child_is_a_fork_of_the_warm_parent_and_has_keras_already(child_kind):
-    parent = warm_parent.shared()
-    assert parent is not None and parent.alive()
-    child = launcher.Child("mnistloc.grading.child", memory_mb=4096, warm=parent)
-    try:
-        assert isinstance(child.proc, launcher._Forked)
-        assert confine.processes()[child.proc.pid] is not None
-        with open(f"/proc/{child.proc.pid}/status") as f:
-            ppid = int(next(line for line in f if line.startswith("PPid:")).split()[1])
-        assert ppid == parent.proc.pid
-    finally:
-        child.stop()
-    assert _warm_probe()["keras"] is True  # imported by the warm parent, not by this student's child
-
-
-def test_a_warm_child_keeps_no_socket_of_the_warm_parent():
-    # The warm parent's socket would let a child ask for forks as root: it must be closed in every fork.
-    assert _warm_probe()["sockets"] == []
-
-
-def test_students_share_nothing_through_the_warm_parent():
-    uids = confine.fresh_uids(2)
-    (marked,) = sandbox.run_exercises({"iou": MARK}, _calls("iou")[:1], warm=True, uid=uids[0])
-    assert marked.status == "ok", marked
-    after = _warm_probe()
-    assert after["seen"] is None  # what one child changed in its copy, the next never sees
-    if os.geteuid() == 0:
-        assert after["uid"] not in (0, uids[0])
-
-
-@needs("own uid", "processes")
-def test_a_child_that_kills_all_it_can_leaves_the_warm_parent_alive():
-    killer = "import os\ndef iou(a, b):\n    os.kill(-1, 9)\n    return 0\n"
-    sandbox.run_exercises({"iou": killer}, _calls("iou")[:1], warm=True)
-    parent = warm_parent.shared()
-    assert parent is not None and parent.alive()
-    assert _verdicts({"iou": IOU}, ["iou"], warm=True) == {"iou": {"pass"}}
-
-
-def test_a_dead_warm_parent_falls_back_to_fresh_children():
-    parent = warm_parent.shared()
-    os.kill(parent.proc.pid, 9)
-    parent.proc.wait()
-    assert _verdicts({"iou": IOU}, ["iou"], warm=True) == {"iou": {"pass"}}  # a new warm parent, or a fresh child
-    warm_parent.close_shared()
-    parent = warm_parent.WarmParent()
-    try:
-        os.kill(parent.proc.pid, 9)
-        parent.proc.wait()
-        child = launcher.Child("mnistloc.grading.child", memory_mb=4096, warm=parent)
-        try:
-            assert isinstance(child.proc, subprocess.Popen)  # the warm parent was gone: a fresh child
-        finally:
-            child.stop()
-    finally:
-        parent.close()
-
-
-def test_the_warm_parent_forks_only_the_child_modules():
-    parent = warm_parent.shared()
-    with pytest.raises(ValueError, match="module"):
-        parent.spawn("os", (0, 1, 2), "/tmp")

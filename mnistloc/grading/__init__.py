@@ -17,8 +17,10 @@
   child's loop and the reference trap; ``launcher``: starts, frames and stops every
   child (the grader's and the leaderboard's); ``warm_parent``: a process that imported
   TensorFlow once and forks the children of a class; ``wire``: the replies' plain-data
-  format; ``confine``: namespaces, mounts, limits, uid; ``syscall_filter``: the seccomp
-  filter ``confine`` installs.
+  format; ``confine``: the child confines itself (namespaces, mounts, limits, uid);
+  ``warden``: what the grading process does around its children (fresh uids, memory
+  cgroups, sweeps, its own limits, the capabilities probe); ``syscall_filter``: the
+  seccomp filter ``confine`` installs.
 - ``grade``: ``grade_course``, the hardened grader of a class; ``results``: its
   rows, CSV, JSON, feedback pages, shards and nbgrader's gradebook; ``dashboard``:
   the class page (``class.html``: pass rates, histograms, named mistakes) built from

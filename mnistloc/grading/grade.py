@@ -29,8 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from mnistloc.grading import confine, judge, warm_parent
-from mnistloc.grading.confine import capabilities, guard_this_process
+from mnistloc.grading import judge, warden, warm_parent
+from mnistloc.grading.warden import capabilities, guard_this_process
 from mnistloc.grading.launcher import MAX_NAME, Refused, open_regular, plain_id
 from mnistloc.grading.exercises.base import keras
 from mnistloc.grading.registry import (EXERCISES, LESSONS, QUESTIONS, SEED_FILE, exercises_of,  # noqa: F401
@@ -90,7 +90,7 @@ def grade_course(course_dir, *, out=None, lessons=None, students=None, shard: tu
             f"files: {caps['files']}")
         tasks = find_tasks(course, lessons=lessons, students=students, shard=shard)
         bar = _progress_bar(len({t.student for t in tasks}), progress)
-        with confine.own_keras_home(), bar:  # hidden: the results folder too (an earlier run's grades and feedback)
+        with warden.own_keras_home(), bar:  # hidden: the results folder too (an earlier run's grades and feedback)
             rows = grade_tasks(tasks, seed, jobs=jobs, timeout=timeout, memory_mb=memory_mb,
                                hide=[course, *([out] if out.exists() else [])], on_student=bar.update, warm=warm)
         if shard is not None:
@@ -217,7 +217,7 @@ def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float =
     # One student: a fresh child costs the same as a warm parent, and imports TensorFlow only when it needs it.
     limits["warm"] = len(units) > 1 if warm is None else bool(warm)
     # As root, each student's child runs as a uid of its own, never reused within the batch.
-    uids = confine.fresh_uids(len(units)) if os.geteuid() == 0 else [None] * len(units)
+    uids = warden.fresh_uids(len(units)) if os.geteuid() == 0 else [None] * len(units)
     tick = on_student or (lambda: None)
     done = []
     if jobs <= 1 or len(units) <= 1:
@@ -229,7 +229,7 @@ def grade_tasks(tasks: list[Task], seed: int, *, jobs: int = 1, timeout: float =
             warm_parent.close_shared()
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=confine.limit_grader) as pool:
+                                 initializer=warden.limit_grader) as pool:
             futures = [pool.submit(grade_student, unit, seed, uid=uid, **limits) for unit, uid in zip(units, uids)]
             for future in futures:
                 future.add_done_callback(lambda _: tick())

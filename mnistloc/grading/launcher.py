@@ -7,7 +7,7 @@ so a hardening step lands in both:
 - ``Child(module, memory_mb=..., hide=..., uid=...)``: a fresh ``python -I`` running
   ``<module>.main()`` in a temporary work folder, with a scrubbed environment, a
   session of its own, its own memory cgroup where one can be made
-  (``confine.MemoryGroup``, joined before the child reads anything), and its config
+  (``warden.MemoryGroup``, joined before the child reads anything), and its config
   as the first framed message on stdin; the child confines itself
   (``confine.confine``) before it runs anything it was sent. ``read(deadline)``
   waits for its result pipe (draining and capping its output, never spinning on a
@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnistloc.grading import confine, warm_parent
+from mnistloc.grading import confine, warden, warm_parent
 from mnistloc.grading.warm_parent import WarmParent
 
 OUTPUT_CAP = 64 * 1024  # bytes of a child's stdout+stderr kept (head and tail)
@@ -122,16 +122,16 @@ class Child:
     def __init__(self, module: str, *, memory_mb: int, hide=(), uid: int | None = None, config: dict | None = None,
                  pass_fds: tuple = (), output: bool = True, warm: WarmParent | None = None):
         root = os.geteuid() == 0
-        self.uid = (uid if uid is not None else confine.fresh_uids(1)[0]) if root else None
+        self.uid = (uid if uid is not None else warden.fresh_uids(1)[0]) if root else None
         self.workdir = Path(tempfile.mkdtemp(prefix="mnistloc-sandbox-"))
         if self.uid is not None:
             os.chown(self.workdir, self.uid, self.uid)
-        self.group = confine.MemoryGroup.make(memory_mb)
+        self.group = warden.MemoryGroup.make(memory_mb)
         self.head, self.tail = bytearray(), bytearray()
         result_r, result_w = os.pipe()
         out_r, out_w = os.pipe() if output else (None, os.open(os.devnull, os.O_WRONLY))
         full = {"memory_mb": int(memory_mb), "uid": self.uid, "hide": [str(Path(p).resolve()) for p in hide],
-                "workdir": str(self.workdir), "nproc": confine.nproc_limit(), "package_root": confine.PACKAGE_ROOT,
+                "workdir": str(self.workdir), "nproc": warden.nproc_limit(), "package_root": confine.PACKAGE_ROOT,
                 "result_fd": result_w, "memory_group": self.group is not None, **(config or {})}
         self.proc = None
         if warm is not None and not pass_fds:  # a fork of the warm parent: TensorFlow already imported
@@ -144,7 +144,7 @@ class Child:
             code = f"import sys; sys.path.insert(0, {confine.PACKAGE_ROOT!r}); from {module} import main; main()"
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=out_w, stderr=out_w,
-                pass_fds=(result_w, *pass_fds), cwd=self.workdir, env=confine.child_env(self.workdir),
+                pass_fds=(result_w, *pass_fds), cwd=self.workdir, env=warden.child_env(self.workdir),
                 start_new_session=True, close_fds=True)
         os.close(out_w)
         os.close(result_w)
@@ -233,8 +233,8 @@ class Child:
             pass
         self.proc.wait()
         if self.uid is not None:
-            confine.kill_uid(self.uid)
-            confine.sweep_ipc(self.uid)  # none in an IPC namespace; a child without one leaves its objects here
+            warden.kill_uid(self.uid)
+            warden.sweep_ipc(self.uid)  # none in an IPC namespace; a child without one leaves its objects here
         if self.group is not None:
             self.group.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistloc.grading import confine
+from mnistloc.grading import warden
 from mnistloc.grading.launcher import MAX_NAME, Child, Inbox, Refused, open_regular, plain_id
 from mnistloc.grading.model_child import CONTRACT, GRID, MAX_JSON
 from mnistloc.grading.registry import secret_seed
@@ -121,9 +121,9 @@ def leaderboard(course_dir, *, out=None, reference=None, students=None, canvases
         raise FileExistsError(f"{paths[0]} exists; pass force=True (--force) to overwrite it")
     if str(reference) == "shipped":
         from mnistloc import pretrained
-        with confine.own_keras_home():  # Keras in this process: nothing of it left in a shared /tmp
+        with warden.own_keras_home():  # Keras in this process: nothing of it left in a shared /tmp
             reference = pretrained.save_keras(5, out / "reference.keras")
-    confine.guard_this_process()  # this process holds the secret seed
+    warden.guard_this_process()  # this process holds the secret seed
     ds = hidden_canvases(secret_seed(course), int(canvases))
     names = sorted(students or (p.name for p in submitted.iterdir()))
     hide = [course.resolve(), *([out.resolve()] if out.exists() else [])]

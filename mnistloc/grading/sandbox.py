@@ -15,7 +15,7 @@ judges the results. Every public call runs before any hidden one (``secret``),
 and once a child has seen a hidden case, nothing it says reaches a message:
 hidden outcomes carry the status's own words and the exception's type only.
 
-What the child gets, and where it is enforced (see ``confine.capabilities()``):
+What the child gets, and where it is enforced (see ``warden.capabilities()``):
 
 - time: each exercise has ``timeout`` seconds for its source and all its
   calls; on expiry the child and everything it started is killed, the
@@ -28,7 +28,7 @@ What the child gets, and where it is enforced (see ``confine.capabilities()``):
   in a user namespace): the child's first process is a reaper whose death
   ends every process in the namespace, and IPC objects die with it. As root
   the child also runs as a uid of its own (``uid``, fresh per student:
-  ``confine.fresh_uids``) with ``RLIMIT_NPROC``; every process of that uid is
+  ``warden.fresh_uids``) with ``RLIMIT_NPROC``; every process of that uid is
   killed when the child is stopped, and without an IPC namespace its SysV
   IPC objects are removed.
 - network: a new, empty network namespace (only a down loopback).
@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from mnistloc.grading import warm_parent
-from mnistloc.grading.confine import fresh_uids, guard_this_process
+from mnistloc.grading.warden import fresh_uids, guard_this_process
 from mnistloc.grading.launcher import Child, Inbox, Refused
 from mnistloc.grading.registry import EXERCISES, REFERENCES
 from mnistloc.grading.wire import MAX_REPLY, decode_reply, error_name
@@ -97,7 +97,7 @@ def run_exercises(sources: dict[str, str], calls: Sequence[tuple[str, object]], 
         secret: bool[len(calls)], which calls are hidden cases (default: none). They run after
             every public call, and once any child of this run has seen one, nothing a child says
             reaches a message (its outcomes carry the status's own words and built-in type names only).
-        uid: as root, the child's uid (one per student, from ``confine.fresh_uids``); None: a fresh one.
+        uid: as root, the child's uid (one per student, from ``warden.fresh_uids``); None: a fresh one.
         settle: called with each call's index and Outcome as soon as it is known (the judge); returns True once
             the exercise is decided, and its remaining calls are not run (their outcome: ``"skipped"``). The
             Outcome kept then has value None, so replies never pile up in this process.

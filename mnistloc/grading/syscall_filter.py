@@ -1,7 +1,7 @@
 """A seccomp filter for the sandbox's child: the kernel objects it may not make, refused by the kernel itself.
 
 ``refuse_syscalls(libc, memfds=...)`` runs in the child (``mnistloc.grading.confine.confine``) before any student
-code; ``seccomp_supported()`` says whether this machine's syscall table is known (``confine.capabilities``).
+code; ``seccomp_supported()`` says whether this machine's syscall table is known (``warden.capabilities``).
 """
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 
-from mnistloc.grading import confine
+from mnistloc.grading import confine, warden
 
 PRELOAD = ("mnistloc.grading.child", "mnistloc.grading.model_child", "keras", "mnistloc.models")
 """What a child would import: the checks, then TensorFlow and Keras (lazily) for a model exercise."""
@@ -76,7 +76,7 @@ class WarmParent:
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), cwd=self.folder,
-            env=confine.child_env(self.folder), start_new_session=True, close_fds=True)
+            env=warden.child_env(self.folder), start_new_session=True, close_fds=True)
         theirs.close()
         try:
             ready = self._receive(START_TIMEOUT)
@@ -267,7 +267,7 @@ def _become_child(sock, message: dict, fds: list[int]) -> None:
         os.setsid()
         os.chdir(message["workdir"])
         os.environ.clear()
-        os.environ.update(confine.child_env(message["workdir"]))
+        os.environ.update(warden.child_env(message["workdir"]))
         importlib.import_module(message["spawn"]).main()
         code = 0
     except SystemExit as done:

@@ -245,7 +245,7 @@ def cases() -> dict[str, tuple]:
     hold; ``"big_output"``: 30 MB, too large to keep in git) is made by ``tests/test_grade.py`` in the course
     folder.
 
-    ``requires``: a word that ``mnistloc.grading.confine.capabilities()`` must mention for the case to hold
+    ``requires``: a word that ``mnistloc.grading.warden.capabilities()`` must mention for the case to hold
     (as root: "own uid", "tmpfs"); tests skip the case elsewhere.
     """
     release_text = json.dumps(RELEASE, indent=1)
