@@ -7,11 +7,11 @@ import functools
 
 import pytest
 
-from mistakes import blind_a, blind_b, canvas, classic, detector, holdout, losses, metrics
+from mistakes import blind_a, blind_b, blind_c, canvas, classic, detector, holdout, losses, metrics
 from mnistloc.checks import EXERCISES, check
 
 CORPUS = (canvas.MISTAKES + metrics.MISTAKES + detector.MISTAKES + losses.MISTAKES + classic.MISTAKES
-          + holdout.MISTAKES + blind_a.MISTAKES + blind_b.MISTAKES)
+          + holdout.MISTAKES + blind_a.MISTAKES + blind_b.MISTAKES + blind_c.MISTAKES)
 SLOW = {"classic_model"}  # each answer builds a dozen models
 
 

@@ -149,6 +149,15 @@ def _tight_bright_only(img):
     return B.tight_box(np.where(np.asarray(img) > 127, img, 0))
 
 
+def _tight_row_major(img):
+    """x0 and x1 from the columns of the first and last ink pixels in row-major order (the top ink row's first
+    ink pixel, the bottom ink row's last), not the smallest and largest ink columns."""
+    rc = _ink(img)
+    if not len(rc):
+        return np.zeros(4, np.float32)
+    return np.float32([rc[0, 1], rc[:, 0].min(), rc[-1, 1] + 1, rc[:, 0].max() + 1])
+
+
 # union_box ----------------------------------------------------------------------------------------
 
 def _union_fixed() -> list:
@@ -209,6 +218,14 @@ def _union_slots(count):
     def union_box(boxes, mask):
         return B.union_box(np.asarray(boxes)[:, :count], np.asarray(mask)[:, :count])
     return union_box
+
+
+def _union_inf_for_max(boxes, mask):
+    """Unused slots filled with +inf for the maximum (x1, y1) as well as for the minimum: an unused slot wins it."""
+    b, m = np.asarray(boxes), np.asarray(mask)
+    filled = np.where(m[..., None], b, np.inf)
+    out = np.concatenate([filled[..., :2].min(1), filled[..., 2:].max(1)], -1)
+    return np.where(m.any(1)[:, None], out, 0).astype(np.float32)
 
 
 def _union_min_everywhere(boxes, mask):
@@ -442,6 +459,9 @@ EXERCISES = [
          "just past the last ink column and row, not the width and height.", _tight_xywh),
         ("only bright pixels were counted as ink: ink means image > 0, so the faint edges of the strokes count "
          "too (no brightness threshold).", _tight_bright_only),
+        ("x0 and x1 came from the first and last ink pixels in reading (row-major) order, which lie in the top "
+         "and the bottom ink rows: x0 is the smallest column holding ink in any row, and x1 the largest such "
+         "column + 1, so look at the columns of all the ink pixels.", _tight_row_major),
     ], properties=_TIGHT_PROPS),
     numpy_exercise("union_box", L2, 2, B.union_box, _union_fixed, _union_random, [
         ("unused slots (mask False) must be ignored: their zero boxes pulled x0 and y0 to 0.", _union_ignore_mask),
@@ -453,6 +473,9 @@ EXERCISES = [
          "so take every slot the mask marks, not a hard-coded two.", _union_slots(2)),
         ("x1 and y1 took the minimum too: the union box ends where the last digit ends, so x1 and y1 are the "
          "maximum over the used slots (only x0 and y0 take the minimum).", _union_min_everywhere),
+        ("unused slots were filled with +inf for x1 and y1 too: +inf never wins a minimum, so it suits x0 and y0, "
+         "but it always wins a maximum, so a canvas with an unused slot got x1 = y1 = inf; for the maximum an "
+         "unused slot needs a value that never wins it (-inf).", _union_inf_for_max),
         float64_mistake(B.union_box, "the boxes", "float32[N, 4]"),
     ], properties=_UNION_PROPS, exact_dtype=True),
     numpy_exercise("one_hot", L3, 2, C.one_hot, _onehot_fixed, _onehot_random, [
@@ -466,7 +489,8 @@ EXERCISES = [
         ("the labels given were modified in place (their -1 entries overwritten): the caller's labels must stay "
          "unchanged, so work on a copy of the input or build the rows without writing into it.",
          _onehot_in_place),
-    ], run=_run_onehot, properties=_ONEHOT_PROPS),
+        float64_mistake(C.one_hot, "the one-hot rows", "float32[..., number of classes]"),
+    ], run=_run_onehot, properties=_ONEHOT_PROPS, exact_dtype=True),
     numpy_exercise("order_left_to_right", L4, 2, C.order_left_to_right, _order_fixed, _order_random, [
         ("x and y swapped: left to right means sorting by x0 (index 0), not y0.", _order_by_y),
         (_TOGETHER, _order_classes_stay),

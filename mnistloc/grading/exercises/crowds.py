@@ -116,7 +116,7 @@ def _nms_random(rng) -> list:
 
 
 def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=False, worst=False, digits=False,
-                    right="exact", share=True):
+                    right="exact", share=True, cast=True):
     def choose_nms_threshold(keeps, scores, counts, thresholds, min_score=0.5):
         keeps, scores, counts = np.asarray(keeps, bool), np.asarray(scores, np.float64), np.asarray(counts)
         counted = (keeps if nms else np.ones_like(keeps))
@@ -131,9 +131,13 @@ def _choose_variant(*, score=True, strict=False, nms=True, last=False, index=Fal
             accuracy = accuracy.mean(-1) if share else accuracy.sum(-1)  # sum: how many canvases, not a share
         best = (len(accuracy) - 1 - np.argmax(accuracy[::-1])) if last else (
             np.argmin(accuracy) if worst else np.argmax(accuracy))
-        return (float(best) if index else float(np.asarray(thresholds)[best])), accuracy.astype(np.float64)
+        accuracy = accuracy.astype(np.float64) if cast else accuracy  # not cast: a sum of booleans stays int64
+        return (float(best) if index else float(np.asarray(thresholds)[best])), accuracy
     return choose_nms_threshold
 
+
+_SHARE = ("the accuracy is a share: the fraction of the canvases counted right (between 0 and 1, their mean), not "
+          "how many canvases were counted right.")
 
 EXERCISES = (
     numpy_exercise("scale_sigmas", L5, 2, _scale_sigmas, _sigma_fixed, _sigma_random, [
@@ -161,7 +165,7 @@ EXERCISES = (
         ("pick the highest accuracy (np.argmax), not the lowest.", _choose_variant(worst=True)),
         ("the accuracy is the share of canvases whose count is exactly right, not the share of digits found.",
          _choose_variant(digits=True)),
-        ("the accuracy is a share: the fraction of the canvases counted right (between 0 and 1, their mean), not "
-         "how many canvases were counted right.", _choose_variant(share=False)),
+        (_SHARE, _choose_variant(share=False)),
+        (_SHARE, _choose_variant(share=False, cast=False)),  # the same mistake, its integer count returned as is
     ]),
 )

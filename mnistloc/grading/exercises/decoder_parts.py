@@ -30,7 +30,13 @@ def _cells_fixed() -> list:
     edge = np.zeros((1, 2, 2, 4), np.float32)
     edge[0, 0, 0] = (1, 1, 0.5, 0.5)  # centre (4, 4): (-4, -4, 8, 8) runs past the top-left corner
     edge[0, 1, 1] = (0.5, 0.5, 1, 1)  # centre (12, 12): (8, 8, 20, 20) runs past the bottom-right corner
-    return [_cells_case(one, 8, "distances (1.25, 2, 1.5, 1.25) at cell (4, 2), centre (20, 36), stride=8: "
+    single = np.zeros((2, 3, 4), np.float32)  # one map, no leading axis: an answer that needs a batch axis fails
+    single[1, 2] = (0.5, 1, 0.25, 0.5)  # centre (20, 12): (20 - 4, 12 - 8, 20 + 2, 12 + 4) = (16, 4, 22, 16)
+    return [_cells_case(single, 8, "one map of shape (2, 3, 4), with no leading (batch) axis: a 2 x 3 grid "
+                        "(2 rows, 3 columns), stride=8, distances (0.5, 1, 0.25, 0.5) at cell (1, 2), centre (20, 12): "
+                        "(20 - 0.5 * 8, 12 - 1 * 8, 20 + 0.25 * 8, 12 + 0.5 * 8) = (16, 4, 22, 16); zeros elsewhere "
+                        "(each cell's box is the point at its centre)"),
+            _cells_case(one, 8, "distances (1.25, 2, 1.5, 1.25) at cell (4, 2), centre (20, 36), stride=8: "
                         "(20 - 1.25 * 8, 36 - 2 * 8, 20 + 1.5 * 8, 36 + 1.25 * 8) = (10, 20, 32, 46); zeros elsewhere "
                         "(each cell's box is the point at its centre)"),
             _cells_case(edge, 8, "a 2 x 2 grid (a 16 px canvas), stride=8: distances (1, 1, 0.5, 0.5) at cell (0, 0), "
@@ -51,11 +57,13 @@ def _cells_random(rng) -> list:
 
 
 def _cells_variant(*, scale=True, corner=False, swap=False, signs=False, xywh=False, order=(0, 1, 2, 3),
-                   first_axes=False, clip=False):
+                   first_axes=False, clip=False, single_map=False):
     def boxes_from_cells(distances, *, stride=8):
         d = np.asarray(distances, np.float64)[..., list(order)] * (stride if scale else 1)
         off = 0 if corner else 0.5
         h, w = d.shape[:2] if first_axes else d.shape[-3:-1]  # first_axes: as if there were no leading axes
+        if single_map:  # the shape unpacked as (H, W, 4): a ValueError on leading axes
+            h, w, _ = d.shape
         rows, cols = (np.arange(h) + off)[:, None] * stride, (np.arange(w) + off)[None, :] * stride
         cx, cy = (rows + 0 * cols, cols + 0 * rows) if swap else (cols + 0 * rows, rows + 0 * cols)  # [H, W]
         if first_axes:  # the centres of a (shape[0], shape[1]) grid spread over the real one, as broadcasting
@@ -206,9 +214,10 @@ def _cells_sizes(case, got) -> bool:
 
 def _cells_centres(case, got) -> bool:
     d, b, s = np.asarray(case["args"][0]), value_of(got), case["kwargs"]["stride"]
-    zero = np.all(d == 0, -1)
-    i, j = np.nonzero(zero[0]) if zero.ndim == 3 else (np.array([]), np.array([]))
-    return all(np.allclose(b[0, r, c], [(c + .5) * s, (r + .5) * s] * 2) for r, c in zip(i, j))
+    zero = np.all(d == 0, -1)  # [..., H, W], any leading axes (none too)
+    cy, cx = (np.arange(d.shape[-3])[:, None] + .5) * s, (np.arange(d.shape[-2])[None, :] + .5) * s
+    centre = np.broadcast_to(np.stack(np.broadcast_arrays(cx, cy, cx, cy), -1), d.shape)  # [..., H, W, 4]
+    return bool(np.allclose(b[zero], centre[zero]))
 
 
 def _peaks_descending(case, got) -> bool:
@@ -268,6 +277,9 @@ EXERCISES = (
         ("the grid's H and W were read from shape[0] and shape[1]: distances have shape (..., H, W, 4), so H and W "
          "are the axes -3 and -2, and the function must work for any leading (batch) axes.",
          _cells_variant(first_axes=True)),
+        ("the shape was unpacked as one map (H, W, 4), three names, so distances with leading (batch) axes, "
+         "e.g. (N, H, W, 4), raised a ValueError: distances have shape (..., H, W, 4), so read H and W from the "
+         "end of the shape (axes -3 and -2), whatever comes before them.", _cells_variant(single_map=True)),
         ("the boxes were clipped to the canvas: boxes_from_cells does no clipping, a box may start below 0 or end "
          "past the canvas (the decoder clips later).", _cells_variant(clip=True)),
     ], run=call_kwargs, properties=_CELLS_PROPS),

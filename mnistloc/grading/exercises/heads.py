@@ -165,14 +165,15 @@ _build_head.__name__ = "build_head"
 
 
 def _head_variant(*, hidden_filters=None, kernel=3, padding="same", use_name=True, fixed_outputs=None,
-                  use_activation=True, hidden_activation="relu", hidden_layer=True):
+                  use_activation=True, hidden_activation="relu", hidden_layer=True, out_kernel=1):
     """``build_head`` with one deliberate difference from the reference (for the mistakes list)."""
     def build_head(channels=64, hidden=64, outputs=4, activation=None, name="head"):
         f = keras.Input(shape=(None, None, channels))
         x = f
         if hidden_layer:
             x = keras.layers.Conv2D(hidden_filters or hidden, kernel, padding=padding, activation=hidden_activation)(f)
-        y = keras.layers.Conv2D(fixed_outputs or outputs, 1, activation=activation if use_activation else None)(x)
+        y = keras.layers.Conv2D(fixed_outputs or outputs, out_kernel, padding="same",
+                                activation=activation if use_activation else None)(x)
         return keras.Model(f, y, name=name if use_name else None)
     return build_head
 
@@ -213,6 +214,9 @@ EXERCISES = [
                  (_SAME, _head_variant(padding="valid")),
                  ("the hidden layer is a 3x3 convolution (kernel_size=3), so each cell sees its neighbours.",
                   _head_variant(kernel=1)),
+                 ("the two kernel sizes are swapped: the hidden layer is the 3x3 convolution (each cell sees its "
+                  "neighbours) and the output layer the 1x1 one (each cell's own hidden features give its numbers), "
+                  "not a 1x1 hidden layer and a 3x3 output layer.", _head_variant(kernel=1, out_kernel=3)),
                  ("the hidden 3x3 convolution has activation='relu': without it the two convolutions are one "
                   "linear map.", _head_variant(hidden_activation=None)),
                  ("first a hidden 3x3 convolution with `hidden` filters and ReLU, then the 1x1 output layer.",

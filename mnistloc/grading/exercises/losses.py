@@ -161,6 +161,8 @@ def _focal_variant(*, norm="centres", sign=1, beta_on_pos=False, reduce_neg=True
             return total / ops.cast(ops.size(p), total.dtype)
         if norm == "bumps":
             return total / ops.maximum(ops.sum(ops.cast(y_true > 0, p.dtype)), 1.0)
+        if norm == "heat":  # the heatmap's sum: the bumps' fractions add to the count of centres
+            return total / ops.maximum(ops.sum(y_true), 1.0)
         return total / (ops.maximum(ops.sum(pos), 1.0) if floor else ops.sum(pos))
     return focal_loss
 
@@ -311,6 +313,9 @@ EXERCISES = (
          _focal_variant(norm="cells")),
         ("divide by the number of centres (cells where y_true == 1), not by every cell of the bumps (y_true > 0).",
          _focal_variant(norm="bumps")),
+        ("divide by the number of centres (count the cells where y_true == 1), not by the sum of the heatmap: the "
+         "bumps' other cells (0 < y_true < 1) add their values to that sum, though they are not centres.",
+         _focal_variant(norm="heat")),
         ("a centre is a cell where y_true == 1; the bump's other cells (0 < y_true < 1) are negatives, forgiven "
          "by (1 - y_true)^beta.", _focal_variant(pos_any=True)),
         ("a map with no centre gave inf or NaN (x / 0): divide by max(number of centres, 1).",

@@ -124,7 +124,7 @@ def _ap_random(rng) -> list:
     return out
 
 
-def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True, levels=101, unreached=0.0):
+def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True, levels=101, unreached=0.0, to_one=True):
     def wrong(scores, matched, num_true):
         s, m = np.asarray(scores, np.float64), np.asarray(matched, bool)
         if len(s) == 0:
@@ -136,7 +136,8 @@ def _ap_from(order_fn, *, recall_of=None, envelope=True, points=True, levels=101
         if not points:  # area under the envelope, every recall step (VOC 2010 style)
             steps = np.diff(np.concatenate([[0], recall]))
             return float(np.sum(steps * env))
-        idx = np.searchsorted(recall, np.linspace(0, 1, levels), side="left")
+        grid = np.linspace(0, 1, levels) if to_one else np.arange(0, 1, 1 / (levels - 1))  # not to_one: 1 left out
+        idx = np.searchsorted(recall, grid, side="left")
         last = env[-1] if unreached == "last" else unreached  # "last": a recall never reached keeps the last one
         return float(np.mean(np.where(idx < len(recall), env[np.minimum(idx, len(recall) - 1)], last)))
     return wrong
@@ -155,6 +156,7 @@ _ap_recall_of_matches = _ap_from(_by_score, recall_of=lambda s, m, n: max(int(m.
 _ap_all_points = _ap_from(_by_score, points=False)
 _ap_eleven = _ap_from(_by_score, levels=11)
 _ap_unreached_last = _ap_from(_by_score, unreached="last")
+_ap_hundred = _ap_from(_by_score, to_one=False)  # np.arange(0, 1, 0.01): 100 levels, recall 1 left out
 
 # match_detections ---------------------------------------------------------------------------------
 
@@ -343,6 +345,8 @@ EXERCISES = [
          _ap_eleven),
         ("a recall level never reached (above the last recall) counts precision 0, not the last precision: "
          "detections that miss true boxes must cost AP.", _ap_unreached_last),
+        ("COCO averages 101 recall levels 0, 0.01, ..., 1, recall 1 included: np.arange(0, 1, 0.01) stops "
+         "before 1 and gives only 100 points.", _ap_hundred),
     ], properties=_AP_PROPS),
     numpy_exercise("match_detections", L4, 3, M.match_detections, _match_fixed, _match_random, [
         ("take the detections by descending score (the most confident first), not in the order given.",

@@ -62,7 +62,7 @@ def _heat_random(rng) -> list:
 
 
 def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combine="max", use_mask=True,
-                  pixels=False, two=True, squared=True, root=False):
+                  pixels=False, two=True, squared=True, root=False, doubled=False):
     def heatmap(boxes, mask, *, size=128, stride=8, sigma=1.0):
         b, m, g = np.asarray(boxes, np.float64), np.asarray(mask, bool), size // stride
         x, y = (b[..., 0], b[..., 1]) if corner else ((b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2)
@@ -75,7 +75,8 @@ def _heat_variant(*, swap=False, cell=np.floor, corner=False, exact=False, combi
         i = np.arange(g)
         d2 = (i[:, None] - row[..., None, None]) ** 2 + (i[None, :] - col[..., None, None]) ** 2  # [N, K, G, G]
         d2 = np.sqrt(d2) if root else d2
-        heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / ((2 if two else 1) * sigma ** (2 if squared else 1)))
+        spread = (2 * sigma) ** 2 if doubled else (2 if two else 1) * sigma ** (2 if squared else 1)
+        heat = np.exp(-d2 * (stride ** 2 if pixels else 1) / spread)
         heat = heat * (m[..., None, None] if use_mask else 1)
         out = heat.max(1, initial=0) if combine == "max" else heat.sum(1)
         return (np.minimum(out, 1) if combine == "sum, at most 1" else out).astype(np.float32)
@@ -208,6 +209,8 @@ EXERCISES = (
         ("sigma is in cells: measure the distances in cells, not pixels.", _heat_variant(pixels=True)),
         ("the Gaussian divides by 2 sigma^2: the factor 2 is missing.", _heat_variant(two=False)),
         ("the Gaussian divides by 2 sigma^2: sigma is squared too.", _heat_variant(squared=False)),
+        ("the Gaussian divides by 2 sigma^2, two times sigma squared, not by (2 sigma)^2 = 4 sigma^2: only sigma "
+         "is squared, not the 2, so the bumps came out too wide.", _heat_variant(doubled=True)),
         ("the Gaussian takes the squared distance in cells, d^2 = (row - r)^2 + (col - c)^2, not its square root.",
          _heat_variant(root=True)),
     ], run=call_kwargs, properties=_HEAT_PROPS),
