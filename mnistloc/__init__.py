@@ -27,7 +27,8 @@ The library, what the lessons import (one concept each):
 - ``checks``: what a lesson's test cell imports (``check_exercise``), over ``grading``.
 - ``cli`` (and ``__main__``): the ``mnistloc`` command; ``_quiet``: TensorFlow's start-up log filtered.
 - ``retired``: the modules and names an earlier release had, served to the notebooks released then
-  (``from mnistloc import decoding`` still works, with a ``FutureWarning`` saying where its names live now).
+  (``from mnistloc import decoding`` and ``import mnistloc.decoding`` still work, with a ``FutureWarning``
+  saying where its names live now).
 
 ``grading``: everything that judges student code (registry of exercises, checks,
 notebook reader, doctor, sandbox, the hardened grader, the leaderboard); see its own map.
@@ -35,11 +36,43 @@ notebook reader, doctor, sandbox, the hardened grader, the leaderboard); see its
 Importing the package imports neither TensorFlow nor matplotlib, but makes
 TensorFlow's later import quiet (``_quiet``: its start-up log lines filtered out).
 """
+import sys
+
 from mnistloc import _quiet
 
 __version__ = "0.1.0"
 
 _quiet.install()
+
+
+class _RetiredModules:
+    """Finds a retired module for ``import mnistloc.decoding`` (the ``from mnistloc import decoding`` form asks
+    ``__getattr__`` below); last on ``sys.meta_path``, so a module the package has is always found first."""
+
+    @staticmethod
+    def find_spec(fullname: str, path=None, target=None):
+        package, _, old = fullname.partition(".")
+        if package != __name__ or not old or "." in old:
+            return None
+        import importlib.util
+
+        import mnistloc.retired as retired
+
+        return importlib.util.spec_from_loader(fullname, _RetiredModules) if old in retired.MODULES else None
+
+    @staticmethod
+    def create_module(spec):
+        import mnistloc.retired as retired
+
+        return retired.module(spec.name.partition(".")[2])
+
+    @staticmethod
+    def exec_module(module) -> None:
+        """Nothing to run: the stand-in (or the module it became) is complete."""
+
+
+if not any(isinstance(f, type) and f.__name__ == "_RetiredModules" for f in sys.meta_path):
+    sys.meta_path.append(_RetiredModules)
 
 
 def __getattr__(name: str):

@@ -205,10 +205,12 @@ def _resolve(target):
 
 
 def _serving(frame) -> bool:
-    """Whether ``frame`` is this module, a ``__getattr__`` of the package, or the import machinery."""
+    """Whether ``frame`` is this module, a ``__getattr__`` or the retired-module finder of the package, or the
+    import machinery."""
     code = frame.f_code
     return (code.co_filename == __file__ or "importlib._bootstrap" in code.co_filename
-            or (code.co_name == "__getattr__" and str(frame.f_globals.get("__name__", "")).startswith("mnistloc")))
+            or (code.co_name in ("__getattr__", "create_module")
+                and str(frame.f_globals.get("__name__", "")).startswith("mnistloc")))
 
 
 def _warn(old: str, now: str) -> None:

@@ -198,6 +198,20 @@ def test_a_retired_module_warns_once_where_the_student_imports_it(monkeypatch):
                         "This notebook keeps working.", Path(__file__).name)]
 
 
+def test_the_import_statement_form_gets_the_same_stand_in_and_warns_at_the_students_line():
+    code = ("import warnings\nwarnings.simplefilter('always')\n"
+            "import mnistloc.decoding as old\n"
+            "from mnistloc import decoding\n"
+            "import mnistloc.crowds, mnistloc.nms_sweep\n"
+            "print(old is decoding, mnistloc.crowds is mnistloc.nms_sweep, old.find_peaks.__module__)\n"
+            "try:\n    import mnistloc.no_such_module\nexcept ModuleNotFoundError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True True mnistloc.decoder", "No module named 'mnistloc.no_such_module'"]
+    warned = [line for line in done.stderr.splitlines() if "FutureWarning" in line]
+    assert [line.split(":")[:2] for line in warned] == [["<string>", "3"], ["<string>", "5"]], done.stderr
+
+
 def test_anything_else_is_the_usual_attribute_error():
     with pytest.raises(AttributeError, match="module 'mnistloc' has no attribute 'no_such_module'"):
         mnistloc.no_such_module  # noqa: B018
