@@ -10,13 +10,7 @@ import textwrap
 import pytest
 
 from mnistloc.grading import launcher, sandbox, warden, warm_parent
-from test_sandbox import IOU, _calls, _verdicts, needs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_the_warm_parent():
-    yield
-    warm_parent.close_shared()
+from test_sandbox import IOU, _calls, _end_the_warm_parent, _verdicts, needs  # noqa: F401 - the fixture, too
 
 
 PROBE = textwrap.dedent("""
