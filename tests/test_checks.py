@@ -70,6 +70,8 @@ def test_the_reference_output_is_remembered_by_case_content_and_by_reference():
     assert compare(ex.expected(other), ex.call(ex.reference, other)) is None
     halved = dataclasses.replace(ex, reference=lambda a, b: ex.reference(a, b) / 2)
     assert compare(halved.expected(case), first) is not None  # another reference is never served the first's
+    summed = dataclasses.replace(ex, run=lambda func, c: float(np.sum(func(*c["args"]))))
+    assert summed.expected(case)["type"] != first["type"]  # nor another way of running it (a model's properties)
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))

@@ -328,12 +328,16 @@ def test_a_wrong_answer_outside_the_catalogue_fails_without_a_catalogued_hint(na
 
 
 @pytest.mark.parametrize("name", sorted(NEW))
-def test_no_catalogued_mistake_raises_on_a_public_case(name):
-    # a mistake that raised would match any student's exception of the same type and name the wrong mistake
+def test_a_catalogued_mistake_that_raises_is_never_named_for_another_error_of_its_type(name):
+    # by its type alone, a mistake that raises would match any student's exception of that type
     ex = EXERCISES[name]
     for case in ex.cases(None):
         for hint, wrong in ex.mistakes:
-            assert ex.call(wrong, case).get("type") != "error", (hint, case["note"])
+            out = ex.call(wrong, case)
+            if out.get("type") == "error":
+                other = {**out, "message": "something else went wrong"}
+                assert ex.mistake_hint(other, case, ex.expected(case)) != hint, (hint, case["note"])
+                assert ex.mistake_hint(out, case, ex.expected(case)) is not None
 
 
 def test_a_crash_is_reported_as_a_crash_not_as_a_catalogued_mistake():

@@ -101,10 +101,12 @@ def test_the_package_is_the_wheels(installed):
 
 
 def _readme_pip_commands() -> list[str]:
-    """The commands of the README's pip path for students (the bash block after "Anywhere else, with pip")."""
+    """The commands of the README's pip path for students (the bash block after "Anywhere else, with pip"), past
+    the ``export`` that names this repository's URL."""
     text = (REPO / "README.md").read_text()
     block = text[text.index("Anywhere else, with pip"):].split("```bash\n", 1)[1].split("```", 1)[0]
-    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    lines = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    return [line for line in lines if not line.startswith("export ")]
 
 
 def test_lessons_as_the_readme_says_fetches_the_released_lessons(installed):

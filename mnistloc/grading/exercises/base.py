@@ -287,9 +287,13 @@ def _first_difference(got: dict, exp: dict):
 
 
 def same_output(got: dict, other: dict) -> bool:
-    """Whether the student's output is a catalogued mistake's: equal values, or the same exception type."""
+    """Whether the student's output is a catalogued mistake's: equal values, or the same exception, type and
+    message (a message hidden from the grader, on a hidden case, leaves the type alone to compare): any other
+    ValueError is not the mistake's."""
     if got.get("type") == "error" or other.get("type") == "error":
-        return got.get("type") == other.get("type") == "error" and got["error"] == other["error"]
+        if not got.get("type") == other.get("type") == "error" or got["error"] != other["error"]:
+            return False
+        return not got.get("message") or not other.get("message") or got["message"] == other["message"]
     return compare(got, other) is None
 
 
@@ -345,7 +349,7 @@ def value_of(got: dict, key: str | None = None) -> np.ndarray:
 
 
 EXPECTED_MEMO = 4096  # reference outputs kept per process: every public case, and a class's worth of hidden ones
-_EXPECTED: collections.OrderedDict = collections.OrderedDict()  # (name, reference, case digest) -> its output
+_EXPECTED: collections.OrderedDict = collections.OrderedDict()  # (name, reference, run, case digest) -> its output
 
 
 def _digest(case: dict) -> bytes:
@@ -411,7 +415,7 @@ class Exercise:
         Raises:
             BrokenCheck: the reference raised where the case documents no error (or another one).
         """
-        key = (self.name, self.reference, _digest(case))
+        key = (self.name, self.reference, self.run, _digest(case))  # a model judged by properties has a run of its own
         if key in _EXPECTED:
             _EXPECTED.move_to_end(key)
             return _EXPECTED[key]
