@@ -78,3 +78,20 @@ def test_the_classic_check_rejects_same_padding_and_names_it():
 
     result = check("classic_model", classic_same_padding)
     assert not result.passed and "padding" in result.hint, result.hint
+
+
+@pytest.mark.slow
+def test_a_right_model_after_one_of_its_own_structure_still_passes_in_the_same_process():
+    """A grading process judges student after student: the reference's properties-only output, made for a model
+    of its own structure, must never be served for the full judging of the next (a bug once)."""
+    from mistakes.classic import classic_same_padding
+
+    from mnistloc.checks import check
+    from mnistloc.models import classic_model
+
+    def right(*, size=128, filters=(16, 32, 64), units=128):
+        return classic_model(1, size=size, filters=filters, units=units)
+
+    assert not check("classic_model", classic_same_padding).passed
+    assert check("classic_model", right).passed
+    assert not check("classic_model", classic_same_padding).passed
