@@ -14,7 +14,8 @@ import pytest
 from mnistloc import checks
 from mnistloc.checks import EXERCISES, CheckFailure, check, check_exercise, keras
 from mnistloc.grading import judge
-from mnistloc.grading.exercises.base import BrokenCheck, compare
+from mnistloc.grading.exercises.base import BrokenCheck
+from mnistloc.grading.exercises.outputs import compare
 from mnistloc.grading.sandbox import Outcome
 
 REPO = Path(__file__).resolve().parents[1]
@@ -508,7 +509,7 @@ def test_an_error_agrees_only_with_the_same_documented_error_of_the_reference():
 # ---- errors said plainly ----------------------------------------------------------------------------
 
 def test_terminal_colour_codes_are_stripped_from_a_students_error():
-    from mnistloc.grading.exercises.base import plain_message
+    from mnistloc.grading.exercises.outputs import plain_message
 
     assert plain_message("\x1b[1mValueError\x1b[0m: \x1b[31mbad\x1b[0m thing") == "ValueError: bad thing"
     result = check("iou", _raises(lambda m: ValueError("\x1b[31mred\x1b[0m text")))
@@ -517,7 +518,7 @@ def test_terminal_colour_codes_are_stripped_from_a_students_error():
 
 def test_keras_shape_errors_become_a_sentence():
     """Real Keras errors: a model built for a fixed input size, and a Dense layer fed the wrong width."""
-    from mnistloc.grading.exercises.base import error
+    from mnistloc.grading.exercises.outputs import error
 
     inputs = keras.Input(shape=(4, 4, 3))
     fixed = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))

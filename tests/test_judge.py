@@ -7,7 +7,7 @@ import pytest
 
 from mnistloc.grading import judge
 from mnistloc.grading.check import check
-from mnistloc.grading.exercises.base import compare, reduce
+from mnistloc.grading.exercises.outputs import compare, reduce
 from mnistloc.grading.registry import EXERCISES
 from mnistloc.grading.sandbox import Outcome
 

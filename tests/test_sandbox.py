@@ -324,7 +324,7 @@ def test_a_forged_reply_in_the_wire_format_is_found_out_and_never_answers_the_ne
     last = len(_calls("iou"))
     forger = IOU.replace("def iou(a, b):", "def _right(a, b):") + textwrap.dedent(f"""
         import os, struct
-        from mnistloc.grading.exercises.base import reduce
+        from mnistloc.grading.exercises.outputs import reduce
         from mnistloc.grading.wire import encode_reply
         seen = []
         def iou(a, b):
@@ -487,7 +487,7 @@ def test_a_package_under_tmp_still_gets_a_fresh_tmp(tmp_path, monkeypatch):
 
 
 def test_hidden_case_hints_carry_nothing_the_code_chose():
-    from mnistloc.grading.exercises.base import compare, reduce
+    from mnistloc.grading.exercises.outputs import compare, reduce
 
     exp = reduce({"boxes": np.zeros((3, 4), np.float32), "label": "seven", "n": [1, 2]})
     chosen = [  # each result differs from exp in one way the student chose: the secret words must not echo it

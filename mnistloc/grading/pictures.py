@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from mnistloc.grading.exercises.base import compare
+from mnistloc.grading.exercises.outputs import compare
 
 MAX_CELLS = 3  # boxes_from_cells: the differing cells drawn, largest error first
 

@@ -32,7 +32,7 @@ import textwrap
 import numpy as np
 
 from mnistloc.grading import judge, notebook, sandbox
-from mnistloc.grading.exercises.base import compare
+from mnistloc.grading.exercises.outputs import compare
 from mnistloc.grading.registry import EXERCISES, QUESTIONS, SECRET_SEED_ENV, exercises_of, questions_of
 
 _UNANSWERED = "YOUR ANSWER HERE"  # what nbgrader's release puts in a written answer cell

@@ -11,8 +11,8 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import canvas as C
-from mnistloc.grading.exercises.base import (LESSONS, RANDOM_CASES, Property, _show, float64_mistake, numpy_exercise,
-                                             value_of)
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, float64_mistake, numpy_exercise
+from mnistloc.grading.exercises.outputs import _show, value_of
 
 L1, L2, L3, L4 = LESSONS[:4]
 

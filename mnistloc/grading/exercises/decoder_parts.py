@@ -12,7 +12,8 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import decoder as D
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, call_kwargs, numpy_exercise, value_of
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, call_kwargs, numpy_exercise
+from mnistloc.grading.exercises.outputs import value_of
 
 L1, L2, L3 = LESSONS[:3]
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from mnistloc import targets as T
-from mnistloc.grading.exercises.base import LESSONS, Exercise, Property, keras, value_of
+from mnistloc.grading.exercises.base import LESSONS, Exercise, Property, keras
+from mnistloc.grading.exercises.outputs import value_of
 
 L1, L2, L3, L4 = LESSONS[:4]
 

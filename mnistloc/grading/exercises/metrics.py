@@ -12,7 +12,8 @@ import numpy as np
 
 from mnistloc import boxes as B
 from mnistloc import metrics as M
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise, value_of
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, numpy_exercise
+from mnistloc.grading.exercises.outputs import value_of
 
 L1, L2, L3, L4 = LESSONS[:4]
 

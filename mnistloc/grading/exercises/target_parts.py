@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from mnistloc import targets as T
-from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, call_kwargs, numpy_exercise, value_of
+from mnistloc.grading.exercises.base import LESSONS, RANDOM_CASES, Property, call_kwargs, numpy_exercise
+from mnistloc.grading.exercises.outputs import value_of
 
 L2 = LESSONS[1]
 
