@@ -24,24 +24,19 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from mnistloc.checks import EXERCISES, check  # noqa: E402
+import mistakes  # noqa: E402  (tests/mistakes: the corpora and the one verdict rule)
 
 
 def measure(corpus: str) -> list[dict]:
     module = importlib.import_module(f"mistakes.{corpus}")
     entries = []
     for name, wrong, words in module.MISTAKES:
-        result = check(name, wrong)
-        catalogued = any(result.hint == f"{name}: {hint}" for hint, _ in EXERCISES[name].mistakes)
-        said = result.hint
-        for case in EXERCISES[name].fixed() if not catalogued else ():
-            said = said.replace(case.get("note", ""), "") if case.get("note") else said
+        judged = mistakes.verdict(name, wrong, words)
         entries.append({"exercise": name, "function": wrong.__name__,
                         "description": (wrong.__doc__ or "").strip(), "words": list(words),
-                        "rejected": not result.passed, "named": any(w.lower() in said.lower() for w in words),
-                        "catalogued": catalogued, "hint": result.hint})
+                        **{k: judged[k] for k in ("rejected", "named", "catalogued", "hint")}})
         print(f"{'ok ' if entries[-1]['named'] else '?? ' if entries[-1]['rejected'] else 'PASS'} "
-              f"{wrong.__name__}: {result.hint[:150]}", flush=True)
+              f"{wrong.__name__}: {judged['hint'][:150]}", flush=True)
     return entries
 
 

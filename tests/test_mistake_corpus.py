@@ -7,8 +7,8 @@ import functools
 
 import pytest
 
+import mistakes
 from mistakes import blind_a, blind_b, blind_c, canvas, classic, detector, holdout, losses, metrics
-from mnistloc.checks import EXERCISES, check
 
 CORPUS = (canvas.MISTAKES + metrics.MISTAKES + detector.MISTAKES + losses.MISTAKES + classic.MISTAKES
           + holdout.MISTAKES + blind_a.MISTAKES + blind_b.MISTAKES + blind_c.MISTAKES)
@@ -17,16 +17,8 @@ SLOW = {"classic_model"}  # each answer builds a dozen models
 
 @functools.lru_cache(maxsize=None)
 def verdict(i: int) -> dict:
-    """What ``mnistloc check`` makes of corpus entry ``i``: rejected, named, named wrongly, the hint."""
-    name, wrong, words = CORPUS[i]
-    result = check(name, wrong)
-    catalogued = any(result.hint == f"{name}: {hint}" for hint, _ in EXERCISES[name].mistakes)
-    said = result.hint
-    for case in EXERCISES[name].fixed() if not catalogued else ():  # a case's own words (its arithmetic) name nothing
-        said = said.replace(case.get("note", ""), "") if case.get("note") else said
-    named = any(w.lower() in said.lower() for w in words)
-    return {"rejected": not result.passed, "named": named, "misnamed": catalogued and not named,
-            "hint": result.hint}
+    """What ``mnistloc check`` makes of corpus entry ``i`` (``mistakes.verdict``)."""
+    return mistakes.verdict(*CORPUS[i])
 
 
 def _params(slow: bool):

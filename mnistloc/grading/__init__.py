@@ -3,8 +3,9 @@
 - ``registry``: every exercise by name, the lessons, the prelude, the secret seed;
   ``questions``: the written questions, their prompts and model answers.
 - ``exercises``: ``base`` (``Exercise``, ``Property``, ``CheckFailure``), ``outputs`` (reducing
-  outputs to plain data and comparing them) and one module per topic (``canvas``, ``metrics``, ``classic``, ``heads``, ``losses``,
-  ``target_parts``, ``decoder_parts``, ``assembly``, ``crowds``).
+  outputs to plain data and comparing them) and one module per topic (``canvas``, ``labels``,
+  ``metrics``, ``classic``, ``heads``, ``losses``, ``target_parts``, ``decoder_parts``, ``assembly``,
+  ``crowds``).
 - ``judge``: the one judge: ``read_answers`` (the answer cells of a notebook, one rule),
   ``plan`` (what to run), ``judge`` (outcomes -> ``Result``: points, status, hint).
 - ``check``: ``check``, ``check_exercise`` (a notebook's test cell), ``check_notebook``

@@ -4,7 +4,7 @@ Everything that judges student code imports this module directly (it imports
 no other grading module but the exercises), so nothing needs a lazy import to
 find an exercise. An exercise is registered by listing it in the ``EXERCISES``
 tuple of its topic module in ``mnistloc.grading.exercises`` (``canvas``,
-``metrics``, ``heads``, ``classic``, ``target_parts``, ``decoder_parts``, ``losses``, ``crowds``, ``assembly``) and naming that module
+``labels``, ``metrics``, ``heads``, ``classic``, ``target_parts``, ``decoder_parts``, ``losses``, ``crowds``, ``assembly``) and naming that module
 in ``_TOPICS`` below. An exercise that a lesson no longer asks for stays registered, listed in ``RETIRED``, so that
 notebooks released before keep their points for it.
 """
@@ -17,8 +17,8 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
-from mnistloc.grading.exercises import (assembly, canvas, classic, crowds, decoder_parts, heads, losses, metrics,
-                                        target_parts)
+from mnistloc.grading.exercises import (assembly, canvas, classic, crowds, decoder_parts, heads, labels, losses,
+                                        metrics, target_parts)
 from mnistloc.grading.exercises.base import LESSONS, Exercise
 from mnistloc.grading.questions import QUESTIONS as _QUESTIONS
 from mnistloc.grading.questions import Question
@@ -33,7 +33,7 @@ SEED_FILE = "secret_seed"  # in a course folder: one integer, chmod 600
 # What every exercise cell may rely on; ``mnistloc check`` and the grader run it before each exercise's cell.
 PRELUDE = "import numpy as np\nfrom mnistloc.checks import keras  # the real keras, imported on first use\n"
 
-_TOPICS = (canvas, metrics, heads, classic, target_parts, decoder_parts, losses, crowds, assembly)
+_TOPICS = (canvas, labels, metrics, heads, classic, target_parts, decoder_parts, losses, crowds, assembly)
 
 ALL_EXERCISES: dict[str, Exercise] = dict(sorted(((ex.name, ex) for topic in _TOPICS for ex in topic.EXERCISES),
                                                  key=lambda kv: LESSONS.index(kv[1].lesson)))
